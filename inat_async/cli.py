@@ -1,0 +1,160 @@
+"""The command line: options in, a harvest run, a summary and an exit status out."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError, UsageError
+from .pipeline import Summary, harvest
+from .settings import (
+    DEFAULT_SIZES,
+    SIZES,
+    Budgets,
+    Settings,
+    api_url_default,
+    make_settings,
+    parse_params,
+)
+
+PROG = "inat-async"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, exit 2: bad input needs no usage dump."""
+        self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    b = Budgets()
+    p = _Parser(
+        prog=PROG,
+        description="Harvest iNaturalist observations and their photos into a folder: "
+        "a resumable SQLite state, photos/, observations.csv and photos.csv.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    what = p.add_argument_group("what to harvest")
+    what.add_argument("--place", action="append", default=[], metavar="ID",
+                      help="iNaturalist place id; repeat it or give a comma list")  # fmt: skip
+    what.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                      help="add or override an API filter (defaults: geo=true identified=true "
+                      "rank=species); KEY= drops one")  # fmt: skip
+    what.add_argument("--sizes", default=",".join(DEFAULT_SIZES),
+                      help=f"photo sizes, comma separated, of {', '.join(SIZES)}")  # fmt: skip
+    photos = what.add_mutually_exclusive_group()
+    photos.add_argument("--all-photos", action="store_true",
+                        help="every photo of an observation, not only the first")  # fmt: skip
+    photos.add_argument("--no-photos", action="store_true", help="metadata only")
+    where = p.add_argument_group("where")
+    where.add_argument("--out", default="inat_harvest", metavar="DIR",
+                       help="output folder; running again continues the harvest in it")  # fmt: skip
+    where.add_argument("--api-url", default=api_url_default(), metavar="URL",
+                       help="API base URL (or the INAT_API_URL environment variable)")  # fmt: skip
+    speed = p.add_argument_group("speed and politeness")
+    speed.add_argument("--workers", type=int, default=16, help="concurrent photo downloads")
+    speed.add_argument("--api-rpm", type=int, default=b.api_rpm,
+                       help="API requests in any sliding minute (iNaturalist asks <= 60)")  # fmt: skip
+    speed.add_argument("--api-daily", type=int, default=b.api_daily,
+                       help="API requests in any sliding 24 hours (iNaturalist asks <= 10,000)")  # fmt: skip
+    speed.add_argument("--media-rpm", type=int, default=b.media_rpm,
+                       help="photo requests a minute per photo host")  # fmt: skip
+    speed.add_argument("--media-gb-per-hour", type=float, default=b.media_gb_per_hour,
+                       help="GB of photos per host in any sliding hour (blocking starts at 5)")  # fmt: skip
+    speed.add_argument("--media-gb-per-day", type=float, default=b.media_gb_per_day,
+                       help="GB of photos per host in any sliding day (blocking starts at 24)")  # fmt: skip
+    speed.add_argument("--media-concurrency", type=int, default=b.media_concurrency,
+                       help="photo downloads at once per photo host")  # fmt: skip
+    speed.add_argument("--no-limits", action="store_true",
+                       help="lift every limit: only for a local simulator or mirror")  # fmt: skip
+    speed.add_argument("--budget-file", type=Path, default=None, metavar="FILE",
+                       help="shared budget counters (default: ~/.cache/inat_async/budget.sqlite, "
+                       "or INAT_ASYNC_BUDGET_FILE)")  # fmt: skip
+    speed.add_argument("--retry-wait", type=float, default=1.0, metavar="SECONDS",
+                       help="first backoff before a retry; it doubles, with jitter")  # fmt: skip
+    # Shrinks every budget window (minute, hour, day) for tests that must run in seconds.
+    speed.add_argument("--budget-window-scale", type=float, default=1.0, help=argparse.SUPPRESS)
+    talk = p.add_argument_group("output")
+    talk.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    talk.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    talk.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    scale = args.budget_window_scale
+    for name in ("workers", "api_rpm", "api_daily", "media_rpm", "media_concurrency"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    budgets = Budgets(
+        api_rpm=args.api_rpm, api_daily=args.api_daily, media_rpm=args.media_rpm,
+        media_gb_per_hour=args.media_gb_per_hour, media_gb_per_day=args.media_gb_per_day,
+        media_concurrency=args.media_concurrency,
+        minute=60.0 * scale, hour=3600.0 * scale, day=86400.0 * scale,
+    )  # fmt: skip
+    return make_settings(
+        args.place,
+        out=args.out,
+        api_url=args.api_url,
+        filters=parse_params(args.param),
+        sizes=args.sizes,
+        all_photos=args.all_photos,
+        no_photos=args.no_photos,
+        workers=args.workers,
+        limits=not args.no_limits,
+        budgets=budgets,
+        budget_file=args.budget_file,
+        backoff_initial=args.retry_wait,
+    )
+
+
+def _print_summary(summary: Summary) -> None:
+    p = summary.photos
+    print(f"{summary.observations:,} observations in {summary.out}")
+    print(
+        f"photo files: {p.get('done', 0):,} done, {p.get('missing', 0):,} missing, "
+        f"{p.get('skipped', 0):,} skipped, {p.get('failed', 0):,} failed; "
+        f"{summary.bytes / 1e6:,.1f} MB this run"
+    )
+    print(f"API requests this run: {summary.api_requests:,}; waited {summary.seconds_waiting:,.0f} s"
+          " on budgets")  # fmt: skip
+    for photo_id, size, reason in summary.failed_examples:
+        print(f"  failed: photo {photo_id} {size}: {reason}")
+    if summary.photos_failed:
+        print("photos that failed are listed in photos.csv; run the same command to retry them")
+
+
+async def _harvest_until_signal(settings: Settings) -> Summary:
+    """SIGTERM cancels like Ctrl-C does, so both leave the state consistent."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await harvest(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        settings = settings_from_args(args)
+        summary = asyncio.run(_harvest_until_signal(settings))
+    except HarvestError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(f"{PROG}: interrupted; everything harvested so far is kept. "
+              "Run the same command again to continue.", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
+    _print_summary(summary)
+    return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
+
+
+def run() -> NoReturn:
+    sys.exit(main())

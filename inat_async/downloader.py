@@ -1,0 +1,106 @@
+"""The workers: download photo files concurrently, each streamed to a temporary name and
+renamed into place only when complete, so a final name always holds a whole file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+import aiofiles
+import aiohttp
+
+from .errors import DiskFullError, PermanentError, TransientError
+from .http import RETRYABLE, Http, check_blocked, host_of, transient_for
+from .photos import looks_like_image
+from .state import PhotoJob
+
+CHUNK = 256 * 1024
+
+
+class Downloader:
+    """Fetches one :class:`PhotoJob` at a time; returns (status, bytes, reason)."""
+
+    def __init__(self, http: Http, out: Path):
+        self.http = http
+        self.out = out
+        self.settings = http.settings
+
+    async def fetch(self, job: PhotoJob) -> tuple[str, int | None, str | None]:
+        final = self.out / job.path
+        if final.is_file():  # renamed into place by an earlier run: complete by construction
+            return "done", final.stat().st_size, None
+        final.parent.mkdir(parents=True, exist_ok=True)
+        host = host_of(job.url)
+        try:
+            nbytes = await self.http.retrying(
+                host, self.settings.photo_attempts, lambda: self._attempt(job.url, host, final)
+            )
+        except PermanentError as exc:
+            return exc.status, None, exc.reason
+        except RETRYABLE as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+            return "failed", None, f"{reason} (after {self.settings.photo_attempts} tries)"
+        return "done", nbytes, None
+
+    async def _attempt(self, url: str, host: str, final: Path) -> int:
+        async with (
+            self.http.politeness.media_turn(host),
+            self.http.session.get(url, allow_redirects=False) as response,
+        ):
+            if (error := transient_for(response)) is not None:
+                raise error
+            await check_blocked(response)
+            if response.status in (403, 404):
+                raise PermanentError("missing", f"HTTP {response.status}: this size is not on the server")
+            if response.status != 200:
+                raise PermanentError("failed", f"HTTP {response.status}")
+            length = self._expected_length(response)
+            await self.http.politeness.spent_bytes(host, length or 0)
+            return await self._stream(response, final, length)
+
+    def _expected_length(self, response: aiohttp.ClientResponse) -> int | None:
+        kind = response.headers.get("Content-Type", "")
+        if not kind.startswith("image/"):
+            # An HTML page with status 200 is a proxy's hiccup, not the photo.
+            raise TransientError(f"answer is {kind.split(';')[0] or 'untyped'}, not an image")
+        length = response.content_length
+        if length is not None and length > self.settings.max_photo_bytes:
+            raise PermanentError("failed", f"{length} bytes is larger than any photo")
+        return length
+
+    async def _stream(self, response: aiohttp.ClientResponse, final: Path, length: int | None) -> int:
+        part = final.with_name(f".{final.name}.part")
+        size, head = 0, b""
+        try:
+            async with aiofiles.open(part, "wb") as file:
+                async for chunk in response.content.iter_chunked(CHUNK):
+                    size += len(chunk)
+                    if size > self.settings.max_photo_bytes:
+                        raise PermanentError("failed", "body larger than any photo")
+                    head = head or chunk[:16]
+                    await file.write(chunk)
+            if length is not None and size != length:
+                raise TransientError(f"body ended at {size} of {length} bytes")
+            if not looks_like_image(head):
+                raise TransientError("body is not a JPEG, PNG or GIF file")
+            os.replace(part, final)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError(
+                    f"no space left in {self.out}: free some and run the same command again"
+                ) from exc
+            raise
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+        return size
+
+
+async def run_workers(downloader: Downloader, queue: asyncio.Queue[PhotoJob | None], record) -> None:
+    """One worker: take jobs until the None sentinel, record each outcome."""
+    while (job := await queue.get()) is not None:
+        status, nbytes, reason = await downloader.fetch(job)
+        record(job, status, nbytes, reason)

@@ -1,0 +1,50 @@
+"""The final stage: observations.csv and photos.csv, written in chunks from the state.
+
+Each file is written under a temporary name and renamed into place, so a reader never sees
+half a CSV. Columns are kept as Python objects so integer ids with gaps stay integers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .records import COLUMNS, SQL_COLUMNS
+from .settings import SIZES
+from .state import State
+
+CHUNK_ROWS = 20_000
+PHOTO_COLUMNS = (
+    "observation_id", "photo_id", "position", "size", "url", "path", "status", "bytes",
+    "license_code", "attribution", "reason",
+)  # fmt: skip
+_SIZE_ORDER = f"instr('{','.join(SIZES)}', size)"
+
+
+def write_csvs(state: State, out: Path) -> None:
+    observations = ", ".join(f'"{c}"' for c in SQL_COLUMNS)
+    _write_csv(state, f'SELECT {observations} FROM observations ORDER BY "id"', COLUMNS,
+               out / "observations.csv")  # fmt: skip
+    _write_csv(
+        state,
+        f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"
+        f" ORDER BY observation_id, position, photo_id, {_SIZE_ORDER}",
+        PHOTO_COLUMNS,
+        out / "photos.csv",
+    )
+
+
+def _write_csv(state: State, sql: str, columns: tuple[str, ...], target: Path) -> None:
+    part = target.with_name(f".{target.name}.part")
+    try:
+        pd.DataFrame(columns=list(columns)).to_csv(part, index=False)
+        for _, rows in state.query_chunks(sql, CHUNK_ROWS):
+            frame = pd.DataFrame(rows, columns=list(columns), dtype=object)
+            frame.to_csv(part, mode="a", header=False, index=False)
+        os.replace(part, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()

@@ -1,0 +1,178 @@
+"""HTTP for the harvest: one aiohttp session, answers sorted into retry, fail or stop.
+
+Every request is retried by tenacity on 429, 5xx, timeouts, dropped connections and bodies
+that are not what was asked for, with exponential backoff and jitter, never sooner than the
+server's Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from . import __version__
+from .errors import BlockedError, PermanentError, ServerError, TransientError, UsageError
+from .politeness import Politeness
+from .settings import Settings
+
+USER_AGENT = f"inat_async/{__version__} (+https://github.com/inat-async/inat_async)"
+RETRYABLE = (TransientError, aiohttp.ClientError, asyncio.TimeoutError)
+_BLOCKED = "This IP has been blocked"
+T = TypeVar("T")
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).netloc
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def transient_for(response: aiohttp.ClientResponse) -> TransientError | None:
+    """The retryable error a 429 or 5xx status means, or None."""
+    status = response.status
+    if status == 429 or status >= 500:
+        return TransientError(
+            f"HTTP {status}",
+            retry_after(response.headers.get("Retry-After")),
+            throttled=status in (429, 503),
+        )
+    return None
+
+
+async def check_blocked(response: aiohttp.ClientResponse) -> None:
+    if response.status == 403:
+        text = (await response.content.read(65536)).decode("utf-8", "replace")
+        if _BLOCKED in text:
+            raise BlockedError(
+                f"{host_of(str(response.url))} says this IP has been blocked; stopping at once. "
+                "Do not retry from this address: contact help@inaturalist.org"
+            )
+
+
+class Http:
+    """The harvest's HTTP session with its timeouts, User-Agent and politeness."""
+
+    def __init__(self, settings: Settings, politeness: Politeness):
+        self.settings = settings
+        self.politeness = politeness
+        self.api_requests = 0
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Http:
+        s = self.settings
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=s.connect_timeout, sock_connect=s.connect_timeout,
+            sock_read=s.request_timeout,
+        )  # fmt: skip
+        connector = aiohttp.TCPConnector(limit=max(100, s.workers * 2), ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            timeout=timeout, connector=connector, headers={"User-Agent": USER_AGENT},
+            auto_decompress=True,
+        )  # fmt: skip
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._session:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None
+        return self._session
+
+    async def retrying(self, host: str, attempts: int, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call`` until it succeeds, retrying RETRYABLE failures with backoff."""
+        s = self.settings
+        backoff = wait_exponential_jitter(initial=s.backoff_initial, max=s.max_backoff)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            after = exc.retry_after if isinstance(exc, TransientError) else None
+            return max(backoff(state), after or 0.0)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, TransientError) and exc.throttled:
+                self.politeness.throttled(host, exc.retry_after)
+
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait,
+            retry=retry_if_exception_type(RETRYABLE),
+            before_sleep=before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                result = await call()
+        self.politeness.succeeded(host)
+        return result
+
+    async def get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        """GET an API URL and return its JSON object, retrying what can be retried."""
+        host = host_of(url)
+
+        async def once() -> dict[str, Any]:
+            await self.politeness.api_turn(host)
+            self.api_requests += 1
+            async with self.session.get(url, params=params) as response:
+                return await _api_json(response)
+
+        try:
+            return await self.retrying(host, self.settings.api_attempts, once)
+        except RETRYABLE as exc:
+            raise ServerError(
+                f"{url} kept failing ({_describe(exc)}) after {self.settings.api_attempts} tries; "
+                "run the same command again later to continue"
+            ) from exc
+
+
+async def _api_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    if (error := transient_for(response)) is not None:
+        raise error
+    await check_blocked(response)
+    body = await response.read()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        # An HTML error page with status 200 happens behind proxies: worth another try.
+        raise TransientError(f"HTTP {response.status} answer is not JSON") from None
+    if response.status == 422:
+        message = data.get("error") if isinstance(data, dict) else None
+        raise UsageError(f"iNaturalist rejected the query: {message or 'HTTP 422'}")
+    if response.status != 200:
+        message = data.get("error") if isinstance(data, dict) else None
+        raise ServerError(f"the API answered HTTP {response.status}: {str(message)[:200]}")
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise TransientError("the answer is JSON but not an observations page")
+    return data
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+__all__ = ["RETRYABLE", "Http", "PermanentError", "check_blocked", "host_of", "transient_for"]

@@ -1,0 +1,159 @@
+"""One harvest from start to end: pager -> state -> feeder -> bounded queue -> workers -> CSV.
+
+The state database is the buffer between paging and downloading: the pager commits pages
+without waiting on downloads (the API budget is the scarce resource), and the feeder moves
+pending photo rows, in order, into a bounded queue that the workers drain. No stage holds
+more than a page or a queue's worth of the harvest in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .downloader import Downloader, run_workers
+from .errors import DiskFullError, HarvestError, UsageError
+from .export import write_csvs
+from .http import Http
+from .pager import Pager
+from .politeness import Politeness
+from .progress import Progress, report
+from .settings import REAL_API_HOST, Settings
+from .state import STATE_FILE, PhotoJob, State
+
+log = logging.getLogger("inat_async")
+
+
+@dataclass
+class Summary:
+    """What a finished harvest holds, as the CLI prints it and the library returns it."""
+
+    out: Path
+    observations: int
+    photos: dict[str, int]
+    api_requests: int
+    bytes: int
+    seconds_waiting: float
+    failed_examples: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def photos_failed(self) -> int:
+        return self.photos.get("failed", 0)
+
+
+async def harvest(settings: Settings) -> Summary:
+    """Run (or continue) the harvest ``settings`` describe, and write its CSV files."""
+    if not settings.limits and REAL_API_HOST in settings.api_url:
+        log.warning("--no-limits against %s: you risk having this IP blocked", REAL_API_HOST)
+    with _output_folder(settings.out) as state:
+        state.check_fingerprint(settings.fingerprint())
+        state.retry_failed()
+        politeness = Politeness(settings)
+        politeness.open()
+        progress = Progress()
+        try:
+            async with Http(settings, politeness) as http:
+                await _run_stages(settings, state, http, progress)
+                api_requests = http.api_requests
+        finally:
+            politeness.close()
+        log.info("%s", progress.line())
+        write_csvs(state, settings.out)
+        return Summary(
+            out=settings.out,
+            observations=state.observation_count(),
+            photos=state.photo_counts(),
+            api_requests=api_requests,
+            bytes=progress.bytes,
+            seconds_waiting=politeness.waited,
+            failed_examples=state.failed_photos(),
+        )
+
+
+async def _run_stages(settings: Settings, state: State, http: Http, progress: Progress) -> None:
+    queue: asyncio.Queue[PhotoJob | None] = asyncio.Queue(maxsize=settings.workers * 4)
+    new_page = asyncio.Event()
+    paging_done = asyncio.Event()
+    stop_report = asyncio.Event()
+    progress.backlog = state.photo_counts().get("pending", 0)
+    downloader = Downloader(http, settings.out)
+
+    def record(job: PhotoJob, status: str, nbytes: int | None, reason: str | None) -> None:
+        state.finish_photo(job.seq, status, nbytes, reason)
+        progress.finished(status, nbytes)
+
+    async def page() -> None:
+        try:
+            await Pager(settings, state, http, progress, new_page.set).run()
+        finally:
+            paging_done.set()
+            new_page.set()
+
+    async def feed() -> None:
+        last_seq = 0
+        while True:
+            jobs = state.pending_photos(last_seq, settings.workers * 4)
+            for job in jobs:
+                await queue.put(job)
+                last_seq = job.seq
+            if jobs:
+                continue
+            if paging_done.is_set():
+                # Rows committed after the last look would be pending still: one more look.
+                if not state.pending_photos(last_seq, 1):
+                    break
+                continue
+            new_page.clear()
+            await new_page.wait()
+        for _ in range(settings.workers):
+            await queue.put(None)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            reporter = group.create_task(report(progress, settings.progress_interval, stop_report))
+            group.create_task(page())
+            group.create_task(feed())
+            workers = [group.create_task(run_workers(downloader, queue, record))
+                       for _ in range(settings.workers)]  # fmt: skip
+            await asyncio.gather(*workers)
+            stop_report.set()
+            await reporter
+    except* Exception as group_error:
+        # A TaskGroup wraps what its tasks raised: pass the most telling cause on as it is.
+        raise _main_cause(group_error.exceptions, settings.out) from None
+
+
+def _main_cause(errors: tuple[Exception, ...], out: Path) -> Exception:
+    for error in errors:
+        if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
+            return DiskFullError(f"no space left for {out / STATE_FILE}: free some and run "
+                                 "the same command again")  # fmt: skip
+    return next((e for e in errors if isinstance(e, HarvestError)), errors[0])
+
+
+@contextlib.contextmanager
+def _output_folder(out: Path) -> Iterator[State]:
+    """The output folder, locked for this harvest, and its state database."""
+    if not out.parent.is_dir():
+        raise UsageError(f"--out: the folder {out.parent} does not exist")
+    try:
+        out.mkdir(exist_ok=True)
+        lock = open(out / ".lock", "w")  # noqa: SIM115 - held for the whole harvest
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write to {out} ({exc.strerror})") from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another harvest is running in {out}; wait for it to end") from None
+        state = State(out / STATE_FILE)
+        try:
+            yield state
+        finally:
+            state.close()

@@ -1,0 +1,166 @@
+"""When a request may go: budgets, per-host pacing and concurrency, Retry-After and AIMD.
+
+The API host is paced by the shared :class:`~inat_async.budget.Ledger` (its limits are
+per IP). Photo hosts are paced in process by aiolimiter at --media-rpm, one request at a
+time spread evenly, and their bytes are counted in the ledger per host and per hour/day.
+After a 429 a host's rate halves and then recovers step by step (additive increase,
+multiplicative decrease), so a server stricter than the settings is respected unaided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiolimiter import AsyncLimiter
+
+from .budget import Ledger, Window, default_budget_file
+from .settings import Settings
+
+log = logging.getLogger("inat_async")
+
+_MIN_FACTOR = 1 / 64
+_LOG_WAITS_LONGER_THAN = 2.0
+
+
+@dataclass
+class _Host:
+    """One host's in-process state: its AIMD rate factor and Retry-After horizon."""
+
+    factor: float = 1.0
+    not_before: float = 0.0  # Unix time
+    limiter: AsyncLimiter | None = None
+    slots: asyncio.Semaphore | None = None
+    waited: float = field(default=0.0)
+
+
+class Politeness:
+    """Gatekeeper for every request of one harvest; a no-op with ``limits=False``."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.budgets = settings.budgets
+        self.enabled = settings.limits
+        self._ledger: Ledger | None = None
+        self._hosts: dict[str, _Host] = {}
+        self.waited = 0.0  # seconds spent waiting on a budget or a Retry-After
+        self._last_wait_log: dict[str, float] = {}
+
+    def open(self) -> None:
+        if self.enabled:
+            self._ledger = Ledger(self.settings.budget_file or default_budget_file())
+
+    def close(self) -> None:
+        if self._ledger:
+            self._ledger.close()
+
+    def _host(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host()
+            if self.enabled:
+                state.slots = asyncio.Semaphore(self.budgets.media_concurrency)
+        return state
+
+    # -- the API ----------------------------------------------------------------------------
+    async def api_turn(self, host: str) -> None:
+        """Wait for this host's Retry-After and a slot in the API budget."""
+        if not self.enabled:
+            return
+        state = self._host(host)
+        await self._wait_retry_after(host, state)
+        b = self.budgets
+        rpm = max(1.0, b.api_rpm * state.factor)
+        windows = (
+            Window(int(rpm) or 1, b.minute, f"{int(rpm)} API requests a {_span(b.minute)}"),
+            Window(b.api_daily, b.day, f"{b.api_daily} API requests a {_span(b.day)}"),
+        )
+        assert self._ledger is not None
+        slot, reason = await asyncio.to_thread(self._ledger.reserve, f"api {host}", windows, b.minute / rpm)
+        await self._sleep_until(slot, reason, "API")
+
+    # -- photo hosts ------------------------------------------------------------------------
+    @asynccontextmanager
+    async def media_turn(self, host: str) -> AsyncIterator[None]:
+        """Hold one of the host's concurrency slots, paced and within its byte budgets."""
+        if not self.enabled:
+            yield
+            return
+        state = self._host(host)
+        assert state.slots is not None
+        async with state.slots:
+            await self._wait_retry_after(host, state)
+            await self._wait_for_bytes(host)
+            if state.limiter is None:
+                rpm = max(1.0, self.budgets.media_rpm * state.factor)
+                state.limiter = AsyncLimiter(1, self.budgets.minute / rpm)
+            await state.limiter.acquire()
+            yield
+
+    async def spent_bytes(self, host: str, nbytes: int) -> None:
+        if self._ledger and nbytes:
+            await asyncio.to_thread(self._ledger.record, f"bytes {host}", nbytes)
+
+    async def _wait_for_bytes(self, host: str) -> None:
+        assert self._ledger is not None
+        b = self.budgets
+        for limit_gb, span in ((b.media_gb_per_hour, b.hour), (b.media_gb_per_day, b.day)):
+            while True:
+                used = await asyncio.to_thread(self._ledger.used, f"bytes {host}", span)
+                if used < limit_gb * 1e9:
+                    break
+                # Bytes leave the window as it slides; look again in a while.
+                pause = min(span / 60, 60.0)
+                what = f"{limit_gb:g} GB of photos a {_span(span)} from {host}"
+                await self._sleep_until(time.time() + pause, what, "media")
+
+    # -- feedback from responses ------------------------------------------------------------
+    def throttled(self, host: str, retry_after: float | None) -> None:
+        """A 429 or 503: halve the host's rate and honour Retry-After for every request."""
+        state = self._host(host)
+        if retry_after:
+            state.not_before = max(state.not_before, time.time() + retry_after)
+        if self.enabled:
+            state.factor = max(_MIN_FACTOR, state.factor / 2)
+            state.limiter = None
+            log.info("%s asked us to slow down: rate now %.0f%% of the budget", host,
+                     100 * state.factor)  # fmt: skip
+
+    def succeeded(self, host: str) -> None:
+        state = self._hosts.get(host)
+        if state and state.factor < 1:
+            state.factor = min(1.0, state.factor + 1 / 64)
+            state.limiter = None
+
+    async def _wait_retry_after(self, host: str, state: _Host) -> None:
+        if state.not_before > time.time():
+            await self._sleep_until(state.not_before, f"Retry-After from {host}", host)
+
+    async def _sleep_until(self, when: float, reason: str | None, topic: str) -> None:
+        delay = when - time.time()
+        if delay <= 0:
+            return
+        if reason and delay > _LOG_WAITS_LONGER_THAN:
+            now = time.monotonic()
+            if now - self._last_wait_log.get(reason, -1e9) > 30:
+                self._last_wait_log[reason] = now
+                until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+                log.warning("%s budget spent (%s): waiting until %s (%s)", topic, reason, until,
+                            _duration(delay))  # fmt: skip
+        self.waited += delay
+        await asyncio.sleep(delay)
+
+
+def _span(seconds: float) -> str:
+    names = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
+    return names.get(seconds, f"{seconds:g} s")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -1,0 +1,150 @@
+"""What one harvest is asked to do: the validated settings shared by the CLI and the library."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UsageError
+
+DEFAULT_API_URL = "https://api.inaturalist.org/v1"
+REAL_API_HOST = "api.inaturalist.org"
+SIZES = ("square", "thumb", "small", "medium", "large", "original")
+DEFAULT_SIZES = ("square", "medium", "original")
+# The seed's filters: observations with public coordinates, identified to species.
+DEFAULT_FILTERS = {"geo": "true", "identified": "true", "rank": "species"}
+# Paging is ours to control: a user's --param may not break the keyset cursor.
+RESERVED_PARAMS = frozenset({"order", "order_by", "per_page", "page", "id_above", "id_below"})
+# The photo hosts iNaturalist serves from; the API's own host is added at run time.
+PHOTO_HOSTS = ("inaturalist-open-data.s3.amazonaws.com", "static.inaturalist.org")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Politeness limits, each counted over a sliding window (see budget.py)."""
+
+    api_rpm: int = 60
+    api_daily: int = 10_000
+    media_rpm: int = 600
+    media_gb_per_hour: float = 4.0
+    media_gb_per_day: float = 20.0
+    media_concurrency: int = 8
+    # Window lengths in seconds; tests shrink them to run in seconds.
+    minute: float = 60.0
+    hour: float = 3600.0
+    day: float = 86400.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a harvest needs; build it with :func:`make_settings` to get validation."""
+
+    places: tuple[int, ...]
+    out: Path = Path("inat_harvest")
+    api_url: str = DEFAULT_API_URL
+    filters: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FILTERS))
+    sizes: tuple[str, ...] = DEFAULT_SIZES
+    all_photos: bool = False
+    no_photos: bool = False
+    workers: int = 16
+    limits: bool = True
+    budgets: Budgets = Budgets()
+    budget_file: Path | None = None
+    per_page: int = 200
+    max_photo_bytes: int = 64 * 1024 * 1024
+    request_timeout: float = 60.0
+    connect_timeout: float = 15.0
+    api_attempts: int = 8
+    photo_attempts: int = 5
+    backoff_initial: float = 1.0
+    max_backoff: float = 300.0
+    progress_interval: float = 5.0
+
+    def fingerprint(self) -> dict[str, object]:
+        """What makes two runs the same harvest: stored in the state, compared on resume."""
+        return {
+            "places": sorted(self.places),
+            "filters": dict(sorted(self.filters.items())),
+            "sizes": sorted(self.sizes),
+            "all_photos": self.all_photos,
+            "no_photos": self.no_photos,
+        }
+
+    @property
+    def photo_hosts(self) -> frozenset[str]:
+        from urllib.parse import urlsplit
+
+        return frozenset((*PHOTO_HOSTS, urlsplit(self.api_url).hostname or ""))
+
+
+def parse_places(values: Iterable[str | int]) -> tuple[int, ...]:
+    """Place ids from repeatable, comma-separated values; order kept, duplicates dropped."""
+    places: dict[int, None] = {}
+    for value in values:
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit() or int(part) <= 0:
+                raise UsageError(f"--place: {part!r} is not a place id (a positive integer)")
+            places[int(part)] = None
+    return tuple(places)
+
+
+def parse_sizes(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Photo sizes from 'square,medium' or a list; each must be one iNaturalist serves."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    sizes = tuple(dict.fromkeys(p.strip().lower() for p in parts if p.strip()))
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        raise UsageError(f"--sizes: unknown size {unknown[0]!r} (choose from {', '.join(SIZES)})")
+    if not sizes:
+        raise UsageError("--sizes: give at least one size")
+    return sizes
+
+
+def parse_params(values: Iterable[str]) -> dict[str, str]:
+    """The default filters with each KEY=VALUE applied; an empty VALUE drops the filter."""
+    filters = dict(DEFAULT_FILTERS)
+    for item in values:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--param: {item!r} is not KEY=VALUE")
+        if key in RESERVED_PARAMS:
+            raise UsageError(f"--param: {key} is set by the harvester's paging and cannot be changed")
+        if key == "place_id":
+            raise UsageError("--param: give places with --place")
+        if value.strip():
+            filters[key] = value.strip()
+        else:
+            filters.pop(key, None)
+    return filters
+
+
+def api_url_default() -> str:
+    return os.environ.get("INAT_API_URL", DEFAULT_API_URL)
+
+
+def make_settings(places: Iterable[str | int], **options: object) -> Settings:
+    """Validated :class:`Settings`; raises :class:`UsageError` with a one-line message."""
+    parsed = parse_places(places)
+    if not parsed:
+        raise UsageError("give at least one --place")
+    if "sizes" in options:
+        options["sizes"] = parse_sizes(options["sizes"])  # type: ignore[arg-type]
+    if "out" in options:
+        options["out"] = Path(options["out"])  # type: ignore[arg-type]
+    settings = Settings(places=parsed, **options)  # type: ignore[arg-type]
+    if settings.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if not settings.api_url.startswith(("http://", "https://")):
+        raise UsageError(f"--api-url: {settings.api_url!r} is not an http(s) URL")
+    return settings
+
+
+def replace(settings: Settings, **changes: object) -> Settings:
+    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]

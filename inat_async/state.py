@@ -1,0 +1,242 @@
+"""The harvest's source of truth: one SQLite database, OUT/harvest.sqlite.
+
+A page's observations, their photo rows and the paging cursor are committed in one
+transaction, so a crash at any moment leaves either the whole page or none of it. A photo
+file's row turns 'done' only after the file stands complete under its final name.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .photos import PhotoFile
+from .records import SQL_COLUMNS
+
+SCHEMA_VERSION = 1
+STATE_FILE = "harvest.sqlite"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (
+    stream TEXT NOT NULL,          -- the query, less its paging parameters
+    lo INTEGER NOT NULL,           -- the range starts above this id
+    hi INTEGER,                    -- and ends below this one (NULL: no end)
+    last_id INTEGER NOT NULL,      -- the largest id committed so far
+    done INTEGER NOT NULL DEFAULT 0,
+    total INTEGER,                 -- total_results of the range's first page
+    PRIMARY KEY (stream, lo)
+);
+CREATE TABLE IF NOT EXISTS observations (
+    {", ".join(f'"{c}"' for c in SQL_COLUMNS)},
+    raw BLOB NOT NULL,             -- zlib-compressed JSON, as the API sent it
+    PRIMARY KEY ("id")
+);
+CREATE TABLE IF NOT EXISTS photos (
+    seq INTEGER PRIMARY KEY,       -- queue order
+    photo_id INTEGER NOT NULL,
+    size TEXT NOT NULL,
+    observation_id INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    path TEXT,
+    status TEXT NOT NULL,
+    reason TEXT,
+    bytes INTEGER,
+    license_code TEXT,
+    attribution TEXT,
+    UNIQUE (photo_id, size)
+);
+CREATE INDEX IF NOT EXISTS photos_status ON photos (status, seq);
+"""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    stream: str
+    lo: int
+    hi: int | None
+    last_id: int
+    done: bool
+    total: int | None
+
+
+@dataclass(frozen=True)
+class PhotoJob:
+    seq: int
+    url: str
+    path: str
+
+
+class State:
+    """Typed access to harvest.sqlite; one connection, used from the event loop's thread."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            version = self._meta("schema_version")
+            if version is not None and version != str(SCHEMA_VERSION):
+                raise UsageError(
+                    f"{path} was written by an incompatible version of inat_async "
+                    f"(state version {version}, this one reads {SCHEMA_VERSION}); "
+                    "harvest into a new --out folder"
+                )
+            self._db.executescript(_SCHEMA)
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(
+                f"{path} is not a readable harvest state ({exc}); move it away or use a new --out folder"
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- settings ---------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # no meta table yet: a new database
+            return None
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def check_fingerprint(self, fingerprint: dict[str, object]) -> None:
+        """Refuse to mix two different harvests in one folder; say what differs."""
+        stored = self._meta("fingerprint")
+        if stored is None:
+            self._set_meta("fingerprint", json.dumps(fingerprint, sort_keys=True))
+            return
+        before = json.loads(stored)
+        differs = [k for k in fingerprint if before.get(k) != fingerprint[k]]
+        if differs:
+            what = "; ".join(f"{k} was {before.get(k)} and is now {fingerprint[k]}" for k in differs)
+            raise UsageError(
+                f"{self.path.parent} holds a harvest made with other settings ({what}): "
+                "run the same command as before, or harvest into a new --out folder"
+            )
+
+    # -- paging -----------------------------------------------------------------------------
+    def cursors(self, stream: str) -> list[Cursor]:
+        rows = self._db.execute(
+            "SELECT stream, lo, hi, last_id, done, total FROM cursors WHERE stream = ? ORDER BY lo",
+            (stream,),
+        ).fetchall()
+        return [Cursor(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
+    def add_cursor(self, stream: str, lo: int, hi: int | None) -> Cursor:
+        self._db.execute(
+            "INSERT OR IGNORE INTO cursors (stream, lo, hi, last_id) VALUES (?, ?, ?, ?)",
+            (stream, lo, hi, lo),
+        )
+        return next(c for c in self.cursors(stream) if c.lo == lo)
+
+    def set_total(self, cursor: Cursor, total: int) -> None:
+        self._db.execute(
+            "UPDATE cursors SET total = ? WHERE stream = ? AND lo = ?", (total, cursor.stream, cursor.lo)
+        )
+
+    def save_page(
+        self,
+        cursor: Cursor,
+        rows: Sequence[tuple[Any, ...]],
+        raws: Sequence[bytes],
+        photos: Iterable[PhotoFile],
+        last_id: int,
+        done: bool,
+    ) -> int:
+        """Commit one page atomically; returns how many new photo files it queued."""
+        columns = ", ".join(f'"{c}"' for c in (*SQL_COLUMNS, "raw"))
+        marks = ", ".join("?" * (len(SQL_COLUMNS) + 1))
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in (*SQL_COLUMNS[1:], "raw"))
+        with self._transaction():
+            self._db.executemany(
+                f"INSERT INTO observations ({columns}) VALUES ({marks}) "
+                f'ON CONFLICT ("id") DO UPDATE SET {updates}',
+                [(*row, zlib.compress(raw, 6)) for row, raw in zip(rows, raws, strict=True)],
+            )
+            before = self._db.total_changes
+            self._db.executemany(
+                "INSERT OR IGNORE INTO photos (photo_id, size, observation_id, position, url, path,"
+                " status, reason, license_code, attribution) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (p.photo_id, p.size, p.observation_id, p.position, p.url, p.path, p.status,
+                     p.reason, p.license_code, p.attribution)
+                    for p in photos
+                ],
+            )  # fmt: skip
+            added = self._db.total_changes - before
+            self._db.execute(
+                "UPDATE cursors SET last_id = ?, done = ? WHERE stream = ? AND lo = ?",
+                (last_id, int(done), cursor.stream, cursor.lo),
+            )
+        return added
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # -- photos -----------------------------------------------------------------------------
+    def retry_failed(self) -> None:
+        """A new run gives photos that failed for good last time one more chance."""
+        self._db.execute("UPDATE photos SET status = 'pending', reason = NULL WHERE status = 'failed'")
+
+    def pending_photos(self, after_seq: int, limit: int) -> list[PhotoJob]:
+        rows = self._db.execute(
+            "SELECT seq, url, path FROM photos WHERE status = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [PhotoJob(*row) for row in rows]
+
+    def finish_photo(self, seq: int, status: str, nbytes: int | None, reason: str | None) -> None:
+        self._db.execute(
+            "UPDATE photos SET status = ?, bytes = ?, reason = ? WHERE seq = ?",
+            (status, nbytes, reason, seq),
+        )
+
+    def photo_counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, COUNT(*) FROM photos GROUP BY status").fetchall()
+        return dict(rows)
+
+    def failed_photos(self, limit: int = 10) -> list[tuple[int, str, str]]:
+        return self._db.execute(
+            "SELECT photo_id, size, reason FROM photos WHERE status = 'failed' ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+
+    def observation_count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
+
+    # -- export -----------------------------------------------------------------------------
+    def query_chunks(self, sql: str, chunk: int) -> Iterator[tuple[list[str], list[tuple]]]:
+        """(column names, rows) chunks of a read-only query, for the exports."""
+        cur = self._db.execute(sql)
+        names = [d[0] for d in cur.description]
+        while rows := cur.fetchmany(chunk):
+            yield names, rows
+
+    def raw_observations(self) -> Iterator[dict[str, Any]]:
+        for (raw,) in self._db.execute('SELECT raw FROM observations ORDER BY "id"'):
+            yield json.loads(zlib.decompress(raw))
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE .. COMMIT, rolled back on any error (autocommit mode elsewhere)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
