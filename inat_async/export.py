@@ -16,7 +16,7 @@ from .records import COLUMNS, SQL_COLUMNS
 from .settings import SIZES
 from .state import State
 
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 5_000
 PHOTO_COLUMNS = (
     "observation_id", "photo_id", "position", "size", "url", "path", "status", "bytes",
     "license_code", "attribution", "reason",

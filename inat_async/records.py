@@ -63,7 +63,7 @@ def observation_row(obs: Mapping[str, Any], requested_places: Iterable[int]) -> 
         _text(taxon.get("rank")),
         _text(user.get("login")),
         _text(obs.get("uri")),
-        obscured if isinstance(obscured, bool) else None,
+        ("true" if obscured else "false") if isinstance(obscured, bool) else None,
         _number(obs.get("positional_accuracy")),
         _number(obs.get("public_positional_accuracy")),
         _text(obs.get("geoprivacy")),

@@ -1,0 +1,67 @@
+"""Shared test helpers: the simulator on loopback, and the harvester run as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from inat_async import make_settings
+from inat_async.pipeline import Summary, harvest
+from inat_async.simulator import World
+
+DEFAULTS = {"geo": "true", "identified": "true", "rank": "species"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INAT_")}
+    env["INAT_ASYNC_BUDGET_FILE"] = str(tmp_path / "budget.sqlite")
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def run_cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m inat_async ARGS`` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "inat_async", *args],
+        capture_output=True, text=True, timeout=timeout, env=cli_env(tmp_path), cwd=tmp_path,
+    )  # fmt: skip
+
+
+def start_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "inat_async", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path), cwd=tmp_path,
+    )  # fmt: skip
+
+
+def run_harvest(places, **options) -> Summary:
+    """The library entry point, in this process."""
+    options.setdefault("limits", False)
+    return asyncio.run(harvest(make_settings(places, **options)))
+
+
+def expected_ids(world: World, places, **filters: str) -> list[int]:
+    params = {**DEFAULTS, **filters, "place_id": ",".join(map(str, places))}
+    return world.matching_ids({k: v for k, v in params.items() if v})
+
+
+def read_observations(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "observations.csv")
+
+
+def read_photos(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "photos.csv", dtype={"reason": str, "license_code": str, "path": str})
+
+
+def api_requests(log):
+    return [r for r in log if r.host == "api"]
+
+
+def photo_requests(log):
+    return [r for r in log if r.host in ("open", "static", "assets")]

@@ -1,0 +1,66 @@
+"""The shared budget ledger: sliding windows, even spacing, shared between processes, persistent."""
+
+import multiprocessing
+import time
+
+from inat_async.budget import GUARD, Ledger, Window
+
+
+def _max_in_window(times, span):
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - span:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_reservations_are_spaced_evenly_and_never_exceed_a_window(tmp_path):
+    ledger = Ledger(tmp_path / "b.sqlite")
+    slots = [ledger.reserve("api h", [Window(10, 2.0, "10 a 2 s")], 0.2)[0] for _ in range(35)]
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert min(gaps) >= 0.2 - 1e-9  # no burst at the top of a window
+    assert _max_in_window(slots, 2.0) <= 10
+    assert slots[-1] - slots[0] < 34 * 0.2 * (1 + 2 * GUARD) + 0.5  # and no time wasted
+
+
+def test_a_daily_window_survives_reopening_the_ledger(tmp_path):
+    path = tmp_path / "b.sqlite"
+    day = [Window(5, 30.0, "5 a day")]
+    first = Ledger(path)
+    booked = [first.reserve("api h", day, 0.0)[0] for _ in range(5)]
+    first.close()
+    again = Ledger(path)  # a restart: the same five are still in the window
+    slot, reason = again.reserve("api h", day, 0.0)
+    assert reason == "5 a day"
+    assert slot >= booked[0] + 30.0
+
+
+def _book(path, count, out):
+    ledger = Ledger(path)
+    for _ in range(count):
+        out.put(ledger.reserve("api h", [Window(8, 1.0, "8 a s")], 1.0 / 8)[0])
+
+
+def test_two_processes_share_one_budget(tmp_path):
+    path = tmp_path / "b.sqlite"
+    Ledger(path).close()
+    out = multiprocessing.get_context("spawn").Queue()
+    procs = [multiprocessing.get_context("spawn").Process(target=_book, args=(path, 12, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    slots = [out.get(timeout=60) for _ in range(24)]
+    for p in procs:
+        p.join()
+    assert _max_in_window(slots, 1.0) <= 8
+    assert min(b - a for a, b in zip(sorted(slots), sorted(slots)[1:], strict=False)) >= 1.0 / 8 - 1e-9
+
+
+def test_keys_are_counted_apart(tmp_path):
+    ledger = Ledger(tmp_path / "b.sqlite")
+    w = [Window(1, 60.0, "1 a minute")]
+    now = time.time()
+    assert ledger.reserve("api a", w, 0.0)[0] < now + 1
+    assert ledger.reserve("api b", w, 0.0)[0] < now + 1
+    assert ledger.reserve("api a", w, 0.0)[0] >= now + 60

@@ -1,0 +1,82 @@
+"""Photo URL rules and the file layout: what a user finds on disk comes only from integer ids."""
+
+from collections import Counter
+
+import pytest
+
+from inat_async.photos import photo_files, photo_path, size_url
+
+HOSTS = frozenset({"static.inaturalist.org", "inaturalist-open-data.s3.amazonaws.com"})
+
+
+@pytest.mark.parametrize(
+    ("square", "size", "url", "ext"),
+    [
+        ("https://static.inaturalist.org/photos/92152429/square.jpg?1598551272", "medium",
+         "https://static.inaturalist.org/photos/92152429/medium.jpg", "jpg"),
+        ("https://inaturalist-open-data.s3.amazonaws.com/photos/1/square.JPG", "original",
+         "https://inaturalist-open-data.s3.amazonaws.com/photos/1/original.JPG", "jpg"),
+        ("https://static.inaturalist.org/photos/7/square.jpeg", "large",
+         "https://static.inaturalist.org/photos/7/large.jpeg", "jpeg"),
+        ("https://static.inaturalist.org/photos/7/square.png", "square",
+         "https://static.inaturalist.org/photos/7/square.png", "png"),
+    ],
+)  # fmt: skip
+def test_size_url_swaps_only_the_size_word(square, size, url, ext):
+    assert size_url(square, size) == (url, ext)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["https://x.org/photos/1/square.exe", "https://x.org/photos/1/square.", "ftp://x/photos/1/square.jpg",
+     "https://x.org/photos/1/medium.jpg", "not a url"],
+)  # fmt: skip
+def test_size_url_refuses_what_is_not_a_photo_url(bad):
+    with pytest.raises(ValueError):
+        size_url(bad, "medium")
+
+
+def test_layout_keeps_folders_small_at_millions_of_photos():
+    ids = range(100_000_000, 100_000_000 + 2_000_000, 7)
+    leaves = Counter(photo_path(i, "medium", "jpg").rsplit("/", 1)[0] for i in ids)
+    assert max(leaves.values()) * 6 <= 10_000  # six sizes of each photo in one leaf
+    middles = Counter(leaf.rsplit("/", 1)[0] for leaf in leaves)
+    assert max(middles.values()) <= 1000
+    assert photo_path(92152429, "medium", "jpg") == "photos/092/152/92152429_medium.jpg"
+
+
+def _obs(photos):
+    return {"id": 5, "photos": photos}
+
+
+def test_untrusted_photo_data_never_steers_a_path():
+    obs = _obs([
+        {"id": 1, "url": "https://static.inaturalist.org/photos/1/square.jpg"},
+        {"id": "../../etc", "url": "https://static.inaturalist.org/photos/2/square.jpg"},
+        {"id": 3, "url": "https://evil.example/photos/3/square.jpg"},
+        {"id": 4, "url": "https://static.inaturalist.org/photos/../../4/square.jpg"},
+        {"id": 6, "url": "https://www.inaturalist.org/assets/copyright-infringement-square.png"},
+        {"id": 7, "url": "https://static.inaturalist.org/photos/7/square.php"},
+    ])  # fmt: skip
+    files = list(photo_files(obs, ["medium"], all_photos=True, allowed_hosts=HOSTS))
+    by_id = {f.photo_id: f for f in files}
+    assert set(by_id) == {1, 3, 4, 6, 7}  # the non-integer id is dropped
+    assert by_id[1].status == "pending" and by_id[1].path == "photos/000/000/1_medium.jpg"
+    assert by_id[3].status == "skipped" and "host" in by_id[3].reason
+    assert by_id[4].path == "photos/000/000/4_medium.jpg"  # the URL's ".." is not in the path
+    assert by_id[6].status == "skipped" and "placeholder" in by_id[6].reason
+    assert by_id[7].status == "skipped" and "extension" in by_id[7].reason
+    for f in files:
+        assert f.path is None or (".." not in f.path and f.path.startswith("photos/"))
+
+
+def test_first_photo_by_position_unless_all_photos():
+    obs = _obs([
+        {"id": 10, "url": "https://static.inaturalist.org/photos/10/square.jpg"},
+        {"id": 11, "url": "https://static.inaturalist.org/photos/11/square.jpg"},
+    ])  # fmt: skip
+    obs["observation_photos"] = [{"position": 1, "photo": {"id": 10}}, {"position": 0, "photo": {"id": 11}}]
+    first = list(photo_files(obs, ["square", "original"], all_photos=False, allowed_hosts=HOSTS))
+    assert [(f.photo_id, f.size) for f in first] == [(11, "square"), (11, "original")]
+    every = list(photo_files(obs, ["square"], all_photos=True, allowed_hosts=HOSTS))
+    assert [(f.photo_id, f.position) for f in every] == [(11, 0), (10, 1)]
