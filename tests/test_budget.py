@@ -47,7 +47,9 @@ def test_two_processes_share_one_budget(tmp_path):
     path = tmp_path / "b.sqlite"
     Ledger(path).close()
     out = multiprocessing.get_context("spawn").Queue()
-    procs = [multiprocessing.get_context("spawn").Process(target=_book, args=(path, 12, out)) for _ in range(2)]
+    procs = [
+        multiprocessing.get_context("spawn").Process(target=_book, args=(path, 12, out)) for _ in range(2)
+    ]
     for p in procs:
         p.start()
     slots = [out.get(timeout=60) for _ in range(24)]

@@ -1,0 +1,46 @@
+"""Peak memory of a harvest does not grow with the number of observations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, cli_env, read_observations
+
+from inat_async.simulator import SimulatorThread, World
+
+
+def _peak_rss_mb(tmp_path, *args: str) -> float:
+    """Run the CLI as a child and return its peak resident memory (ru_maxrss) in MB."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "inat_async", *args, "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env(tmp_path), cwd=ROOT,
+    )  # fmt: skip
+    _, status, usage = os.wait4(child.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, child.stderr.read() if child.stderr else ""
+    return usage.ru_maxrss / 1024
+
+
+def _harvest_peak(tmp_path, places: dict[int, int], *extra: str) -> tuple[float, int]:
+    with SimulatorThread(World(places, seed=11, photo_scale=0.01)) as sim:
+        out = tmp_path / f"out{sum(places.values())}"
+        peak = _peak_rss_mb(tmp_path, "--place", ",".join(map(str, places)), "--api-url", sim.api_url,
+                            "--no-limits", "--out", str(out), *extra)  # fmt: skip
+    return peak, len(read_observations(out))
+
+
+def test_metadata_harvest_memory_is_flat_from_4000_to_40000_observations(tmp_path):
+    small, n_small = _harvest_peak(tmp_path, {501: 4_000}, "--no-photos")
+    large, n_large = _harvest_peak(tmp_path, {502: 40_000}, "--no-photos")
+    print(f"peak RSS {small:.0f} MB at {n_small} observations, {large:.0f} MB at {n_large}")
+    assert n_large >= 9 * n_small
+    assert large <= small * 1.15 + 10
+
+
+def test_photo_harvest_memory_is_flat_from_1000_to_8000_observations(tmp_path):
+    small, n_small = _harvest_peak(tmp_path, {601: 1_000}, "--sizes", "square")
+    large, n_large = _harvest_peak(tmp_path, {602: 8_000}, "--sizes", "square")
+    print(f"peak RSS {small:.0f} MB at {n_small} observations, {large:.0f} MB at {n_large}")
+    assert n_large >= 7 * n_small
+    assert large <= small * 1.15 + 10
