@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "rank=species); KEY= drops one")  # fmt: skip
     what.add_argument("--sizes", default=",".join(DEFAULT_SIZES),
                       help=f"photo sizes, comma separated, of {', '.join(SIZES)}")  # fmt: skip
+    what.add_argument("--per-page", type=int, default=200, metavar="N",
+                      help="observations per API request (at most 200; smaller helps a heavy query)")  # fmt: skip
     photos = what.add_mutually_exclusive_group()
     photos.add_argument("--all-photos", action="store_true",
                         help="every photo of an observation, not only the first")  # fmt: skip
@@ -89,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     scale = args.budget_window_scale
+    if not 1 <= args.per_page <= 200:
+        raise UsageError("--per-page must be from 1 to 200")
     for name in ("workers", "api_rpm", "api_daily", "media_rpm", "media_concurrency"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
@@ -111,6 +115,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         budgets=budgets,
         budget_file=args.budget_file,
         backoff_initial=args.retry_wait,
+        per_page=args.per_page,
     )
 
 

@@ -1,0 +1,142 @@
+"""Staying inside iNaturalist's limits while using all of them, against the simulator.
+
+Budget windows are scaled down (--budget-window-scale) so that a "minute" or a "day" passes
+in seconds; the simulator counts arrivals over the same sliding windows.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import signal
+import time
+
+import pytest
+from conftest import api_requests, read_observations, run_cli, start_cli
+
+from inat_async.simulator import RateLimit, SimulatorThread, World
+
+WORLD = World({3001: 900, 3002: 900}, seed=5, photo_scale=0.01)
+
+
+def _max_in_window(times: list[float], span: float) -> int:
+    times, best, start = sorted(times), 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - span:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def _metadata_args(sim, out, *extra: str) -> list[str]:
+    return ["--place", "3001", "--no-photos", "--per-page", "20", "--api-url", sim.api_url,
+            "--out", str(out), *extra]  # fmt: skip
+
+
+def test_api_budget_is_used_to_95_percent_and_never_exceeded_in_any_sliding_window(tmp_path):
+    # 30 requests a "minute" of 3 s: 10 a second, evenly spread.
+    with SimulatorThread(WORLD, api_limit=RateLimit(30, 3.0, enforce=False)) as sim:
+        result = run_cli(tmp_path, *_metadata_args(sim, tmp_path / "o", "--api-rpm", "30",
+                                                   "--budget-window-scale", "0.05"))  # fmt: skip
+        times = [r.time for r in api_requests(sim.log)]
+        violations = sim.violations
+    assert result.returncode == 0, result.stderr
+    assert len(times) >= 40
+    assert violations == 0 and _max_in_window(times, 3.0) <= 30
+    used = (len(times) - 1) / ((times[-1] - times[0]) / 3.0 * 30)
+    print(f"{len(times)} requests, {used:.1%} of the budget")
+    assert used >= 0.95
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) > 0.1 * 0.5  # spread evenly, no burst at the top of a window
+
+
+@pytest.mark.parametrize("retry_after", [0.7, "http-date", None])
+def test_a_stricter_server_is_respected_and_retry_after_honoured(tmp_path, retry_after):
+    # We allow 40 a "minute" of 2 s, the server only 10: it answers 429 past that.
+    limit = RateLimit(10, 2.0, retry_after=retry_after)
+    with SimulatorThread(WORLD, api_limit=limit) as sim:
+        result = run_cli(tmp_path, *_metadata_args(sim, tmp_path / "o", "--api-rpm", "40",
+                         "--budget-window-scale", f"{2 / 60}", "--retry-wait", "0.2"))  # fmt: skip
+        log = api_requests(sim.log)
+    assert result.returncode == 0, result.stderr
+    assert sorted(read_observations(tmp_path / "o")["id"]) == sorted(
+        WORLD.matching_ids({"geo": "true", "identified": "true", "rank": "species", "place_id": "3001"})
+    )
+    throttled = [r for r in log if r.status == 429]
+    assert throttled, "the server never had to say 429"
+    for i, r in enumerate(log):
+        if r.status != 429 or r.retry_after is None or i + 1 == len(log):
+            continue
+        if retry_after == "http-date":
+            wait = email.utils.parsedate_to_datetime(r.retry_after).timestamp() - time.time()
+            wait += time.monotonic() - r.time  # the header's date, relative to its arrival
+            wait = max(wait, 0) - 1  # an HTTP date is rounded to whole seconds
+        else:
+            wait = float(r.retry_after)
+        assert log[i + 1].time >= r.time + wait, f"retried {log[i + 1].time - r.time:.2f}s after 429"
+    # It slowed down: fewer 429s than requests that went through.
+    assert len(throttled) < len([r for r in log if r.status == 200])
+
+
+def test_daily_budget_survives_a_restart(tmp_path):
+    # A "day" of 8 s holding 12 requests; "minutes" are so short they never bind.
+    scale = ["--api-daily", "12", "--api-rpm", "1000", "--budget-window-scale", f"{8 / 86400}"]
+    with SimulatorThread(WORLD) as sim:
+        args = _metadata_args(sim, tmp_path / "o", *scale, "--per-page", "40")
+        first = start_cli(tmp_path, *args)
+        deadline = time.monotonic() + 30
+        while len(api_requests(sim.log)) < 12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        first.send_signal(signal.SIGTERM)  # stopped while it waits for the day to slide
+        _, err = first.communicate(timeout=30)
+        assert first.returncode == 130 and "run the same command again" in err.lower()
+        assert "waiting until" in err  # it told the user what it waits for
+        second = run_cli(tmp_path, *args)
+        times = [r.time for r in api_requests(sim.log)]
+    assert second.returncode == 0, second.stderr
+    assert len(times) > 12
+    assert _max_in_window(times, 8.0) <= 12
+    assert times[12] >= times[0] + 8.0
+
+
+def test_two_harvests_at_once_share_one_budget(tmp_path):
+    with SimulatorThread(WORLD, api_limit=RateLimit(20, 2.0, enforce=False)) as sim:
+        budget = ["--api-rpm", "20", "--budget-window-scale", f"{2 / 60}"]
+        a = start_cli(tmp_path, *_metadata_args(sim, tmp_path / "a", *budget))
+        b_args = _metadata_args(sim, tmp_path / "b", *budget)
+        b_args[1] = "3002"
+        b = start_cli(tmp_path, *b_args)
+        for child in (a, b):
+            _, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err
+        log = api_requests(sim.log)
+        violations = sim.violations
+    places = {r.query["place_id"] for r in log}
+    assert places == {"3001", "3002"}
+    assert violations == 0 and _max_in_window([r.time for r in log], 2.0) <= 20
+
+
+def test_an_ip_block_stops_the_harvest_at_once(tmp_path):
+    with SimulatorThread(WORLD, blocked=True) as sim:
+        result = run_cli(tmp_path, "--place", "3001", "--api-url", sim.api_url, "--out", str(tmp_path / "o"))
+        log = sim.log
+    assert result.returncode == 4
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "blocked" in lines[0]
+    assert len(log) == 1  # never kept knocking
+
+
+def test_a_block_met_by_a_photo_worker_stops_everything(tmp_path):
+    with SimulatorThread(WORLD, photo_latency=0.01) as sim:
+        args = ["--place", "3002", "--api-url", sim.api_url, "--out", str(tmp_path / "o"), "--no-limits"]
+        child = start_cli(tmp_path, *args)
+        deadline = time.monotonic() + 30
+        while len(sim.log) < 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sim.blocked = True
+        blocked_at = len(sim.log)
+        _, err = child.communicate(timeout=60)
+        after = sim.log[blocked_at:]
+    assert child.returncode == 4, err
+    assert "blocked" in err.strip().splitlines()[-1]
+    assert len(after) <= 16 + 2  # the requests already in flight, then silence
