@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ class Ledger:
 
     def __init__(self, path: Path, keep: float = 2 * 86400.0):
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Callers run in worker threads (asyncio.to_thread): one at a time on the connection.
+        self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
@@ -62,6 +65,12 @@ class Ledger:
     ) -> tuple[float, str | None]:
         """Book ``amount`` at the earliest allowed time; returns (that time, the window that
         set it or None when only the even spacing did)."""
+        with self._lock:
+            return self._reserve(key, windows, interval, amount)
+
+    def _reserve(
+        self, key: str, windows: Sequence[Window], interval: float, amount: float
+    ) -> tuple[float, str | None]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             last = self._db.execute("SELECT MAX(t) FROM spent WHERE key = ?", (key,)).fetchone()[0]
@@ -84,12 +93,14 @@ class Ledger:
 
     def record(self, key: str, amount: float) -> None:
         """Book what was spent now, when the amount is known only after the fact (bytes)."""
-        self._db.execute("INSERT INTO spent VALUES (?, ?, ?)", (key, time.time(), amount))
+        with self._lock:
+            self._db.execute("INSERT INTO spent VALUES (?, ?, ?)", (key, time.time(), amount))
 
     def used(self, key: str, span: float) -> float:
-        row = self._db.execute(
-            "SELECT TOTAL(amount) FROM spent WHERE key = ? AND t > ?", (key, time.time() - span)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT TOTAL(amount) FROM spent WHERE key = ? AND t > ?", (key, time.time() - span)
+            ).fetchone()
         return row[0]
 
     def _earliest(self, key: str, window: Window, amount: float, slot: float) -> float:

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="API base URL (or the INAT_API_URL environment variable)")  # fmt: skip
     speed = p.add_argument_group("speed and politeness")
     speed.add_argument("--workers", type=int, default=16, help="concurrent photo downloads")
+    speed.add_argument("--ranges", type=int, default=4, metavar="N",
+                       help="id ranges of a query paged at once, so API latency does not "
+                       "leave the request budget unused")  # fmt: skip
     speed.add_argument("--api-rpm", type=int, default=b.api_rpm,
                        help="API requests in any sliding minute (iNaturalist asks <= 60)")  # fmt: skip
     speed.add_argument("--api-daily", type=int, default=b.api_daily,
@@ -78,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--budget-file", type=Path, default=None, metavar="FILE",
                        help="shared budget counters (default: ~/.cache/inat_async/budget.sqlite, "
                        "or INAT_ASYNC_BUDGET_FILE)")  # fmt: skip
+    speed.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="give up on a request whose server sends nothing for this long")  # fmt: skip
+    speed.add_argument("--max-photo-mb", type=float, default=64.0, metavar="MB",
+                       help="refuse a photo file larger than this (no photo is near it)")  # fmt: skip
     speed.add_argument("--retry-wait", type=float, default=1.0, metavar="SECONDS",
                        help="first backoff before a retry; it doubles, with jitter")  # fmt: skip
     # Shrinks every budget window (minute, hour, day) for tests that must run in seconds.
@@ -91,9 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     scale = args.budget_window_scale
+    if args.timeout <= 0 or args.max_photo_mb <= 0 or args.retry_wait < 0:
+        raise UsageError("--timeout, --max-photo-mb and --retry-wait must be positive")
     if not 1 <= args.per_page <= 200:
         raise UsageError("--per-page must be from 1 to 200")
-    for name in ("workers", "api_rpm", "api_daily", "media_rpm", "media_concurrency"):
+    for name in ("workers", "ranges", "api_rpm", "api_daily", "media_rpm", "media_concurrency"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     budgets = Budgets(
@@ -116,6 +125,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         budget_file=args.budget_file,
         backoff_initial=args.retry_wait,
         per_page=args.per_page,
+        ranges=args.ranges,
+        request_timeout=args.timeout,
+        connect_timeout=min(args.timeout, 15.0),
+        max_photo_bytes=int(args.max_photo_mb * 1e6),
     )
 
 

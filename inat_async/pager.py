@@ -1,15 +1,20 @@
 """The producer: pages /v1/observations by id (keyset), committing each page to the state.
 
 Never ``page=``: the API refuses results past 10,000. Pages are asked for in id order with
-``id_above`` set to the largest id committed, until a page comes back empty.
+``id_above`` set to the largest id committed. One cursor waits on every page in turn, and
+with a real page taking one to three seconds it cannot even use 60 requests a minute, so the
+id space of a query is split into ranges (``id_above`` and ``id_below``) paged at once; a
+cursor that finishes takes half of the largest range left (work stealing). Every range's
+cursor is in the state, so a resumed harvest continues each of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,81 +32,166 @@ log = logging.getLogger("inat_async")
 PLACES_PER_QUERY = 100
 
 
-def queries(settings: Settings) -> Iterator[tuple[str, dict[str, str]]]:
+def queries(settings: Settings, extra: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """(stream key, filters) for each query the harvest pages; the key names its cursors."""
     places = settings.places
     for start in range(0, len(places), PLACES_PER_QUERY):
-        params = {
-            **settings.filters,
-            "place_id": ",".join(map(str, places[start : start + PLACES_PER_QUERY])),
-        }
+        chunk = ",".join(map(str, places[start : start + PLACES_PER_QUERY]))
+        params = {**settings.filters, **(extra or {}), "place_id": chunk}
         yield urlencode(sorted(params.items())), params
+
+
+@dataclass
+class _Range:
+    """A cursor being paged: ids in (last_id, hi); ``span`` is the id span of its last page."""
+
+    cursor: Cursor
+    last_id: int
+    hi: int | None
+    done: bool
+    busy: bool = False
+    span: int | None = None
+
+    def remaining(self) -> int:
+        return 0 if self.hi is None or self.done else self.hi - self.last_id
 
 
 class Pager:
     """Pages every query of the harvest into the state; ``on_page`` is told of new photos."""
 
-    def __init__(self, settings: Settings, state: State, http: Http, progress: Progress,
-                 on_page: Callable[[], None]):  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        state: State,
+        http: Http,
+        progress: Progress,
+        on_page: Callable[[], None],
+        extra: dict[str, str] | None = None,
+    ):
         self.settings = settings
         self.state = state
         self.http = http
         self.progress = progress
         self.on_page = on_page
+        self.extra = extra
         self.url = settings.api_url.rstrip("/") + "/observations"
 
     async def run(self) -> None:
-        for key, params in queries(self.settings):
-            cursors = self.state.cursors(key) or [self.state.add_cursor(key, 0, None)]
-            for cursor in cursors:
-                if cursor.total:
-                    self.progress.expected += cursor.total
-                await self._page_range(cursor, params)
+        for key, params in queries(self.settings, self.extra):
+            cursors = self.state.cursors(key) or await self._plan(key, params)
+            self.progress.expected += sum(c.total or 0 for c in cursors)
+            ranges = [_Range(c, c.last_id, c.hi, c.done) for c in cursors]
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.settings.ranges):
+                    group.create_task(self._take_ranges(ranges, params))
 
-    async def _page_range(self, cursor: Cursor, params: dict[str, str]) -> None:
-        while not cursor.done:
+    async def _plan(self, key: str, params: dict[str, str]) -> list[Cursor]:
+        """Split the query's id span into ranges, from its smallest and largest ids."""
+        n = self.settings.ranges
+        if n == 1:
+            return [self.state.add_cursor(key, 0, None)]
+        newest, oldest = await asyncio.gather(
+            *(self._get({**params, "order_by": "id", "order": order, "per_page": "1"}) for order in ("desc", "asc"))
+        )
+        total = newest.get("total_results")
+        if not newest["results"]:
+            return [self.state.add_cursor(key, 0, None, total)]
+        low, high = _first_id(oldest["results"]), _first_id(newest["results"])
+        if low is None or high is None or high < low:
+            raise ServerError("the API's first and last ids of a query make no sense")
+        # Range i holds the ids in (bounds[i], bounds[i + 1]]; id_below is strict, hence + 1.
+        bounds = [low - 1 + (high - low + 1) * i // n for i in range(n + 1)]
+        spans = {lo: top + 1 for lo, top in zip(bounds, bounds[1:], strict=False) if top > lo}
+        # Observations created during the harvest get ids above ``high``: one open tail.
+        spans[high] = None
+        for lo, hi in spans.items():
+            self.state.add_cursor(key, lo, hi, total if lo == low - 1 else None)
+        return self.state.cursors(key)
+
+    async def _take_ranges(self, ranges: list[_Range], params: dict[str, str]) -> None:
+        while (r := self._claim(ranges)) is not None:
+            try:
+                await self._page_range(r, params)
+            finally:
+                r.busy = False
+
+    def _claim(self, ranges: list[_Range]) -> _Range | None:
+        """A range nobody pages, or else half of the largest one being paged."""
+        for r in ranges:
+            if not r.busy and not r.done:
+                r.busy = True
+                return r
+        victims = [r for r in ranges if r.busy and r.remaining() > max(r.span or 0, 4)]
+        if not victims:
+            return None
+        victim = max(victims, key=_Range.remaining)
+        assert victim.hi is not None
+        mid = (victim.last_id + victim.hi) // 2
+        cursor = self.state.split_cursor(victim.cursor, mid)
+        victim.hi = mid
+        stolen = _Range(cursor, cursor.last_id, cursor.hi, False, busy=True)
+        ranges.append(stolen)
+        return stolen
+
+    async def _page_range(self, r: _Range, params: dict[str, str]) -> None:
+        while not r.done:
             query = {**params, "order_by": "id", "order": "asc",
-                     "per_page": str(self.settings.per_page), "id_above": str(cursor.last_id)}  # fmt: skip
-            if cursor.hi is not None:
-                query["id_below"] = str(cursor.hi)
-            page = await self.http.get_json(self.url, query)
-            if cursor.total is None and isinstance(page.get("total_results"), int):
-                self.state.set_total(cursor, page["total_results"])
-                cursor = replace(cursor, total=page["total_results"])
-                self.progress.expected += cursor.total or 0
-            cursor = self._save(cursor, page["results"])
+                     "per_page": str(self.settings.per_page), "id_above": str(r.last_id)}  # fmt: skip
+            if r.hi is not None:
+                query["id_below"] = str(r.hi)
+            page = await self._get(query)
+            if r.cursor.total is None and r.last_id == 0 and r.hi is None:
+                # A lone cursor learns the query's size from its first page.
+                total = page.get("total_results")
+                if isinstance(total, int):
+                    self.state.set_total(r.cursor, total)
+                    self.progress.expected += total
+            self._save(r, page["results"])
 
-    def _save(self, cursor: Cursor, results: list[Any]) -> Cursor:
-        if not results:
-            self.state.save_page(cursor, [], [], [], cursor.last_id, done=True)
-            return replace(cursor, done=True)
-        fresh = [o for o in results if _in_range(o, cursor)]
-        if not fresh:
+    async def _get(self, query: dict[str, str]) -> dict[str, Any]:
+        return await self.http.get_json(self.url, query)
+
+    def _save(self, r: _Range, results: list[Any]) -> None:
+        """Commit one page of range ``r``. Its ``hi`` may have shrunk while the page was on
+        its way (a steal): what lies above it is the thief's, and reaching it ends ``r``."""
+        ids = [o["id"] for o in results if _valid(o)]
+        if len(ids) < len(results):
+            log.warning("skipped %d malformed observations", len(results) - len(ids))
+        if results and not ids:
+            raise ServerError("the API answered a page without one valid observation id")
+        fresh = [o for o in results if _valid(o) and r.last_id < o["id"] and (r.hi is None or o["id"] < r.hi)]
+        if ids and not fresh and max(ids) <= r.last_id:
             raise ServerError(
-                f"the API answered ids that are not above id_above={cursor.last_id}: "
+                f"the API answered ids that are not above id_above={r.last_id}: "
                 "it does not page like iNaturalist's"
             )
-        if len(fresh) < len(results):
-            log.warning("skipped %d malformed or out-of-range observations", len(results) - len(fresh))
+        done = not results or (r.hi is not None and max(ids) >= r.hi - 1)
+        last_id = max((o["id"] for o in fresh), default=r.last_id)
         s = self.settings
-        rows = [observation_row(o, s.places) for o in fresh]
-        raws = [json.dumps(o, ensure_ascii=False, separators=(",", ":")).encode() for o in fresh]
         files = [] if s.no_photos else [
             f for o in fresh
             for f in photo_files(o, s.sizes, all_photos=s.all_photos, allowed_hosts=s.photo_hosts)
         ]  # fmt: skip
-        last_id = max(o["id"] for o in fresh)
-        added = self.state.save_page(cursor, rows, raws, files, last_id, done=False)
+        added = self.state.save_page(
+            r.cursor,
+            [observation_row(o, s.places) for o in fresh],
+            [json.dumps(o, ensure_ascii=False, separators=(",", ":")).encode() for o in fresh],
+            files,
+            last_id,
+            done,
+        )
+        if fresh:
+            r.span = max(1, last_id - r.last_id)
+        r.last_id, r.done = last_id, done
         self.progress.paged += len(fresh)
         self.progress.queued += added
         self.on_page()
-        return replace(cursor, last_id=last_id)
 
 
-def _in_range(obs: Any, cursor: Cursor) -> bool:
-    if not isinstance(obs, dict):
-        return False
-    oid = obs.get("id")
-    if not isinstance(oid, int) or isinstance(oid, bool):
-        return False
-    return oid > cursor.last_id and (cursor.hi is None or oid < cursor.hi)
+def _valid(obs: Any) -> bool:
+    oid = obs.get("id") if isinstance(obs, dict) else None
+    return isinstance(oid, int) and not isinstance(oid, bool) and oid > 0
+
+
+def _first_id(results: list[Any]) -> int | None:
+    return results[0]["id"] if results and _valid(results[0]) else None

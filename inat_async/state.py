@@ -134,12 +134,27 @@ class State:
         ).fetchall()
         return [Cursor(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
-    def add_cursor(self, stream: str, lo: int, hi: int | None) -> Cursor:
+    def add_cursor(self, stream: str, lo: int, hi: int | None, total: object = None) -> Cursor:
         self._db.execute(
-            "INSERT OR IGNORE INTO cursors (stream, lo, hi, last_id) VALUES (?, ?, ?, ?)",
-            (stream, lo, hi, lo),
+            "INSERT OR IGNORE INTO cursors (stream, lo, hi, last_id, total) VALUES (?, ?, ?, ?, ?)",
+            (stream, lo, hi, lo, total if isinstance(total, int) else None),
         )
         return next(c for c in self.cursors(stream) if c.lo == lo)
+
+    def split_cursor(self, cursor: Cursor, mid: int) -> Cursor:
+        """Cut ``cursor``'s range at ``mid``: it keeps the ids below, a new cursor gets the rest."""
+        old_hi = self._db.execute(
+            "SELECT hi FROM cursors WHERE stream = ? AND lo = ?", (cursor.stream, cursor.lo)
+        ).fetchone()[0]
+        with self._transaction():
+            self._db.execute(
+                "UPDATE cursors SET hi = ? WHERE stream = ? AND lo = ?", (mid, cursor.stream, cursor.lo)
+            )
+            self._db.execute(
+                "INSERT INTO cursors (stream, lo, hi, last_id) VALUES (?, ?, ?, ?)",
+                (cursor.stream, mid - 1, old_hi, mid - 1),
+            )
+        return next(c for c in self.cursors(cursor.stream) if c.lo == mid - 1)
 
     def set_total(self, cursor: Cursor, total: int) -> None:
         self._db.execute(

@@ -1,0 +1,70 @@
+"""Parallel id ranges: the API budget, not the latency, sets the pace; every range resumes."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from collections import Counter
+
+from conftest import api_requests, expected_ids, read_observations, run_cli, start_cli
+
+from inat_async.simulator import RateLimit, SimulatorThread, World
+
+WORLD = World({4001: 1000, 4002: 1000}, seed=9, photo_scale=0.01)
+PLACES = "4001,4002"
+
+
+def _args(sim, out, *extra: str) -> list[str]:
+    return ["--place", PLACES, "--no-photos", "--per-page", "20", "--api-url", sim.api_url,
+            "--out", str(out), *extra]  # fmt: skip
+
+
+def _budget_used(times: list[float], limit: int, window: float) -> float:
+    return (len(times) - 1) / ((times[-1] - times[0]) / window * limit)
+
+
+def test_parallel_ranges_reach_the_budget_a_single_cursor_cannot(tmp_path):
+    budget = ["--api-rpm", "30", "--budget-window-scale", "0.05"]  # 30 per 3 s: one each 0.1 s
+    with SimulatorThread(WORLD, api_latency=0.25, api_limit=RateLimit(30, 3.0, enforce=False)) as sim:
+        single = start_cli(tmp_path, *_args(sim, tmp_path / "one", *budget, "--ranges", "1"))
+        time.sleep(4)
+        single.send_signal(signal.SIGTERM)
+        single.communicate(timeout=30)
+        single_times = [r.time for r in api_requests(sim.log)]
+        sim.clear_log()
+        result = run_cli(tmp_path, *_args(sim, tmp_path / "many", *budget, "--ranges", "8"))
+        many_times = [r.time for r in api_requests(sim.log)]
+        violations = sim.violations
+    assert result.returncode == 0, result.stderr
+    assert sorted(read_observations(tmp_path / "many")["id"]) == expected_ids(WORLD, [4001, 4002])
+    single_used, many_used = _budget_used(single_times, 30, 3.0), _budget_used(many_times, 30, 3.0)
+    print(f"budget used: one cursor {single_used:.1%}, 8 ranges {many_used:.1%}")
+    assert single_used < 0.5
+    assert many_used >= 0.95
+    assert violations == 0
+
+
+def test_every_range_resumes_after_a_kill(tmp_path):
+    out = tmp_path / "o"
+    with SimulatorThread(WORLD, api_latency=0.02) as sim:
+        args = _args(sim, out, "--ranges", "4", "--no-limits")
+        child = start_cli(tmp_path, *args)
+        deadline = time.monotonic() + 30
+        while len(api_requests(sim.log)) < 45 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=30)
+        with sqlite3.connect(out / "harvest.sqlite") as db:
+            cursors = db.execute("SELECT lo, hi, last_id, done FROM cursors").fetchall()
+        started = [c for c in cursors if c[2] > c[0] and not c[3]]
+        assert len(started) >= 2, cursors  # several ranges were under way at the kill
+        result = run_cli(tmp_path, *args)
+        log = api_requests(sim.log)
+    assert result.returncode == 0, result.stderr
+    assert sorted(read_observations(out)["id"]) == expected_ids(WORLD, [4001, 4002])
+    pages = Counter((r.query["id_above"], r.query.get("id_below")) for r in log if r.query["per_page"] == "20")
+    again = sum(n - 1 for n in pages.values())
+    assert again <= 4  # only the pages in flight at the kill were asked for twice
+    with sqlite3.connect(out / "harvest.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM cursors WHERE done = 0").fetchone()[0] == 0
