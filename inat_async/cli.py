@@ -8,9 +8,10 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
+from collections.abc import Awaitable
+from typing import NoReturn, TypeVar
 
-from . import __version__
+from . import __version__, dryrun
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError, UsageError
 from .pipeline import Summary, harvest
 from .settings import (
@@ -21,9 +22,11 @@ from .settings import (
     api_url_default,
     make_settings,
     parse_params,
+    read_places_file,
 )
 
 PROG = "inat-async"
+T = TypeVar("T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_argument_group("what to harvest")
     what.add_argument("--place", action="append", default=[], metavar="ID",
                       help="iNaturalist place id; repeat it or give a comma list")  # fmt: skip
+    what.add_argument("--places-file", type=Path, metavar="FILE",
+                      help="place ids one a line (# comments, blank lines and place URLs allowed)")  # fmt: skip
     what.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                       help="add or override an API filter (defaults: geo=true identified=true "
                       "rank=species); KEY= drops one")  # fmt: skip
@@ -54,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     photos.add_argument("--all-photos", action="store_true",
                         help="every photo of an observation, not only the first")  # fmt: skip
     photos.add_argument("--no-photos", action="store_true", help="metadata only")
+    what.add_argument("--update", action="store_true",
+                      help="fetch only what was created or changed since the last complete run")  # fmt: skip
+    what.add_argument("--dry-run", action="store_true",
+                      help="count and estimate the harvest (requests, photos, bytes, time); write nothing")  # fmt: skip
     where = p.add_argument_group("where")
     where.add_argument("--out", default="inat_harvest", metavar="DIR",
                        help="output folder; running again continues the harvest in it")  # fmt: skip
@@ -111,14 +120,18 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         media_concurrency=args.media_concurrency,
         minute=60.0 * scale, hour=3600.0 * scale, day=86400.0 * scale,
     )  # fmt: skip
+    places = list(args.place)
+    if args.places_file is not None:
+        places += read_places_file(args.places_file)
     return make_settings(
-        args.place,
+        places,
         out=args.out,
         api_url=args.api_url,
         filters=parse_params(args.param),
         sizes=args.sizes,
         all_photos=args.all_photos,
         no_photos=args.no_photos,
+        update=args.update,
         workers=args.workers,
         limits=not args.no_limits,
         budgets=budgets,
@@ -148,12 +161,12 @@ def _print_summary(summary: Summary) -> None:
         print("photos that failed are listed in photos.csv; run the same command to retry them")
 
 
-async def _harvest_until_signal(settings: Settings) -> Summary:
+async def _until_signal(work: Awaitable[T]) -> T:
     """SIGTERM cancels like Ctrl-C does, so both leave the state consistent."""
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await harvest(settings)
+    return await work
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
         settings = settings_from_args(args)
-        summary = asyncio.run(_harvest_until_signal(settings))
+        if args.dry_run:
+            print(dryrun.report(settings, asyncio.run(_until_signal(dryrun.estimate(settings)))))
+            return EXIT_OK
+        summary = asyncio.run(_until_signal(harvest(settings)))
     except HarvestError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import logging
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +22,15 @@ from .downloader import Downloader, run_workers
 from .errors import DiskFullError, HarvestError, UsageError
 from .export import write_csvs
 from .http import Http
-from .pager import Pager
+from .pager import Pager, queries
 from .politeness import Politeness
 from .progress import Progress, report
 from .settings import REAL_API_HOST, Settings
 from .state import STATE_FILE, PhotoJob, State
 
 log = logging.getLogger("inat_async")
+# Clocks differ and records are indexed late: an update looks back this much further.
+UPDATE_MARGIN = timedelta(hours=1)
 
 
 @dataclass
@@ -54,15 +57,23 @@ async def harvest(settings: Settings) -> Summary:
     with _output_folder(settings.out) as state:
         state.check_fingerprint(settings.fingerprint())
         state.retry_failed()
+        extra = _update_filter(settings, state)
+        paged = state.paging_done(key for key, _ in queries(settings, extra))
+        if not paged and state.meta("started_at") is None:
+            state.set_meta("started_at", _now())
         politeness = Politeness(settings)
         politeness.open()
         progress = Progress()
         try:
             async with Http(settings, politeness) as http:
-                await _run_stages(settings, state, http, progress)
+                await _run_stages(settings, state, http, progress, extra)
                 api_requests = http.api_requests
         finally:
             politeness.close()
+        if not paged:  # all paged now: what changes from now on, a later --update fetches
+            state.set_meta("completed_at", state.meta("started_at"))
+            state.set_meta("started_at", None)
+            state.set_meta("update_since", None)
         log.info("%s", progress.line())
         write_csvs(state, settings.out)
         return Summary(
@@ -76,7 +87,31 @@ async def harvest(settings: Settings) -> Summary:
         )
 
 
-async def _run_stages(settings: Settings, state: State, http: Http, progress: Progress) -> None:
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _update_filter(settings: Settings, state: State) -> dict[str, str] | None:
+    """With --update: only what changed since the last complete run began (less a margin)."""
+    if not settings.update:
+        return None
+    since = state.meta("update_since")
+    if since is None:
+        completed = state.meta("completed_at")
+        if completed is None:
+            raise UsageError(
+                f"{settings.out} holds no complete harvest to update: run the same command "
+                "without --update to finish it first"
+            )
+        since = (datetime.fromisoformat(completed) - UPDATE_MARGIN).isoformat(timespec="seconds")
+        state.set_meta("update_since", since)
+    log.info("updating: observations created or changed since %s", since)
+    return {"updated_since": since}
+
+
+async def _run_stages(
+    settings: Settings, state: State, http: Http, progress: Progress, extra: dict[str, str] | None
+) -> None:
     queue: asyncio.Queue[PhotoJob | None] = asyncio.Queue(maxsize=settings.workers * 4)
     new_page = asyncio.Event()
     paging_done = asyncio.Event()
@@ -90,7 +125,7 @@ async def _run_stages(settings: Settings, state: State, http: Http, progress: Pr
 
     async def page() -> None:
         try:
-            await Pager(settings, state, http, progress, new_page.set).run()
+            await Pager(settings, state, http, progress, new_page.set, extra).run()
         finally:
             paging_done.set()
             new_page.set()

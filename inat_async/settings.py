@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class Settings:
     sizes: tuple[str, ...] = DEFAULT_SIZES
     all_photos: bool = False
     no_photos: bool = False
+    update: bool = False
     workers: int = 16
     limits: bool = True
     budgets: Budgets = Budgets()
@@ -93,6 +95,29 @@ def parse_places(values: Iterable[str | int]) -> tuple[int, ...]:
                 raise UsageError(f"--place: {part!r} is not a place id (a positive integer)")
             places[int(part)] = None
     return tuple(places)
+
+
+_PLACE_URL = re.compile(r"/places/(\d+)(?:[/?#]|$)")
+
+
+def read_places_file(path: Path) -> list[str]:
+    """Place ids from a file: one a line, blank lines and # comments allowed, and an
+    iNaturalist place URL (https://www.inaturalist.org/places/128892) taken for its id."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--places-file: cannot read {path} ({exc})") from None
+    places = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip() if not line.lstrip().startswith("http") else line.strip()
+        if not line:
+            continue
+        match = _PLACE_URL.search(line)
+        value = match.group(1) if match else line
+        if not value.isdigit():
+            raise UsageError(f"--places-file: line {number} of {path} is not a place id or URL: {line[:60]!r}")
+        places.append(value)
+    return places
 
 
 def parse_sizes(value: str | Iterable[str]) -> tuple[str, ...]:

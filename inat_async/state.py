@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS photos (
     UNIQUE (photo_id, size)
 );
 CREATE INDEX IF NOT EXISTS photos_status ON photos (status, seq);
+CREATE INDEX IF NOT EXISTS photos_observation ON photos (observation_id);
 """
 
 
@@ -83,7 +84,7 @@ class State:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            version = self._meta("schema_version")
+            version = self.meta("schema_version")
             if version is not None and version != str(SCHEMA_VERSION):
                 raise UsageError(
                     f"{path} was written by an incompatible version of inat_async "
@@ -91,7 +92,7 @@ class State:
                     "harvest into a new --out folder"
                 )
             self._db.executescript(_SCHEMA)
-            self._set_meta("schema_version", str(SCHEMA_VERSION))
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
             raise UsageError(
                 f"{path} is not a readable harvest state ({exc}); move it away or use a new --out folder"
@@ -101,21 +102,24 @@ class State:
         self._db.close()
 
     # -- settings ---------------------------------------------------------------------------
-    def _meta(self, key: str) -> str | None:
+    def meta(self, key: str) -> str | None:
         try:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         except sqlite3.OperationalError:  # no meta table yet: a new database
             return None
         return row[0] if row else None
 
-    def _set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+    def set_meta(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def check_fingerprint(self, fingerprint: dict[str, object]) -> None:
         """Refuse to mix two different harvests in one folder; say what differs."""
-        stored = self._meta("fingerprint")
+        stored = self.meta("fingerprint")
         if stored is None:
-            self._set_meta("fingerprint", json.dumps(fingerprint, sort_keys=True))
+            self.set_meta("fingerprint", json.dumps(fingerprint, sort_keys=True))
             return
         before = json.loads(stored)
         differs = [k for k in fingerprint if before.get(k) != fingerprint[k]]
@@ -180,6 +184,9 @@ class State:
                 f'ON CONFLICT ("id") DO UPDATE SET {updates}',
                 [(*row, zlib.compress(raw, 6)) for row, raw in zip(rows, raws, strict=True)],
             )
+            photos = list(photos)
+            # An observation edited since it was first paged may have other photos now.
+            self._forget_other_photos([row[0] for row in rows], photos)
             before = self._db.total_changes
             self._db.executemany(
                 "INSERT OR IGNORE INTO photos (photo_id, size, observation_id, position, url, path,"
@@ -196,6 +203,27 @@ class State:
                 (last_id, int(done), cursor.stream, cursor.lo),
             )
         return added
+
+    def _forget_other_photos(self, observation_ids: list[int], photos: list[PhotoFile]) -> None:
+        keep = {(p.observation_id, p.photo_id, p.size) for p in photos}
+        marks = ",".join("?" * len(observation_ids))
+        stale = [
+            (photo_id, size)
+            for obs_id, photo_id, size in self._db.execute(
+                f"SELECT observation_id, photo_id, size FROM photos WHERE observation_id IN ({marks})",
+                observation_ids,
+            )
+            if (obs_id, photo_id, size) not in keep
+        ]
+        self._db.executemany("DELETE FROM photos WHERE photo_id = ? AND size = ?", stale)
+
+    def paging_done(self, streams: Iterable[str]) -> bool:
+        """Whether every range of these streams has been paged to its end."""
+        for stream in streams:
+            cursors = self.cursors(stream)
+            if not cursors or not all(c.done for c in cursors):
+                return False
+        return True
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
