@@ -72,16 +72,21 @@ class Politeness:
         if not self.enabled:
             return
         state = self._host(host)
-        await self._wait_retry_after(host, state)
+        # A 429 may arrive while we wait for our slot: then the slot is given up, not used.
+        while state.not_before > time.time() or not await self._api_slot(host, state):
+            await self._wait_retry_after(host, state)
+
+    async def _api_slot(self, host: str, state: _Host) -> bool:
         b = self.budgets
         rpm = max(1.0, b.api_rpm * state.factor)
         windows = (
-            Window(int(rpm) or 1, b.minute, f"{int(rpm)} API requests a {_span(b.minute)}"),
+            Window(int(rpm), b.minute, f"{int(rpm)} API requests a {_span(b.minute)}"),
             Window(b.api_daily, b.day, f"{b.api_daily} API requests a {_span(b.day)}"),
         )
         assert self._ledger is not None
         slot, reason = await asyncio.to_thread(self._ledger.reserve, f"api {host}", windows, b.minute / rpm)
         await self._sleep_until(slot, reason, "API")
+        return state.not_before <= time.time()
 
     # -- photo hosts ------------------------------------------------------------------------
     @asynccontextmanager
@@ -93,12 +98,15 @@ class Politeness:
         state = self._host(host)
         assert state.slots is not None
         async with state.slots:
-            await self._wait_retry_after(host, state)
             await self._wait_for_bytes(host)
-            if state.limiter is None:
-                rpm = max(1.0, self.budgets.media_rpm * state.factor)
-                state.limiter = AsyncLimiter(1, self.budgets.minute / rpm)
-            await state.limiter.acquire()
+            while True:
+                await self._wait_retry_after(host, state)
+                if state.limiter is None:
+                    rpm = max(1.0, self.budgets.media_rpm * state.factor)
+                    state.limiter = AsyncLimiter(1, self.budgets.minute / rpm)
+                await state.limiter.acquire()
+                if state.not_before <= time.time():
+                    break
             yield
 
     async def spent_bytes(self, host: str, nbytes: int) -> None:

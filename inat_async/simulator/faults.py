@@ -1,0 +1,117 @@
+"""Misbehaviour settings for the simulator: random transient faults and rate limits.
+
+A harvester must survive what the real API and photo hosts do on a bad day: 5xx answers, 429s
+with and without Retry-After, connections dropped mid-body, short bodies, very slow answers and
+HTML error pages served with status 200. :class:`Faults` draws such faults at random per request
+(seeded, so a run is reproducible for a given request order) or from a script of the next
+faults to inject; :class:`RateLimit` describes the front proxy's sliding-window throttle.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Every fault name :class:`Faults` accepts.
+FAULT_KINDS: tuple[str, ...] = (
+    "500",  # {"error": "Elasticsearch error…", "status": 500}
+    "502",  # HTML bad gateway page from the proxy
+    "503",  # maintenance, with Retry-After
+    "504",  # gateway timeout
+    "429",  # too many requests, with Retry-After
+    "429-no-retry-after",  # too many requests without Retry-After
+    "reset",  # headers and half the body, then a TCP reset
+    "truncated",  # a body shorter than its Content-Length, then a clean close
+    "slow",  # the normal answer after ``slow_delay`` seconds
+    "html",  # an HTML page with status 200 where JSON or an image was expected
+)
+
+GROUPS: tuple[str, ...] = ("api", "photo")
+
+
+def _check(rates: Mapping[str, float], group: str) -> None:
+    unknown = set(rates) - set(FAULT_KINDS)
+    if unknown:
+        raise ValueError(f"unknown {group} fault(s) {sorted(unknown)}; known: {FAULT_KINDS}")
+    if any(p < 0 for p in rates.values()) or sum(rates.values()) > 1.0 + 1e-9:
+        raise ValueError(f"{group} fault probabilities must be >= 0 and sum to <= 1")
+
+
+@dataclass
+class Faults:
+    """Fault probabilities per request, separately for API and photo (and placeholder) requests.
+
+    ``api``/``photo`` map a name of :data:`FAULT_KINDS` to its probability; at most one fault
+    is applied per request. ``api_next``/``photo_next`` hold scripted faults, consumed one per
+    request before any random draw (``None`` in the script means "no fault this time").
+    Faults are transient: retrying the same request draws again.
+    """
+
+    api: dict[str, float] = field(default_factory=dict)
+    photo: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    slow_delay: float = 5.0
+    retry_after: float = 1.0
+    api_next: deque[str | None] = field(default_factory=deque)
+    photo_next: deque[str | None] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        _check(self.api, "api")
+        _check(self.photo, "photo")
+        self._rng = {group: random.Random(f"{self.seed}:{group}") for group in GROUPS}
+        self.api_next = deque(self.api_next)
+        self.photo_next = deque(self.photo_next)
+
+    @classmethod
+    def uniform(cls, rate: float, kinds: Iterable[str] | None = None, **kwargs: Any) -> Faults:
+        """Spread a total fault ``rate`` evenly over ``kinds`` (default: all but "slow")."""
+        chosen = list(kinds) if kinds is not None else [k for k in FAULT_KINDS if k != "slow"]
+        rates = {kind: rate / len(chosen) for kind in chosen} if chosen else {}
+        return cls(api=dict(rates), photo=dict(rates), **kwargs)
+
+    def inject(self, group: str, *names: str | None) -> None:
+        """Script the next faults of a group ("api" or "photo"), in order."""
+        for name in names:
+            if name is not None and name not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {name!r}")
+        (self.api_next if group == "api" else self.photo_next).extend(names)
+
+    def pick(self, group: str) -> str | None:
+        """The fault for the next request of a group, or None."""
+        scripted = self.api_next if group == "api" else self.photo_next
+        if scripted:
+            return scripted.popleft()
+        rates = self.api if group == "api" else self.photo
+        if not rates:
+            return None
+        roll = self._rng[group].random()
+        for name, probability in rates.items():
+            if roll < probability:
+                return name
+            roll -= probability
+        return None
+
+
+@dataclass
+class RateLimit:
+    """A sliding-window throttle: at most ``max_requests`` arrivals in any ``window`` seconds.
+
+    A request arriving when the trailing window already holds ``max_requests`` arrivals
+    (refused ones count too, as at a front proxy) is a violation; with ``enforce`` it is
+    answered 429. ``retry_after`` is the Retry-After sent: seconds (a number), the string
+    "http-date" for an HTTP date, "auto" for the seconds until a slot frees, or None for none.
+    """
+
+    max_requests: int
+    window: float
+    retry_after: float | str | None = None
+    enforce: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_requests < 1 or self.window <= 0:
+            raise ValueError("RateLimit needs max_requests >= 1 and window > 0")
+        if isinstance(self.retry_after, str) and self.retry_after not in ("http-date", "auto"):
+            raise ValueError("retry_after must be seconds, 'http-date', 'auto' or None")

@@ -1,0 +1,415 @@
+"""The HTTP side of the simulator: the v1 API and the two photo hosts on loopback.
+
+:class:`Simulator` serves a :class:`~inat_async.simulator.world.World` on 127.0.0.1 with one
+listener per host kind, as the real service has separate hosts: the API (``/v1/observations``,
+plus the ``/assets/…`` and ``/attachment_defaults/…`` placeholder images of www.inaturalist.org),
+the open-data photo bucket and the static photo host (``/photos/{id}/{size}.{ext}``). Every
+request is logged with its arrival time, and can be slowed, throttled, blocked or broken
+according to settings that may be changed while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import math
+import socket
+import struct
+import time
+from collections import OrderedDict, defaultdict, deque
+from dataclasses import dataclass
+from email.utils import formatdate
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from . import images
+from .faults import Faults, RateLimit
+from .query import QueryError, error_body, parse_bool
+from .world import World
+
+#: Host kinds, in port order (with a fixed ``port``: API, open, static on port, +1, +2).
+HOST_KINDS: tuple[str, ...] = ("api", "open", "static")
+
+_JSON = "application/json; charset=utf-8"
+_HTML = "text/html; charset=utf-8"
+_XML = "application/xml"
+_HTML_200 = (
+    b"<!DOCTYPE html><html><head><title>iNaturalist</title></head>"
+    b"<body><h1>Something went wrong</h1><p>Please try again later.</p></body></html>"
+)
+_API_HEADERS = {
+    "Server": "nginx",
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": (
+        "Origin, X-Requested-With, Content-Type, Accept, Authorization, Access-Control-Allow-Methods"
+    ),
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS, PUT, DELETE",
+    "X-Content-Type-Options": "nosniff",
+    "Vary": "Accept-Encoding",
+}
+_PHOTO_HEADERS = {"Server": "AmazonS3", "Accept-Ranges": "bytes"}
+_ELASTIC = "Elasticsearch error, if this persists please contact the iNaturalist development team."
+
+
+@dataclass
+class Request:
+    """One logged request. ``status`` is 0 while it is still being answered."""
+
+    time: float  # time.monotonic() at arrival
+    host: str  # "api", "open", "static" or "assets"
+    path: str
+    query: dict[str, str]
+    status: int = 0
+    retry_after: str | None = None
+    fault: str | None = None
+
+
+def _html_page(status: int, title: str, text: str = "") -> bytes:
+    return (
+        f"<html>\r\n<head><title>{status} {title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {title}</h1></center>\r\n{text}<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode()
+
+
+def _s3_error(code: str, message: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        f"<RequestId>{hashlib.md5(message.encode()).hexdigest()[:16].upper()}</RequestId>"
+        "</Error>"
+    ).encode()
+
+
+def _reply(
+    status: int, body: bytes, ctype: str | None, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A response with an exact Content-Type header (charset included where the real one has)."""
+    all_headers = dict(headers or {})
+    if ctype is not None:
+        all_headers["Content-Type"] = ctype
+    return web.Response(status=status, body=body, headers=all_headers)
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+class Simulator:
+    """The API and photo hosts of a world on 127.0.0.1, as an async context manager.
+
+    Run-time settings (plain attributes, may be reassigned while serving): ``api_latency`` and
+    ``photo_latency`` (seconds added to each answer), ``faults`` (:class:`Faults` or None),
+    ``api_limit`` / ``photo_limit`` (:class:`RateLimit` or None; the photo limit counts each
+    photo host separately) and ``blocked`` (every request answers the 403 IP-block page).
+    """
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        api_latency: float = 0.0,
+        photo_latency: float = 0.0,
+        faults: Faults | None = None,
+        api_limit: RateLimit | None = None,
+        photo_limit: RateLimit | None = None,
+        blocked: bool = False,
+        port: int = 0,
+    ) -> None:
+        self.world = world
+        self.api_latency = api_latency
+        self.photo_latency = photo_latency
+        self.faults = faults
+        self.api_limit = api_limit
+        self.photo_limit = photo_limit
+        self.blocked = blocked
+        self.port = port
+        self.violations = 0
+        self.hosts: dict[str, str] = {}
+        self.api_root = ""
+        self.api_url = ""
+        self._log: list[Request] = []
+        self._arrivals: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._runners: list[web.AppRunner] = []
+        self._etags: OrderedDict[tuple[int, str], str] = OrderedDict()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind the three listeners (ports chosen by the OS unless ``port`` was given)."""
+        bases: dict[str, str] = {}
+        try:
+            for offset, kind in enumerate(HOST_KINDS):
+                runner = web.AppRunner(self._app(kind), access_log=None, shutdown_timeout=0.2)
+                await runner.setup()
+                self._runners.append(runner)
+                port = self.port + offset if self.port else 0
+                site = web.TCPSite(runner, "127.0.0.1", port)
+                await site.start()
+                bound = runner.addresses[0][1]
+                bases[kind] = f"http://127.0.0.1:{bound}"
+        except BaseException:
+            await self.stop()
+            raise
+        self.api_root = bases["api"]
+        self.api_url = bases["api"] + "/v1"
+        self.hosts = {"open": bases["open"], "static": bases["static"], "assets": bases["api"]}
+
+    async def stop(self) -> None:
+        """Close the listeners."""
+        runners, self._runners = self._runners, []
+        for runner in runners:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def log(self) -> list[Request]:
+        """A copy of the request log, in arrival order."""
+        return list(self._log)
+
+    def clear_log(self) -> None:
+        """Forget the logged requests (the rate-limit windows are kept)."""
+        self._log.clear()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _app(self, kind: str) -> web.Application:
+        app = web.Application(middlewares=[self._middleware_for(kind)])
+        if kind == "api":
+            app.router.add_get("/v1/observations", self._observations)
+            app.router.add_get("/v1/observations/", self._observations)
+            app.router.add_get("/assets/{name}", self._assets)
+            app.router.add_get("/attachment_defaults/{path:.+}", self._assets)
+        else:
+
+            async def photo(request: web.Request) -> web.Response:
+                return await self._photo(request, kind)
+
+            app.router.add_get("/photos/{photo_id}/{name}", photo)
+        return app
+
+    def _middleware_for(self, app_kind: str) -> Any:
+        @web.middleware
+        async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+            kind = app_kind
+            if app_kind == "api" and not (request.path == "/v1" or request.path.startswith("/v1/")):
+                kind = "assets"
+            entry = Request(time.monotonic(), kind, request.path, dict(request.query.items()))
+            self._log.append(entry)
+            response = await self._serve(request, handler, kind, entry)
+            entry.status = response.status
+            entry.retry_after = response.headers.get("Retry-After")
+            return response
+
+        return middleware
+
+    def _throttle(self, kind: str, limit: RateLimit | None, now: float) -> tuple[bool, str | None]:
+        """Record an arrival; (refuse?, Retry-After to send) under the host's limit."""
+        arrivals = self._arrivals[kind]
+        horizon = limit.window if limit is not None else 600.0
+        while arrivals and arrivals[0] <= now - horizon:
+            arrivals.popleft()
+        violation = limit is not None and len(arrivals) >= limit.max_requests
+        arrivals.append(now)
+        if limit is None or not violation:
+            return False, None
+        self.violations += 1
+        if not limit.enforce or limit.retry_after is None:
+            return limit.enforce, None
+        wait = max(0.0, arrivals[-limit.max_requests] + limit.window - now)
+        if limit.retry_after == "http-date":
+            return True, formatdate(time.time() + math.ceil(wait), usegmt=True)
+        if limit.retry_after == "auto":
+            return True, str(max(1, math.ceil(wait)))
+        return True, _format_seconds(float(limit.retry_after))
+
+    async def _serve(
+        self, request: web.Request, handler: Any, kind: str, entry: Request
+    ) -> web.StreamResponse:
+        group = "api" if kind == "api" else "photo"
+        limit = self.api_limit if group == "api" else self.photo_limit
+        refuse, retry_after = self._throttle(kind, limit, entry.time)
+        if self.blocked:
+            body = _html_page(403, "Forbidden", "<p>This IP has been blocked</p>\r\n")
+            return _reply(403, body, _HTML, {"Server": "nginx"})
+        if refuse:
+            return self._too_many(group, retry_after)
+        latency = self.api_latency if group == "api" else self.photo_latency
+        if latency > 0:
+            await asyncio.sleep(latency)
+        faults = self.faults
+        fault = faults.pick(group) if faults is not None else None
+        entry.fault = fault
+        if fault is not None and faults is not None:
+            broken = self._fault_response(group, fault, faults)
+            if broken is not None:
+                return broken
+            if fault == "slow":
+                await asyncio.sleep(faults.slow_delay)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status == 404:
+                response = self._not_found(group)
+            else:
+                response = _reply(exc.status, (exc.text or "").encode(), "text/plain")
+        if fault == "html":
+            return _reply(200, _HTML_200, _HTML)
+        if fault in ("reset", "truncated") and isinstance(response, web.Response):
+            return await self._cut(request, response, reset=fault == "reset")
+        return response
+
+    def _too_many(self, group: str, retry_after: str | None) -> web.Response:
+        headers = dict(_API_HEADERS if group == "api" else _PHOTO_HEADERS)
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        if group == "api":
+            return _reply(429, error_body(429, "Too Many Requests"), _JSON, headers)
+        return _reply(429, _html_page(429, "Too Many Requests"), _HTML, headers)
+
+    def _fault_response(self, group: str, fault: str, faults: Faults) -> web.Response | None:
+        """The answer for a fault that replaces the real answer, else None."""
+        api = group == "api"
+        headers = dict(_API_HEADERS if api else _PHOTO_HEADERS)
+        if fault == "500":
+            if api:
+                return _reply(500, error_body(500, _ELASTIC), _JSON, headers)
+            body = _s3_error("InternalError", "We encountered an internal error.")
+            return _reply(500, body, _XML, headers)
+        if fault == "502":
+            return _reply(502, _html_page(502, "Bad Gateway"), _HTML, {"Server": "nginx"})
+        if fault == "503":
+            headers = {"Server": "nginx", "Retry-After": _format_seconds(faults.retry_after)}
+            return _reply(503, _html_page(503, "Service Temporarily Unavailable"), _HTML, headers)
+        if fault == "504":
+            return _reply(504, _html_page(504, "Gateway Time-out"), _HTML, {"Server": "nginx"})
+        if fault == "429":
+            return self._too_many(group, _format_seconds(faults.retry_after))
+        if fault == "429-no-retry-after":
+            return self._too_many(group, None)
+        return None
+
+    async def _cut(self, request: web.Request, response: web.Response, *, reset: bool) -> web.StreamResponse:
+        """Send the headers and half the body, then reset (RST) or close (FIN) the connection."""
+        body = bytes(response.body or b"")  # type: ignore[arg-type]
+        cut = web.StreamResponse(status=response.status, headers=response.headers)
+        cut.content_length = len(body)
+        await cut.prepare(request)
+        await cut.write(body[: len(body) // 2])
+        transport = request.transport
+        if transport is not None:
+            for _ in range(50):
+                if transport.get_write_buffer_size() == 0:
+                    break
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(0.02)
+            sock = transport.get_extra_info("socket")
+            if reset and sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+            else:
+                transport.close()
+        return cut
+
+    def _not_found(self, group: str) -> web.Response:
+        if group == "api":
+            return _reply(404, error_body(404, "Not found"), _JSON, _API_HEADERS)
+        body = _s3_error("NoSuchKey", "The specified key does not exist.")
+        return _reply(404, body, _XML, _PHOTO_HEADERS)
+
+    # ------------------------------------------------------------------ handlers
+
+    async def _observations(self, request: web.Request) -> web.Response:
+        headers = dict(_API_HEADERS)
+        try:
+            page = self.world.search(request.query)
+        except QueryError as exc:
+            return _reply(exc.status, exc.body, _JSON, headers)
+        only_id = parse_bool(request.query.get("only_id")) is True
+        body = self.world.render_page(page, self.hosts, only_id=only_id)
+        headers["ETag"] = f'W/"{len(body):x}-{hashlib.md5(body).hexdigest()[:27]}"'
+        return _reply(200, body, _JSON, headers)
+
+    async def _photo(self, request: web.Request, kind: str) -> web.Response:
+        try:
+            photo_id = int(request.match_info["photo_id"])
+        except ValueError:
+            return self._not_found("photo")
+        size, _, ext = request.match_info["name"].rpartition(".")
+        info = self.world.photo_info(photo_id)
+        if info is None or info.ext != ext:
+            return self._not_found("photo")
+        status = self.world.photo_status(photo_id, size, host=kind)
+        if status == 404:
+            return self._not_found("photo")
+        if status == 403:
+            return _reply(403, _s3_error("AccessDenied", "Access Denied"), _XML, _PHOTO_HEADERS)
+        data = self.world.photo_bytes(photo_id, size)
+        if data is None:  # changed meanwhile
+            return self._not_found("photo")
+        headers = dict(_PHOTO_HEADERS)
+        headers["ETag"] = self._etag(photo_id, size, data)
+        headers["Last-Modified"] = formatdate(1_600_000_000 + photo_id % 100_000_000, usegmt=True)
+        headers["Cache-Control"] = "max-age=31536000"
+        return _ranged(request, data, images.content_type(ext), headers)
+
+    def _etag(self, photo_id: int, size: str, data: bytes) -> str:
+        """The S3-style ETag (MD5 of the content), remembered for recently served files."""
+        key = (photo_id, size)
+        etag = self._etags.get(key)
+        if etag is None:
+            etag = f'"{hashlib.md5(data).hexdigest()}"'
+            self._etags[key] = etag
+            if len(self._etags) > 8192:
+                self._etags.popitem(last=False)
+        return etag
+
+    async def _assets(self, request: web.Request) -> web.Response:
+        """Placeholder images of www.inaturalist.org (hidden or copyright-flagged photos)."""
+        name = request.path.rsplit("/", 1)[-1]
+        stem, _, ext = name.rpartition(".")
+        size = stem.rsplit("-", 1)[-1]
+        valid = ext == "png" and size in images.SIZES
+        if request.path.startswith("/assets/"):
+            valid = valid and stem.startswith("copyright-infringement-")
+        if not valid:
+            return _reply(404, b"Not Found", "text/plain; charset=utf-8", {"Server": "nginx"})
+        data = images.placeholder_png(request.path)
+        headers = {"Server": "nginx", "Cache-Control": "public, max-age=31536000"}
+        return _ranged(request, data, "image/png", headers)
+
+
+def _ranged(request: web.Request, data: bytes, ctype: str, headers: dict[str, str]) -> web.Response:
+    """Answer ``data`` whole, or the single byte range asked for (206), or 416."""
+    header = request.headers.get("Range", "")
+    if not header.startswith("bytes=") or "," in header:
+        return _reply(200, data, ctype, headers)
+    first, _, last = header[len("bytes=") :].strip().partition("-")
+    total = len(data)
+    try:
+        if first:
+            start = int(first)
+            end = min(int(last), total - 1) if last else total - 1
+        else:
+            start, end = max(0, total - int(last)), total - 1
+    except ValueError:
+        return _reply(200, data, ctype, headers)
+    if start > end or start >= total:
+        return _reply(416, b"", None, {**headers, "Content-Range": f"bytes */{total}"})
+    headers = {**headers, "Content-Range": f"bytes {start}-{end}/{total}"}
+    return _reply(206, data[start : end + 1], ctype, headers)
