@@ -105,7 +105,7 @@ class Http:
     async def retrying(self, host: str, attempts: int, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call`` until it succeeds, retrying RETRYABLE failures with backoff."""
         s = self.settings
-        backoff = wait_exponential_jitter(initial=s.backoff_initial, max=s.max_backoff)
+        backoff = wait_exponential_jitter(initial=s.backoff_initial, max=s.max_backoff, jitter=s.backoff_initial)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 FETCH_ROWS = 5_000  # rows taken from SQLite (and turned into Arrow) at a time
-ROW_GROUP_ROWS = 100_000  # rows per Parquet row group: a few tens of MB of Arrow data at most
+ROW_GROUP_ROWS = 50_000  # rows per Parquet row group: about 20 MB of Arrow data at most
 MISSING_PYARROW = "Parquet needs pyarrow: pip install 'inat_async[parquet]'"
 
 # The kind of each column; a column not listed here (a CSV column added later) is text.
@@ -40,6 +40,7 @@ OBSERVATION_KINDS = {
     "created_at": "timestamp", "updated_at": "timestamp", "photo_count": "int",
 }  # fmt: skip
 PHOTO_KINDS = {"observation_id": "id", "photo_id": "id", "position": "int", "bytes": "int"}
+Converter = Callable[[Any], Any]
 _SIZE_ORDER = f"instr('{','.join(SIZES)}', size)"
 
 
@@ -60,14 +61,15 @@ def write_parquet(state: State, out: Path) -> list[Path]:
          PHOTO_COLUMNS, PHOTO_KINDS, out / "photos.parquet"),
     ]  # fmt: skip
     for sql, columns, kinds, target in targets:
-        _write_table(state, sql, _schema(columns, kinds, provenance), target)
+        converters = [_CONVERTERS[_kind(kinds, c)] for c in columns]
+        _write_table(state, sql, _schema(columns, kinds, provenance), converters, target)
     return [target for *_, target in targets]
 
 
 def _require_pyarrow() -> None:
     """pyarrow is imported only by this module's functions: the harvester never needs it."""
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow
         import pyarrow.parquet  # noqa: F401
     except ImportError:
         raise UsageError(MISSING_PYARROW) from None
@@ -92,7 +94,9 @@ def _kind(kinds: dict[str, str], column: str) -> str:
     return kinds.get(column, "text")
 
 
-def _write_table(state: State, sql: str, schema: pa.Schema, target: Path) -> None:
+def _write_table(
+    state: State, sql: str, schema: pa.Schema, converters: list[Converter], target: Path
+) -> None:
     """Stream ``sql``'s rows into ``target`` in row groups, through a temporary file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -103,7 +107,7 @@ def _write_table(state: State, sql: str, schema: pa.Schema, target: Path) -> Non
             pending: list[pa.RecordBatch] = []
             buffered = 0
             for _, rows in state.query_chunks(sql, FETCH_ROWS):
-                pending.append(_batch(schema, rows))
+                pending.append(_batch(schema, converters, rows))
                 buffered += len(rows)
                 if buffered >= ROW_GROUP_ROWS:
                     writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=buffered)
@@ -116,14 +120,14 @@ def _write_table(state: State, sql: str, schema: pa.Schema, target: Path) -> Non
             part.unlink()
 
 
-def _batch(schema: pa.Schema, rows: list[tuple]) -> pa.RecordBatch:
+def _batch(schema: pa.Schema, converters: list[Converter], rows: list[tuple]) -> pa.RecordBatch:
     """One chunk of SQLite rows (in schema order) as an Arrow record batch."""
     import pyarrow as pa
 
-    arrays = []
-    for i, field in enumerate(schema):
-        convert = _CONVERTERS[field.metadata_kind] if False else _converter(field.type, field.nullable)
-        arrays.append(pa.array([convert(row[i]) for row in rows], type=field.type))
+    arrays = [
+        pa.array([convert(row[i]) for row in rows], type=field.type)
+        for i, (field, convert) in enumerate(zip(schema, converters, strict=True))
+    ]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -182,7 +186,7 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+_CONVERTERS: dict[str, Converter] = {
     "id": _int, "int": _int, "float": _float, "bool": _bool, "timestamp": _timestamp,
     "date": _date, "int_list": _int_list, "text": _text,
 }  # fmt: skip

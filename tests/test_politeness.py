@@ -57,7 +57,7 @@ def test_a_stricter_server_is_respected_and_retry_after_honoured(tmp_path, retry
     limit = RateLimit(10, 2.0, retry_after=retry_after)
     with SimulatorThread(WORLD, api_limit=limit) as sim:
         result = run_cli(tmp_path, *_metadata_args(sim, tmp_path / "o", "--api-rpm", "40",
-                         "--budget-window-scale", f"{2 / 60}", "--retry-wait", "0.2"))  # fmt: skip
+                         "--budget-window-scale", f"{2 / 60}", "--retry-wait", "0.2", "--per-page", "40"))  # fmt: skip
         log = api_requests(sim.log)
     assert result.returncode == 0, result.stderr
     assert sorted(read_observations(tmp_path / "o")["id"]) == sorted(

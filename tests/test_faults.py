@@ -1,0 +1,145 @@
+"""Every fault the simulator knows is survived; untrusted data never steers a write; exit statuses."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from conftest import expected_ids, read_observations, read_photos, run_cli
+
+from inat_async.simulator import Faults, SimulatorThread, World
+
+WORLD = World({9101: 500, 9102: 300}, seed=23, photo_scale=0.02)
+
+
+def _check_photos_byte_exact(world, out):
+    photos = read_photos(out)
+    for row in photos.itertuples():
+        expected = world.photo_bytes(row.photo_id, row.size)
+        if row.status == "done":
+            assert (out / row.path).read_bytes() == expected
+        elif row.status == "missing":
+            assert expected is None and row.reason.startswith("HTTP 40")
+        else:
+            assert row.status == "skipped" and "placeholder" in row.reason
+    return photos
+
+
+def test_a_few_percent_of_every_fault_is_survived_byte_exact(tmp_path):
+    kinds = ["500", "502", "503", "504", "429", "429-no-retry-after", "reset", "truncated", "slow", "html"]
+    faults = Faults.uniform(0.04, kinds, seed=4, slow_delay=2.0, retry_after=0.05)
+    faults.photo = dict(faults.api)
+    out = tmp_path / "o"
+    with SimulatorThread(WORLD, faults=faults) as sim:
+        result = run_cli(tmp_path, "--place", "9101,9102", "--api-url", sim.api_url, "--no-limits",
+                         "--out", str(out), "--timeout", "0.5", "--retry-wait", "0.01",
+                         "--per-page", "50", "--sizes", "square,small")  # fmt: skip
+        seen = {r.fault for r in sim.log if r.fault}
+    assert result.returncode == 0, result.stderr
+    assert seen >= set(kinds)  # every kind really happened
+    assert sorted(read_observations(out)["id"]) == expected_ids(WORLD, [9101, 9102])
+    photos = _check_photos_byte_exact(WORLD, out)
+    assert set(photos.status) <= {"done", "missing", "skipped"}
+    assert "missing" in result.stdout and "skipped" in result.stdout  # reported at the end
+
+
+def _harvest_into(sim, tmp_path, out, *extra):
+    return run_cli(tmp_path, "--place", "9102", "--api-url", sim.api_url, "--no-limits", "--out", str(out),
+                   "--retry-wait", "0.01", *extra)  # fmt: skip
+
+
+def test_untrusted_photo_data_never_writes_outside_the_output_folder(tmp_path):
+    world = World({9201: 40}, seed=29, photo_scale=0.02)
+    ids = expected_ids(world, [9201])
+    evil = [
+        {"id": 1, "url": "http://evil.invalid/photos/1/square.jpg"},
+        {"id": "../../../tmp/pwned", "url": "OPEN/photos/2/square.jpg"},
+        {"id": 3, "url": "OPEN/photos/3/square.exe"},
+        {"id": 4, "url": "OPEN/photos/../../../../tmp/4/square.jpg"},
+        {"id": -5, "url": "OPEN/photos/5/square.jpg"},
+        {"id": 6, "url": None},
+    ]
+    out = tmp_path / "o"
+    with SimulatorThread(world) as sim:
+        for obs_id, photo in zip(ids, evil, strict=False):
+            url = photo["url"].replace("OPEN", sim.hosts["open"]) if photo["url"] else None
+            world.edit(obs_id, photos=[{**photo, "url": url}], observation_photos=[])
+        result = _harvest_into(sim, tmp_path, out, "--place", "9201", "--all-photos")
+    assert result.returncode in (0, 3), result.stderr
+    assert sorted(read_observations(out)["id"]) == ids  # the harvest went on
+    photos = read_photos(out)
+    rows = {int(r.photo_id): r for r in photos.itertuples() if r.observation_id in ids[:6]}
+    assert set(rows) == {1, 3, 4, 6}  # non-integer and negative ids dropped
+    assert "host" in rows[1].reason and "extension" in rows[3].reason
+    assert rows[4].path == "photos/000/000/4_square.jpg" or rows[4].status != "done"
+    for path in out.rglob("*"):
+        assert path.resolve().is_relative_to(out.resolve())
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_bodies_larger_than_any_photo_are_refused_and_reported_with_exit_3(tmp_path):
+    out = tmp_path / "o"
+    with SimulatorThread(WORLD) as sim:
+        result = _harvest_into(sim, tmp_path, out, "--sizes", "square,original", "--max-photo-mb", "0.004")
+    assert result.returncode == 3, result.stderr
+    photos = read_photos(out)
+    big = photos[(photos.status == "failed")]
+    assert len(big) > 0 and big.reason.str.contains("larger than").all()
+    assert (photos[photos.status == "done"]["bytes"] <= 4000).all()
+    assert all(p.stat().st_size <= 4000 for p in (out / "photos").rglob("*") if p.is_file())
+    assert "failed" in result.stdout
+
+
+def test_html_where_an_image_was_expected_fails_for_good_after_retries(tmp_path):
+    out = tmp_path / "o"
+    with SimulatorThread(WORLD, faults=Faults(photo={"html": 1.0})) as sim:
+        result = _harvest_into(sim, tmp_path, out, "--sizes", "square")
+        assert result.returncode == 3
+        photos = read_photos(out)
+        failed = photos[photos.status == "failed"]
+        assert len(failed) and failed.reason.str.contains("not an image").all()
+        assert not [p for p in out.rglob("*.jpg") if not p.name.startswith(".")]
+        # A later run, with the host healthy again, finishes the job.
+        sim.faults = None
+        again = _harvest_into(sim, tmp_path, out, "--sizes", "square")
+    assert again.returncode == 0, again.stderr
+    _check_photos_byte_exact(WORLD, out)
+
+
+def test_a_server_answering_garbage_stops_with_one_line_and_harms_nothing(tmp_path):
+    out = tmp_path / "o"
+    with SimulatorThread(WORLD) as sim:
+        assert _harvest_into(sim, tmp_path, out, "--no-photos").returncode == 0
+        before = (out / "observations.csv").read_bytes()
+        sim.faults = Faults(api={"html": 1.0})
+        result = _harvest_into(sim, tmp_path, out, "--no-photos", "--update")
+    assert result.returncode == 5
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("inat-async: error:") and "not JSON" in lines[-1]
+    assert (out / "observations.csv").read_bytes() == before
+    with sqlite3.connect(out / "harvest.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "version"])
+def test_a_corrupt_or_foreign_state_is_refused_untouched(tmp_path, damage):
+    out = tmp_path / "o"
+    with SimulatorThread(WORLD) as sim:
+        assert _harvest_into(sim, tmp_path, out, "--no-photos").returncode == 0
+        state = out / "harvest.sqlite"
+        if damage == "garbage":
+            state.write_bytes(b"this is not SQLite" * 100)
+        else:
+            db = sqlite3.connect(state)
+            with db:
+                db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
+        before = state.read_bytes()
+        sim.clear_log()
+        result = _harvest_into(sim, tmp_path, out, "--no-photos")
+        assert sim.log == []
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert ("not a readable harvest state" if damage == "garbage" else "incompatible version") in lines[0]
+    assert state.read_bytes() == before
