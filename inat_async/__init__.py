@@ -2,8 +2,8 @@
 
 __version__ = "0.1.0"
 
-from .errors import HarvestError, UsageError  # noqa: E402
-from .pipeline import Summary, harvest  # noqa: E402
-from .settings import Budgets, Settings, make_settings  # noqa: E402
+from .errors import HarvestError, UsageError
+from .pipeline import Summary, harvest
+from .settings import Budgets, Settings, make_settings
 
 __all__ = ["Budgets", "HarvestError", "Settings", "Summary", "UsageError", "harvest", "make_settings"]

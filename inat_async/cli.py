@@ -7,8 +7,8 @@ import asyncio
 import logging
 import signal
 import sys
-from pathlib import Path
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from . import __version__, dryrun
@@ -44,58 +44,140 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     what = p.add_argument_group("what to harvest")
-    what.add_argument("--place", action="append", default=[], metavar="ID",
-                      help="iNaturalist place id; repeat it or give a comma list")  # fmt: skip
-    what.add_argument("--places-file", type=Path, metavar="FILE",
-                      help="place ids one a line (# comments, blank lines and place URLs allowed)")  # fmt: skip
-    what.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                      help="add or override an API filter (defaults: geo=true identified=true "
-                      "rank=species); KEY= drops one")  # fmt: skip
-    what.add_argument("--sizes", default=",".join(DEFAULT_SIZES),
-                      help=f"photo sizes, comma separated, of {', '.join(SIZES)}")  # fmt: skip
-    what.add_argument("--per-page", type=int, default=200, metavar="N",
-                      help="observations per API request (at most 200; smaller helps a heavy query)")  # fmt: skip
+    what.add_argument(
+        "--place",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="iNaturalist place id; repeat it or give a comma list",
+    )
+    what.add_argument(
+        "--places-file",
+        type=Path,
+        metavar="FILE",
+        help="place ids one a line (# comments, blank lines and place URLs allowed)",
+    )
+    what.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="add or override an API filter (defaults: geo=true identified=true "
+        "rank=species); KEY= drops one",
+    )
+    what.add_argument(
+        "--sizes",
+        default=",".join(DEFAULT_SIZES),
+        help=f"photo sizes, comma separated, of {', '.join(SIZES)}",
+    )
+    what.add_argument(
+        "--per-page",
+        type=int,
+        default=200,
+        metavar="N",
+        help="observations per API request (at most 200; smaller helps a heavy query)",
+    )
     photos = what.add_mutually_exclusive_group()
-    photos.add_argument("--all-photos", action="store_true",
-                        help="every photo of an observation, not only the first")  # fmt: skip
+    photos.add_argument(
+        "--all-photos", action="store_true", help="every photo of an observation, not only the first"
+    )
     photos.add_argument("--no-photos", action="store_true", help="metadata only")
-    what.add_argument("--update", action="store_true",
-                      help="fetch only what was created or changed since the last complete run")  # fmt: skip
-    what.add_argument("--dry-run", action="store_true",
-                      help="count and estimate the harvest (requests, photos, bytes, time); write nothing")  # fmt: skip
+    what.add_argument(
+        "--update",
+        action="store_true",
+        help="fetch only what was created or changed since the last complete run",
+    )
+    what.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count and estimate the harvest (requests, photos, bytes, time); write nothing",
+    )
     where = p.add_argument_group("where")
-    where.add_argument("--out", default="inat_harvest", metavar="DIR",
-                       help="output folder; running again continues the harvest in it")  # fmt: skip
-    where.add_argument("--api-url", default=api_url_default(), metavar="URL",
-                       help="API base URL (or the INAT_API_URL environment variable)")  # fmt: skip
+    where.add_argument(
+        "--out",
+        default="inat_harvest",
+        metavar="DIR",
+        help="output folder; running again continues the harvest in it",
+    )
+    where.add_argument(
+        "--api-url",
+        default=api_url_default(),
+        metavar="URL",
+        help="API base URL (or the INAT_API_URL environment variable)",
+    )
     speed = p.add_argument_group("speed and politeness")
     speed.add_argument("--workers", type=int, default=16, help="concurrent photo downloads")
-    speed.add_argument("--ranges", type=int, default=4, metavar="N",
-                       help="id ranges of a query paged at once, so API latency does not "
-                       "leave the request budget unused")  # fmt: skip
-    speed.add_argument("--api-rpm", type=int, default=b.api_rpm,
-                       help="API requests in any sliding minute (iNaturalist asks <= 60)")  # fmt: skip
-    speed.add_argument("--api-daily", type=int, default=b.api_daily,
-                       help="API requests in any sliding 24 hours (iNaturalist asks <= 10,000)")  # fmt: skip
-    speed.add_argument("--media-rpm", type=int, default=b.media_rpm,
-                       help="photo requests a minute per photo host")  # fmt: skip
-    speed.add_argument("--media-gb-per-hour", type=float, default=b.media_gb_per_hour,
-                       help="GB of photos per host in any sliding hour (blocking starts at 5)")  # fmt: skip
-    speed.add_argument("--media-gb-per-day", type=float, default=b.media_gb_per_day,
-                       help="GB of photos per host in any sliding day (blocking starts at 24)")  # fmt: skip
-    speed.add_argument("--media-concurrency", type=int, default=b.media_concurrency,
-                       help="photo downloads at once per photo host")  # fmt: skip
-    speed.add_argument("--no-limits", action="store_true",
-                       help="lift every limit: only for a local simulator or mirror")  # fmt: skip
-    speed.add_argument("--budget-file", type=Path, default=None, metavar="FILE",
-                       help="shared budget counters (default: ~/.cache/inat_async/budget.sqlite, "
-                       "or INAT_ASYNC_BUDGET_FILE)")  # fmt: skip
-    speed.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                       help="give up on a request whose server sends nothing for this long")  # fmt: skip
-    speed.add_argument("--max-photo-mb", type=float, default=64.0, metavar="MB",
-                       help="refuse a photo file larger than this (no photo is near it)")  # fmt: skip
-    speed.add_argument("--retry-wait", type=float, default=1.0, metavar="SECONDS",
-                       help="first backoff before a retry; it doubles, with jitter")  # fmt: skip
+    speed.add_argument(
+        "--ranges",
+        type=int,
+        default=4,
+        metavar="N",
+        help="id ranges of a query paged at once, so API latency does not leave the request budget unused",
+    )
+    speed.add_argument(
+        "--api-rpm",
+        type=int,
+        default=b.api_rpm,
+        help="API requests in any sliding minute (iNaturalist asks <= 60)",
+    )
+    speed.add_argument(
+        "--api-daily",
+        type=int,
+        default=b.api_daily,
+        help="API requests in any sliding 24 hours (iNaturalist asks <= 10,000)",
+    )
+    speed.add_argument(
+        "--media-rpm", type=int, default=b.media_rpm, help="photo requests a minute per photo host"
+    )
+    speed.add_argument(
+        "--media-gb-per-hour",
+        type=float,
+        default=b.media_gb_per_hour,
+        help="GB of photos per host in any sliding hour (blocking starts at 5)",
+    )
+    speed.add_argument(
+        "--media-gb-per-day",
+        type=float,
+        default=b.media_gb_per_day,
+        help="GB of photos per host in any sliding day (blocking starts at 24)",
+    )
+    speed.add_argument(
+        "--media-concurrency",
+        type=int,
+        default=b.media_concurrency,
+        help="photo downloads at once per photo host",
+    )
+    speed.add_argument(
+        "--no-limits", action="store_true", help="lift every limit: only for a local simulator or mirror"
+    )
+    speed.add_argument(
+        "--budget-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="shared budget counters (default: ~/.cache/inat_async/budget.sqlite, or INAT_ASYNC_BUDGET_FILE)",
+    )
+    speed.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="give up on a request whose server sends nothing for this long",
+    )
+    speed.add_argument(
+        "--max-photo-mb",
+        type=float,
+        default=64.0,
+        metavar="MB",
+        help="refuse a photo file larger than this (no photo is near it)",
+    )
+    speed.add_argument(
+        "--retry-wait",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="first backoff before a retry; it doubles, with jitter",
+    )
     # Shrinks every budget window (minute, hour, day) for tests that must run in seconds.
     speed.add_argument("--budget-window-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     talk = p.add_argument_group("output")
@@ -115,11 +197,16 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     budgets = Budgets(
-        api_rpm=args.api_rpm, api_daily=args.api_daily, media_rpm=args.media_rpm,
-        media_gb_per_hour=args.media_gb_per_hour, media_gb_per_day=args.media_gb_per_day,
+        api_rpm=args.api_rpm,
+        api_daily=args.api_daily,
+        media_rpm=args.media_rpm,
+        media_gb_per_hour=args.media_gb_per_hour,
+        media_gb_per_day=args.media_gb_per_day,
         media_concurrency=args.media_concurrency,
-        minute=60.0 * scale, hour=3600.0 * scale, day=86400.0 * scale,
-    )  # fmt: skip
+        minute=60.0 * scale,
+        hour=3600.0 * scale,
+        day=86400.0 * scale,
+    )
     places = list(args.place)
     if args.places_file is not None:
         places += read_places_file(args.places_file)
@@ -153,8 +240,9 @@ def _print_summary(summary: Summary) -> None:
         f"{p.get('skipped', 0):,} skipped, {p.get('failed', 0):,} failed; "
         f"{summary.bytes / 1e6:,.1f} MB this run"
     )
-    print(f"API requests this run: {summary.api_requests:,}; waited {summary.seconds_waiting:,.0f} s"
-          " on budgets")  # fmt: skip
+    print(
+        f"API requests this run: {summary.api_requests:,}; waited {summary.seconds_waiting:,.0f} s on budgets"
+    )
     for photo_id, size, reason in summary.failed_examples:
         print(f"  failed: photo {photo_id} {size}: {reason}")
     if summary.photos_failed:
@@ -183,8 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except (KeyboardInterrupt, asyncio.CancelledError):
-        print(f"{PROG}: interrupted; everything harvested so far is kept. "
-              "Run the same command again to continue.", file=sys.stderr)  # fmt: skip
+        print(
+            f"{PROG}: interrupted; everything harvested so far is kept. "
+            "Run the same command again to continue.",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     _print_summary(summary)
     return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK

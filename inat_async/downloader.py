@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 from pathlib import Path
 
 import aiofiles
 import aiohttp
 
-from .errors import DiskFullError, PermanentError, TransientError
+from .errors import PermanentError, TransientError
 from .http import RETRYABLE, Http, check_blocked, host_of, transient_for
 from .photos import looks_like_image
 from .state import PhotoJob
@@ -87,12 +86,6 @@ class Downloader:
             if not looks_like_image(head):
                 raise TransientError("body is not a JPEG, PNG or GIF file")
             os.replace(part, final)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskFullError(
-                    f"no space left in {self.out}: free some and run the same command again"
-                ) from exc
-            raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()

@@ -67,7 +67,9 @@ async def _estimate(settings: Settings, http: Http) -> Estimate:
     files = [
         f
         for o in observations
-        for f in photo_files(o, settings.sizes, all_photos=settings.all_photos, allowed_hosts=settings.photo_hosts)
+        for f in photo_files(
+            o, settings.sizes, all_photos=settings.all_photos, allowed_hosts=settings.photo_hosts
+        )
         if f.status == "pending"
     ]
     per_size = Counter(f.size for f in files)
@@ -115,9 +117,10 @@ def report(settings: Settings, e: Estimate) -> str:
         files, gigabytes = sum(e.files.values()), sum(e.bytes.values()) / 1e9
         by_rate = files / b.media_rpm * 60
         by_bytes = max(gigabytes / b.media_gb_per_hour * 3600, gigabytes // b.media_gb_per_day * 86400)
+        least = _duration(max(by_rate, by_bytes))
+        lines.append(f"  all       {files:>12,} files  {gigabytes:>9.2f} GB: at least {least}")
         lines.append(
-            f"  all       {files:>12,} files  {gigabytes:>9.2f} GB: at least {_duration(max(by_rate, by_bytes))}"
-            f" ({b.media_rpm}/minute, {b.media_gb_per_hour:g} GB/hour, {b.media_gb_per_day:g} GB/day per host)"
+            f"  (at {b.media_rpm}/minute, {b.media_gb_per_hour:g} GB/hour, {b.media_gb_per_day:g} GB/day per host)"
         )
     lines.append("nothing was downloaded or written")
     return "\n".join(lines)

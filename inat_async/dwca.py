@@ -106,10 +106,12 @@ def write_dwca(state: State, out: Path, *, api_url: str | None = None) -> Path:
     part = target.with_name(f".{target.name}.part")
     try:
         with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-            observations = _write_member(archive, "occurrence.txt", OCCURRENCE_TERMS, "id",
-                                         _occurrence_rows(state))  # fmt: skip
-            photos = _write_member(archive, "multimedia.txt", MULTIMEDIA_TERMS, "coreid",
-                                   _multimedia_rows(state))  # fmt: skip
+            observations = _write_member(
+                archive, "occurrence.txt", OCCURRENCE_TERMS, "id", _occurrence_rows(state)
+            )
+            photos = _write_member(
+                archive, "multimedia.txt", MULTIMEDIA_TERMS, "coreid", _multimedia_rows(state)
+            )
             archive.writestr("meta.xml", _meta_xml())
             api_url = api_url or state.meta("api_url")
             archive.writestr("eml.xml", _eml_xml(state, api_url, _Counts(observations, photos)))
@@ -441,10 +443,14 @@ def _rights() -> list[str]:
 def _method(settings: Mapping[str, Any], api_url: str | None) -> list[str]:
     filters = settings.get("filters") or {}
     query = "&".join(f"{k}={v}" for k, v in filters.items()) or "none"
-    photos = "none" if settings.get("no_photos") else (
-        f"{'all photos' if settings.get('all_photos') else 'the first photo'} of each observation,"
-        f" sizes {', '.join(_in_size_order(settings.get('sizes', []))) or 'unknown'}"
-    )  # fmt: skip
+    photos = (
+        "none"
+        if settings.get("no_photos")
+        else (
+            f"{'all photos' if settings.get('all_photos') else 'the first photo'} of each observation,"
+            f" sizes {', '.join(_in_size_order(settings.get('sizes', []))) or 'unknown'}"
+        )
+    )
     return [
         f"API: {api_url or 'not recorded'} (GET /observations, paged by id)",
         f"Places: {', '.join(map(str, settings.get('places', []))) or 'unknown'}",

@@ -18,16 +18,26 @@ from .state import State
 
 CHUNK_ROWS = 5_000
 PHOTO_COLUMNS = (
-    "observation_id", "photo_id", "position", "size", "url", "path", "status", "bytes",
-    "license_code", "attribution", "reason",
-)  # fmt: skip
+    "observation_id",
+    "photo_id",
+    "position",
+    "size",
+    "url",
+    "path",
+    "status",
+    "bytes",
+    "license_code",
+    "attribution",
+    "reason",
+)
 _SIZE_ORDER = f"instr('{','.join(SIZES)}', size)"
 
 
 def write_csvs(state: State, out: Path) -> None:
     observations = ", ".join(f'"{c}"' for c in SQL_COLUMNS)
-    _write_csv(state, f'SELECT {observations} FROM observations ORDER BY "id"', COLUMNS,
-               out / "observations.csv")  # fmt: skip
+    _write_csv(
+        state, f'SELECT {observations} FROM observations ORDER BY "id"', COLUMNS, out / "observations.csv"
+    )
     _write_csv(
         state,
         f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"

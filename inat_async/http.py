@@ -83,14 +83,18 @@ class Http:
     async def __aenter__(self) -> Http:
         s = self.settings
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=s.connect_timeout, sock_connect=s.connect_timeout,
+            total=None,
+            connect=s.connect_timeout,
+            sock_connect=s.connect_timeout,
             sock_read=s.request_timeout,
-        )  # fmt: skip
+        )
         connector = aiohttp.TCPConnector(limit=max(100, s.workers * 2), ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
-            timeout=timeout, connector=connector, headers={"User-Agent": USER_AGENT},
+            timeout=timeout,
+            connector=connector,
+            headers={"User-Agent": USER_AGENT},
             auto_decompress=True,
-        )  # fmt: skip
+        )
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -105,7 +109,9 @@ class Http:
     async def retrying(self, host: str, attempts: int, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call`` until it succeeds, retrying RETRYABLE failures with backoff."""
         s = self.settings
-        backoff = wait_exponential_jitter(initial=s.backoff_initial, max=s.max_backoff, jitter=s.backoff_initial)
+        backoff = wait_exponential_jitter(
+            initial=s.backoff_initial, max=s.max_backoff, jitter=s.backoff_initial
+        )
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

@@ -11,6 +11,7 @@ cursor is in the state, so a resumed harvest continues each of them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -91,7 +92,10 @@ class Pager:
         if n == 1:
             return [self.state.add_cursor(key, 0, None)]
         newest, oldest = await asyncio.gather(
-            *(self._get({**params, "order_by": "id", "order": order, "per_page": "1"}) for order in ("desc", "asc"))
+            *(
+                self._get({**params, "order_by": "id", "order": order, "per_page": "1"})
+                for order in ("desc", "asc")
+            )
         )
         total = newest.get("total_results")
         if not newest["results"]:
@@ -101,7 +105,7 @@ class Pager:
             raise ServerError("the API's first and last ids of a query make no sense")
         # Range i holds the ids in (bounds[i], bounds[i + 1]]; id_below is strict, hence + 1.
         bounds = [low - 1 + (high - low + 1) * i // n for i in range(n + 1)]
-        spans = {lo: top + 1 for lo, top in zip(bounds, bounds[1:], strict=False) if top > lo}
+        spans = {lo: top + 1 for lo, top in itertools.pairwise(bounds) if top > lo}
         # Observations created during the harvest get ids above ``high``: one open tail.
         spans[high] = None
         for lo, hi in spans.items():
@@ -135,8 +139,13 @@ class Pager:
 
     async def _page_range(self, r: _Range, params: dict[str, str]) -> None:
         while not r.done:
-            query = {**params, "order_by": "id", "order": "asc",
-                     "per_page": str(self.settings.per_page), "id_above": str(r.last_id)}  # fmt: skip
+            query = {
+                **params,
+                "order_by": "id",
+                "order": "asc",
+                "per_page": str(self.settings.per_page),
+                "id_above": str(r.last_id),
+            }
             if r.hi is not None:
                 query["id_below"] = str(r.hi)
             page = await self._get(query)
@@ -168,10 +177,15 @@ class Pager:
         done = not results or (r.hi is not None and max(ids) >= r.hi - 1)
         last_id = max((o["id"] for o in fresh), default=r.last_id)
         s = self.settings
-        files = [] if s.no_photos else [
-            f for o in fresh
-            for f in photo_files(o, s.sizes, all_photos=s.all_photos, allowed_hosts=s.photo_hosts)
-        ]  # fmt: skip
+        files = (
+            []
+            if s.no_photos
+            else [
+                f
+                for o in fresh
+                for f in photo_files(o, s.sizes, all_photos=s.all_photos, allowed_hosts=s.photo_hosts)
+            ]
+        )
         added = self.state.save_page(
             r.cursor,
             [observation_row(o, s.places) for o in fresh],

@@ -32,13 +32,29 @@ MISSING_PYARROW = "Parquet needs pyarrow: pip install 'inat_async[parquet]'"
 
 # The kind of each column; a column not listed here (a CSV column added later) is text.
 OBSERVATION_KINDS = {
-    "id": "id", "taxon.name": "text", "quality_grade": "text", "time_observed_at": "timestamp",
-    "species_guess": "text", "license_code": "text", "observed_on": "date",
-    "community_taxon_id": "int", "Longitude": "float", "Latitude": "float", "place_ids": "int_list",
-    "taxon.id": "int", "taxon.rank": "text", "user.login": "text", "uri": "text", "obscured": "bool",
-    "positional_accuracy": "int", "public_positional_accuracy": "int", "geoprivacy": "text",
-    "created_at": "timestamp", "updated_at": "timestamp", "photo_count": "int",
-}  # fmt: skip
+    "id": "id",
+    "taxon.name": "text",
+    "quality_grade": "text",
+    "time_observed_at": "timestamp",
+    "species_guess": "text",
+    "license_code": "text",
+    "observed_on": "date",
+    "community_taxon_id": "int",
+    "Longitude": "float",
+    "Latitude": "float",
+    "place_ids": "int_list",
+    "taxon.id": "int",
+    "taxon.rank": "text",
+    "user.login": "text",
+    "uri": "text",
+    "obscured": "bool",
+    "positional_accuracy": "int",
+    "public_positional_accuracy": "int",
+    "geoprivacy": "text",
+    "created_at": "timestamp",
+    "updated_at": "timestamp",
+    "photo_count": "int",
+}
 PHOTO_KINDS = {"observation_id": "id", "photo_id": "id", "position": "int", "bytes": "int"}
 Converter = Callable[[Any], Any]
 _SIZE_ORDER = f"instr('{','.join(SIZES)}', size)"
@@ -54,12 +70,20 @@ def write_parquet(state: State, out: Path) -> list[Path]:
     fingerprint = state.meta("fingerprint")
     provenance = {"inat_async.fingerprint": fingerprint} if fingerprint else {}
     targets = [
-        (f'SELECT {observations} FROM observations ORDER BY "id"', COLUMNS, OBSERVATION_KINDS,
-         out / "observations.parquet"),
-        (f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"
-         f" ORDER BY observation_id, position, photo_id, {_SIZE_ORDER}",
-         PHOTO_COLUMNS, PHOTO_KINDS, out / "photos.parquet"),
-    ]  # fmt: skip
+        (
+            f'SELECT {observations} FROM observations ORDER BY "id"',
+            COLUMNS,
+            OBSERVATION_KINDS,
+            out / "observations.parquet",
+        ),
+        (
+            f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"
+            f" ORDER BY observation_id, position, photo_id, {_SIZE_ORDER}",
+            PHOTO_COLUMNS,
+            PHOTO_KINDS,
+            out / "photos.parquet",
+        ),
+    ]
     for sql, columns, kinds, target in targets:
         converters = [_CONVERTERS[_kind(kinds, c)] for c in columns]
         _write_table(state, sql, _schema(columns, kinds, provenance), converters, target)
@@ -80,10 +104,15 @@ def _schema(columns: Sequence[str], kinds: dict[str, str], metadata: dict[str, s
     import pyarrow as pa
 
     types = {
-        "id": pa.int64(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
-        "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32(),
-        "int_list": pa.list_(pa.int64()), "text": pa.string(),
-    }  # fmt: skip
+        "id": pa.int64(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+        "int_list": pa.list_(pa.int64()),
+        "text": pa.string(),
+    }
     fields = [
         pa.field(name, types[_kind(kinds, name)], nullable=_kind(kinds, name) != "id") for name in columns
     ]
@@ -187,6 +216,12 @@ def _text(value: Any) -> str | None:
 
 
 _CONVERTERS: dict[str, Converter] = {
-    "id": _int, "int": _int, "float": _float, "bool": _bool, "timestamp": _timestamp,
-    "date": _date, "int_list": _int_list, "text": _text,
-}  # fmt: skip
+    "id": _int,
+    "int": _int,
+    "float": _float,
+    "bool": _bool,
+    "timestamp": _timestamp,
+    "date": _date,
+    "int_list": _int_list,
+    "text": _text,
+}

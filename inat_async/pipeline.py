@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import sqlite3
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .downloader import Downloader, run_workers
@@ -75,7 +76,10 @@ async def harvest(settings: Settings) -> Summary:
             state.set_meta("started_at", None)
             state.set_meta("update_since", None)
         log.info("%s", progress.line())
-        write_csvs(state, settings.out)
+        try:
+            write_csvs(state, settings.out)
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise _disk_full(exc, settings.out) from exc
         return Summary(
             out=settings.out,
             observations=state.observation_count(),
@@ -154,8 +158,9 @@ async def _run_stages(
             reporter = group.create_task(report(progress, settings.progress_interval, stop_report))
             group.create_task(page())
             group.create_task(feed())
-            workers = [group.create_task(run_workers(downloader, queue, record))
-                       for _ in range(settings.workers)]  # fmt: skip
+            workers = [
+                group.create_task(run_workers(downloader, queue, record)) for _ in range(settings.workers)
+            ]
             await asyncio.gather(*workers)
             stop_report.set()
             await reporter
@@ -164,12 +169,28 @@ async def _run_stages(
         raise _main_cause(group_error.exceptions, settings.out) from None
 
 
-def _main_cause(errors: tuple[Exception, ...], out: Path) -> Exception:
+def _main_cause(errors: tuple[BaseException, ...], out: Path) -> BaseException:
+    """The error to report from a (possibly nested) group: a harvest error first."""
+    leaves = [_disk_full(e, out) for e in _leaves(errors)]
+    return next((e for e in leaves if isinstance(e, HarvestError)), leaves[0])
+
+
+def _leaves(errors: tuple[BaseException, ...]) -> Iterator[BaseException]:
     for error in errors:
-        if isinstance(error, sqlite3.OperationalError) and "full" in str(error):
-            return DiskFullError(f"no space left for {out / STATE_FILE}: free some and run "
-                                 "the same command again")  # fmt: skip
-    return next((e for e in errors if isinstance(e, HarvestError)), errors[0])
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error.exceptions)
+        else:
+            yield error
+
+
+def _disk_full(error: BaseException, out: Path) -> BaseException:
+    """A full disk, however it shows (SQLite or a file write), as the one error users read."""
+    full = (isinstance(error, sqlite3.OperationalError) and "full" in str(error)) or (
+        isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    )
+    if full:
+        return DiskFullError(f"no space left in {out}: free some and run the same command again")
+    return error
 
 
 @contextlib.contextmanager

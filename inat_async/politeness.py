@@ -135,8 +135,7 @@ class Politeness:
         if self.enabled:
             state.factor = max(_MIN_FACTOR, state.factor / 2)
             state.limiter = None
-            log.info("%s asked us to slow down: rate now %.0f%% of the budget", host,
-                     100 * state.factor)  # fmt: skip
+            log.info("%s asked us to slow down: rate now %.0f%% of the budget", host, 100 * state.factor)
 
     def succeeded(self, host: str) -> None:
         state = self._hosts.get(host)
@@ -157,8 +156,9 @@ class Politeness:
             if now - self._last_wait_log.get(reason, -1e9) > 30:
                 self._last_wait_log[reason] = now
                 until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
-                log.warning("%s budget spent (%s): waiting until %s (%s)", topic, reason, until,
-                            _duration(delay))  # fmt: skip
+                log.warning(
+                    "%s budget spent (%s): waiting until %s (%s)", topic, reason, until, _duration(delay)
+                )
         self.waited += delay
         await asyncio.sleep(delay)
 

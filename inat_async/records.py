@@ -7,14 +7,31 @@ from typing import Any
 
 # The seed script's ten columns, in its order, then ours.
 SEED_COLUMNS = (
-    "id", "taxon.name", "quality_grade", "time_observed_at", "species_guess", "license_code",
-    "observed_on", "community_taxon_id", "Longitude", "Latitude",
-)  # fmt: skip
+    "id",
+    "taxon.name",
+    "quality_grade",
+    "time_observed_at",
+    "species_guess",
+    "license_code",
+    "observed_on",
+    "community_taxon_id",
+    "Longitude",
+    "Latitude",
+)
 EXTRA_COLUMNS = (
-    "place_ids", "taxon.id", "taxon.rank", "user.login", "uri", "obscured",
-    "positional_accuracy", "public_positional_accuracy", "geoprivacy", "created_at",
-    "updated_at", "photo_count",
-)  # fmt: skip
+    "place_ids",
+    "taxon.id",
+    "taxon.rank",
+    "user.login",
+    "uri",
+    "obscured",
+    "positional_accuracy",
+    "public_positional_accuracy",
+    "geoprivacy",
+    "created_at",
+    "updated_at",
+    "photo_count",
+)
 COLUMNS = SEED_COLUMNS + EXTRA_COLUMNS
 # SQLite column names: the CSV names with dots made safe.
 SQL_COLUMNS = tuple(name.replace(".", "_").lower() for name in COLUMNS)

@@ -115,7 +115,9 @@ def read_places_file(path: Path) -> list[str]:
         match = _PLACE_URL.search(line)
         value = match.group(1) if match else line
         if not value.isdigit():
-            raise UsageError(f"--places-file: line {number} of {path} is not a place id or URL: {line[:60]!r}")
+            raise UsageError(
+                f"--places-file: line {number} of {path} is not a place id or URL: {line[:60]!r}"
+            )
         places.append(value)
     return places
 

@@ -192,11 +192,21 @@ class State:
                 "INSERT OR IGNORE INTO photos (photo_id, size, observation_id, position, url, path,"
                 " status, reason, license_code, attribution) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (p.photo_id, p.size, p.observation_id, p.position, p.url, p.path, p.status,
-                     p.reason, p.license_code, p.attribution)
+                    (
+                        p.photo_id,
+                        p.size,
+                        p.observation_id,
+                        p.position,
+                        p.url,
+                        p.path,
+                        p.status,
+                        p.reason,
+                        p.license_code,
+                        p.attribution,
+                    )
                     for p in photos
                 ],
-            )  # fmt: skip
+            )
             added = self._db.total_changes - before
             self._db.execute(
                 "UPDATE cursors SET last_id = ?, done = ? WHERE stream = ? AND lo = ?",

@@ -29,15 +29,23 @@ def run_cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.Comp
     """``python -m inat_async ARGS`` in a subprocess, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "inat_async", *args],
-        capture_output=True, text=True, timeout=timeout, env=cli_env(tmp_path), cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+    )
 
 
 def start_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "inat_async", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path), cwd=tmp_path,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+    )
 
 
 def run_harvest(places, **options) -> Summary:

@@ -1,5 +1,6 @@
 """The shared budget ledger: sliding windows, even spacing, shared between processes, persistent."""
 
+import itertools
 import multiprocessing
 import time
 
@@ -19,7 +20,7 @@ def _max_in_window(times, span):
 def test_reservations_are_spaced_evenly_and_never_exceed_a_window(tmp_path):
     ledger = Ledger(tmp_path / "b.sqlite")
     slots = [ledger.reserve("api h", [Window(10, 2.0, "10 a 2 s")], 0.2)[0] for _ in range(35)]
-    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert min(gaps) >= 0.2 - 1e-9  # no burst at the top of a window
     assert _max_in_window(slots, 2.0) <= 10
     assert slots[-1] - slots[0] < 34 * 0.2 * (1 + 2 * GUARD) + 0.5  # and no time wasted

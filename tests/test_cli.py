@@ -69,15 +69,29 @@ def test_out_that_is_a_file_or_has_no_parent_is_refused(sim, tmp_path):
 
 
 def test_unknown_place_is_the_apis_422_in_one_line(sim, tmp_path):
-    result = run_cli(tmp_path, "--place", "999999", "--api-url", sim.api_url, "--no-limits",
-                     "--out", str(tmp_path / "o"))  # fmt: skip
+    result = run_cli(
+        tmp_path, "--place", "999999", "--api-url", sim.api_url, "--no-limits", "--out", str(tmp_path / "o")
+    )
     _one_line_error(result, "Unknown place_id 999999")
 
 
 def test_params_add_override_and_drop_filters(sim, tmp_path):
     out = tmp_path / "o"
-    result = run_cli(tmp_path, "--place", "2001", "--param", "rank=", "--param", "quality_grade=needs_id,casual",
-                     "--no-photos", "--api-url", sim.api_url, "--no-limits", "--out", str(out))  # fmt: skip
+    result = run_cli(
+        tmp_path,
+        "--place",
+        "2001",
+        "--param",
+        "rank=",
+        "--param",
+        "quality_grade=needs_id,casual",
+        "--no-photos",
+        "--api-url",
+        sim.api_url,
+        "--no-limits",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     want = expected_ids(sim.world, [2001], rank="", quality_grade="needs_id,casual")
     assert sorted(read_observations(out)["id"]) == want
@@ -88,12 +102,27 @@ def test_params_add_override_and_drop_filters(sim, tmp_path):
 def test_all_photos_fetches_every_photo_in_position_order(sim, tmp_path):
     out = tmp_path / "o"
     sim.clear_log()
-    result = run_cli(tmp_path, "--place", "2002", "--all-photos", "--sizes", "thumb,large",
-                     "--api-url", sim.api_url, "--no-limits", "--out", str(out))  # fmt: skip
+    result = run_cli(
+        tmp_path,
+        "--place",
+        "2002",
+        "--all-photos",
+        "--sizes",
+        "thumb,large",
+        "--api-url",
+        sim.api_url,
+        "--no-limits",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
-    want = {(o, p, s) for o in expected_ids(sim.world, [2002]) for p in sim.world.photo_ids(o)
-            for s in ("thumb", "large")}  # fmt: skip
+    want = {
+        (o, p, s)
+        for o in expected_ids(sim.world, [2002])
+        for p in sim.world.photo_ids(o)
+        for s in ("thumb", "large")
+    }
     assert set(zip(photos.observation_id, photos.photo_id, photos["size"], strict=True)) == want
     assert any(len(sim.world.photo_ids(o)) > 1 for o, _, _ in want)
     for row in photos[photos.status == "done"].itertuples():
@@ -115,8 +144,19 @@ def test_a_folder_harvested_with_other_settings_is_refused_with_what_differs(sim
 def test_help_lists_every_option_with_its_default(tmp_path):
     result = run_cli(tmp_path, "--help")
     assert result.returncode == 0
-    for option in ("--place", "--param", "--sizes", "--all-photos", "--no-photos", "--out", "--api-url",
-                   "--workers", "--api-rpm", "--media-rpm", "--no-limits"):  # fmt: skip
+    for option in (
+        "--place",
+        "--param",
+        "--sizes",
+        "--all-photos",
+        "--no-photos",
+        "--out",
+        "--api-url",
+        "--workers",
+        "--api-rpm",
+        "--media-rpm",
+        "--no-limits",
+    ):
         assert option in result.stdout
     assert "square,medium,original" in result.stdout and "inat_harvest" in result.stdout
 

@@ -13,8 +13,18 @@ def test_dry_run_numbers_match_the_simulator_and_nothing_is_written(tmp_path):
     world = World({8001: 90, 8002: 70, 8003: 40}, seed=21, overlap=0.5, photo_scale=0.05)
     out = tmp_path / "o"
     with SimulatorThread(world) as sim:
-        result = run_cli(tmp_path, "--place", "8001,8002,8003", "--dry-run", "--api-url", sim.api_url,
-                         "--out", str(out), "--api-rpm", "60")  # fmt: skip
+        result = run_cli(
+            tmp_path,
+            "--place",
+            "8001,8002,8003",
+            "--dry-run",
+            "--api-url",
+            sim.api_url,
+            "--out",
+            str(out),
+            "--api-rpm",
+            "60",
+        )
         log = sim.log
     assert result.returncode == 0, result.stderr
     text = result.stdout

@@ -97,12 +97,21 @@ def test_parquet_files_have_proper_types(harvested, parquet):
     schema = pq.read_schema(out / "observations.parquet")
     utc = pa.timestamp("us", tz="UTC")
     expected = {
-        "id": pa.int64(), "community_taxon_id": pa.int64(), "taxon.id": pa.int64(),
-        "time_observed_at": utc, "created_at": utc, "updated_at": utc, "observed_on": pa.date32(),
-        "Latitude": pa.float64(), "Longitude": pa.float64(), "obscured": pa.bool_(),
-        "place_ids": pa.list_(pa.int64()), "public_positional_accuracy": pa.int64(),
-        "taxon.name": pa.string(), "photo_count": pa.int64(),
-    }  # fmt: skip
+        "id": pa.int64(),
+        "community_taxon_id": pa.int64(),
+        "taxon.id": pa.int64(),
+        "time_observed_at": utc,
+        "created_at": utc,
+        "updated_at": utc,
+        "observed_on": pa.date32(),
+        "Latitude": pa.float64(),
+        "Longitude": pa.float64(),
+        "obscured": pa.bool_(),
+        "place_ids": pa.list_(pa.int64()),
+        "public_positional_accuracy": pa.int64(),
+        "taxon.name": pa.string(),
+        "photo_count": pa.int64(),
+    }
     assert {name: schema.field(name).type for name in expected} == expected
     assert not schema.field("id").nullable and schema.field("community_taxon_id").nullable
     assert schema.names == list(read_observations(out).columns)  # the CSV's columns, in order
@@ -182,14 +191,37 @@ def test_dwca_is_a_zip_with_core_extension_and_metadata(harvested, archive):
     descriptor = archive["descriptor"]
     assert descriptor.core.type == DWC + "Occurrence"
     assert descriptor.extensions_type == ["http://rs.gbif.org/terms/1.0/Multimedia"]
-    assert {DWC + t for t in ("occurrenceID", "catalogNumber", "basisOfRecord", "scientificName",
-            "eventDate", "decimalLatitude", "decimalLongitude", "coordinateUncertaintyInMeters",
-            "geodeticDatum", "informationWithheld", "identificationVerificationStatus", "recordedBy",
-            "taxonRank")} | {DC + t for t in ("license", "rightsHolder", "references", "modified")} <= (
-        descriptor.core.terms
-    )  # fmt: skip
-    assert {DC + t for t in ("type", "format", "identifier", "references", "license", "rightsHolder",
-            "creator", "source")} <= descriptor.extensions[0].terms  # fmt: skip
+    assert {
+        DWC + t
+        for t in (
+            "occurrenceID",
+            "catalogNumber",
+            "basisOfRecord",
+            "scientificName",
+            "eventDate",
+            "decimalLatitude",
+            "decimalLongitude",
+            "coordinateUncertaintyInMeters",
+            "geodeticDatum",
+            "informationWithheld",
+            "identificationVerificationStatus",
+            "recordedBy",
+            "taxonRank",
+        )
+    } | {DC + t for t in ("license", "rightsHolder", "references", "modified")} <= (descriptor.core.terms)
+    assert {
+        DC + t
+        for t in (
+            "type",
+            "format",
+            "identifier",
+            "references",
+            "license",
+            "rightsHolder",
+            "creator",
+            "source",
+        )
+    } <= descriptor.extensions[0].terms
     assert not list(out.glob(".*.part"))
 
 
@@ -258,8 +290,12 @@ def test_dwca_multimedia_rows_are_the_photo_files_linked_to_their_observation(wo
         photo = next(p for p in obs["photos"] if p["id"] == int(photo_id))
         user = obs["user"]
         assert data["type"] == "StillImage"
-        assert data["format"] == {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
-                                  "gif": "image/gif"}[Path(path).suffix[1:].lower()]  # fmt: skip
+        assert (
+            data["format"]
+            == {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}[
+                Path(path).suffix[1:].lower()
+            ]
+        )
         assert data["license"] == LICENSE_URLS[photo["license_code"]]
         assert data["creator"] == data["rightsHolder"] == (user["name"] or user["login"])
         assert data["references"] == f"https://www.inaturalist.org/photos/{photo_id}"

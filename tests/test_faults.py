@@ -31,9 +31,24 @@ def test_a_few_percent_of_every_fault_is_survived_byte_exact(tmp_path):
     faults.photo = dict(faults.api)
     out = tmp_path / "o"
     with SimulatorThread(WORLD, faults=faults) as sim:
-        result = run_cli(tmp_path, "--place", "9101,9102", "--api-url", sim.api_url, "--no-limits",
-                         "--out", str(out), "--timeout", "0.5", "--retry-wait", "0.01",
-                         "--per-page", "50", "--sizes", "square,small")  # fmt: skip
+        result = run_cli(
+            tmp_path,
+            "--place",
+            "9101,9102",
+            "--api-url",
+            sim.api_url,
+            "--no-limits",
+            "--out",
+            str(out),
+            "--timeout",
+            "0.5",
+            "--retry-wait",
+            "0.01",
+            "--per-page",
+            "50",
+            "--sizes",
+            "square,small",
+        )
         seen = {r.fault for r in sim.log if r.fault}
     assert result.returncode == 0, result.stderr
     assert seen >= set(kinds)  # every kind really happened
@@ -44,8 +59,19 @@ def test_a_few_percent_of_every_fault_is_survived_byte_exact(tmp_path):
 
 
 def _harvest_into(sim, tmp_path, out, *extra):
-    return run_cli(tmp_path, "--place", "9102", "--api-url", sim.api_url, "--no-limits", "--out", str(out),
-                   "--retry-wait", "0.01", *extra)  # fmt: skip
+    return run_cli(
+        tmp_path,
+        "--place",
+        "9102",
+        "--api-url",
+        sim.api_url,
+        "--no-limits",
+        "--out",
+        str(out),
+        "--retry-wait",
+        "0.01",
+        *extra,
+    )
 
 
 def test_untrusted_photo_data_never_writes_outside_the_output_folder(tmp_path):

@@ -33,15 +33,33 @@ def harvested(world, tmp_path_factory):
     """One harvest as a user runs it; the tests below read what it left."""
     tmp = tmp_path_factory.mktemp("big")
     with SimulatorThread(world) as sim:
-        args = ["--place", "128892", "--place", "1001,1002", "--out", str(tmp / "out"),
-                "--api-url", sim.api_url, "--no-limits", "--workers", "24", "-q"]  # fmt: skip
+        args = [
+            "--place",
+            "128892",
+            "--place",
+            "1001,1002",
+            "--out",
+            str(tmp / "out"),
+            "--api-url",
+            sim.api_url,
+            "--no-limits",
+            "--workers",
+            "24",
+            "-q",
+        ]
         first = run_cli(tmp, *args)
         first_log = sim.log
         sim.clear_log()
         again = run_cli(tmp, *args)
         again_log = sim.log
-        return {"out": tmp / "out", "run": first, "log": first_log, "again": again,
-                "again_log": again_log, "hosts": dict(sim.hosts)}  # fmt: skip
+        return {
+            "out": tmp / "out",
+            "run": first,
+            "log": first_log,
+            "again": again,
+            "again_log": again_log,
+            "hosts": dict(sim.hosts),
+        }
 
 
 def test_every_matching_observation_exactly_once_past_10000(world, harvested):

@@ -15,8 +15,11 @@ def _peak_rss_mb(tmp_path, *args: str) -> float:
     """Run the CLI as a child and return its peak resident memory (ru_maxrss) in MB."""
     child = subprocess.Popen(
         [sys.executable, "-m", "inat_async", *args, "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env(tmp_path), cwd=ROOT,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=cli_env(tmp_path),
+        cwd=ROOT,
+    )
     _, status, usage = os.wait4(child.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, child.stderr.read() if child.stderr else ""
     return usage.ru_maxrss / 1024
@@ -25,8 +28,17 @@ def _peak_rss_mb(tmp_path, *args: str) -> float:
 def _harvest_peak(tmp_path, places: dict[int, int], *extra: str) -> tuple[float, int]:
     with SimulatorThread(World(places, seed=11, photo_scale=0.01)) as sim:
         out = tmp_path / f"out{sum(places.values())}"
-        peak = _peak_rss_mb(tmp_path, "--place", ",".join(map(str, places)), "--api-url", sim.api_url,
-                            "--no-limits", "--out", str(out), *extra)  # fmt: skip
+        peak = _peak_rss_mb(
+            tmp_path,
+            "--place",
+            ",".join(map(str, places)),
+            "--api-url",
+            sim.api_url,
+            "--no-limits",
+            "--out",
+            str(out),
+            *extra,
+        )
     return peak, len(read_observations(out))
 
 

@@ -12,25 +12,46 @@ HOSTS = frozenset({"static.inaturalist.org", "inaturalist-open-data.s3.amazonaws
 @pytest.mark.parametrize(
     ("square", "size", "url", "ext"),
     [
-        ("https://static.inaturalist.org/photos/92152429/square.jpg?1598551272", "medium",
-         "https://static.inaturalist.org/photos/92152429/medium.jpg", "jpg"),
-        ("https://inaturalist-open-data.s3.amazonaws.com/photos/1/square.JPG", "original",
-         "https://inaturalist-open-data.s3.amazonaws.com/photos/1/original.JPG", "jpg"),
-        ("https://static.inaturalist.org/photos/7/square.jpeg", "large",
-         "https://static.inaturalist.org/photos/7/large.jpeg", "jpeg"),
-        ("https://static.inaturalist.org/photos/7/square.png", "square",
-         "https://static.inaturalist.org/photos/7/square.png", "png"),
+        (
+            "https://static.inaturalist.org/photos/92152429/square.jpg?1598551272",
+            "medium",
+            "https://static.inaturalist.org/photos/92152429/medium.jpg",
+            "jpg",
+        ),
+        (
+            "https://inaturalist-open-data.s3.amazonaws.com/photos/1/square.JPG",
+            "original",
+            "https://inaturalist-open-data.s3.amazonaws.com/photos/1/original.JPG",
+            "jpg",
+        ),
+        (
+            "https://static.inaturalist.org/photos/7/square.jpeg",
+            "large",
+            "https://static.inaturalist.org/photos/7/large.jpeg",
+            "jpeg",
+        ),
+        (
+            "https://static.inaturalist.org/photos/7/square.png",
+            "square",
+            "https://static.inaturalist.org/photos/7/square.png",
+            "png",
+        ),
     ],
-)  # fmt: skip
+)
 def test_size_url_swaps_only_the_size_word(square, size, url, ext):
     assert size_url(square, size) == (url, ext)
 
 
 @pytest.mark.parametrize(
     "bad",
-    ["https://x.org/photos/1/square.exe", "https://x.org/photos/1/square.", "ftp://x/photos/1/square.jpg",
-     "https://x.org/photos/1/medium.jpg", "not a url"],
-)  # fmt: skip
+    [
+        "https://x.org/photos/1/square.exe",
+        "https://x.org/photos/1/square.",
+        "ftp://x/photos/1/square.jpg",
+        "https://x.org/photos/1/medium.jpg",
+        "not a url",
+    ],
+)
 def test_size_url_refuses_what_is_not_a_photo_url(bad):
     with pytest.raises(ValueError):
         size_url(bad, "medium")
@@ -50,14 +71,16 @@ def _obs(photos):
 
 
 def test_untrusted_photo_data_never_steers_a_path():
-    obs = _obs([
-        {"id": 1, "url": "https://static.inaturalist.org/photos/1/square.jpg"},
-        {"id": "../../etc", "url": "https://static.inaturalist.org/photos/2/square.jpg"},
-        {"id": 3, "url": "https://evil.example/photos/3/square.jpg"},
-        {"id": 4, "url": "https://static.inaturalist.org/photos/../../4/square.jpg"},
-        {"id": 6, "url": "https://www.inaturalist.org/assets/copyright-infringement-square.png"},
-        {"id": 7, "url": "https://static.inaturalist.org/photos/7/square.php"},
-    ])  # fmt: skip
+    obs = _obs(
+        [
+            {"id": 1, "url": "https://static.inaturalist.org/photos/1/square.jpg"},
+            {"id": "../../etc", "url": "https://static.inaturalist.org/photos/2/square.jpg"},
+            {"id": 3, "url": "https://evil.example/photos/3/square.jpg"},
+            {"id": 4, "url": "https://static.inaturalist.org/photos/../../4/square.jpg"},
+            {"id": 6, "url": "https://www.inaturalist.org/assets/copyright-infringement-square.png"},
+            {"id": 7, "url": "https://static.inaturalist.org/photos/7/square.php"},
+        ]
+    )
     files = list(photo_files(obs, ["medium"], all_photos=True, allowed_hosts=HOSTS))
     by_id = {f.photo_id: f for f in files}
     assert set(by_id) == {1, 3, 4, 6, 7}  # the non-integer id is dropped
@@ -71,10 +94,12 @@ def test_untrusted_photo_data_never_steers_a_path():
 
 
 def test_first_photo_by_position_unless_all_photos():
-    obs = _obs([
-        {"id": 10, "url": "https://static.inaturalist.org/photos/10/square.jpg"},
-        {"id": 11, "url": "https://static.inaturalist.org/photos/11/square.jpg"},
-    ])  # fmt: skip
+    obs = _obs(
+        [
+            {"id": 10, "url": "https://static.inaturalist.org/photos/10/square.jpg"},
+            {"id": 11, "url": "https://static.inaturalist.org/photos/11/square.jpg"},
+        ]
+    )
     obs["observation_photos"] = [{"position": 1, "photo": {"id": 10}}, {"position": 0, "photo": {"id": 11}}]
     first = list(photo_files(obs, ["square", "original"], all_photos=False, allowed_hosts=HOSTS))
     assert [(f.photo_id, f.size) for f in first] == [(11, "square"), (11, "original")]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections import Counter
 
 import pandas as pd
-
 from conftest import DEFAULTS, api_requests, expected_ids, photo_requests, read_observations, run_cli
 
 from inat_async.pager import PLACES_PER_QUERY, queries
@@ -23,8 +24,18 @@ def test_thirty_overlapping_places_from_a_file_yield_their_union_once(tmp_path):
     (tmp_path / "places.txt").write_text("\n".join(lines) + "\n")
     out = tmp_path / "o"
     with SimulatorThread(world) as sim:
-        result = run_cli(tmp_path, "--places-file", str(tmp_path / "places.txt"), "--sizes", "square",
-                         "--api-url", sim.api_url, "--no-limits", "--out", str(out))  # fmt: skip
+        result = run_cli(
+            tmp_path,
+            "--places-file",
+            str(tmp_path / "places.txt"),
+            "--sizes",
+            "square",
+            "--api-url",
+            sim.api_url,
+            "--no-limits",
+            "--out",
+            str(out),
+        )
         log = sim.log
     assert result.returncode == 0, result.stderr
     frame = read_observations(out)
@@ -47,7 +58,7 @@ def test_many_places_are_paged_in_chunks_that_keep_urls_short():
     settings = make_settings(range(1_000_000, 1_000_000 + 250))
     chunks = [params["place_id"].split(",") for _, params in queries(settings)]
     assert [len(c) for c in chunks] == [PLACES_PER_QUERY, PLACES_PER_QUERY, 50]
-    assert sum(chunks, []) == [str(p) for p in settings.places]
+    assert functools.reduce(operator.iadd, chunks, []) == [str(p) for p in settings.places]
     assert max(len(key) for key, _ in queries(settings)) < 2000
 
 
@@ -59,8 +70,17 @@ def test_update_fetches_exactly_what_changed_and_equals_a_fresh_harvest(tmp_path
     world = World({5001: 400}, seed=17, photo_scale=0.01)
     out = tmp_path / "o"
     with SimulatorThread(world) as sim:
-        args = ["--place", "5001", "--sizes", "square,small", "--api-url", sim.api_url, "--no-limits",
-                "--out", str(out)]  # fmt: skip
+        args = [
+            "--place",
+            "5001",
+            "--sizes",
+            "square,small",
+            "--api-url",
+            sim.api_url,
+            "--no-limits",
+            "--out",
+            str(out),
+        ]
         assert run_cli(tmp_path, *args).returncode == 0
         refused = run_cli(tmp_path, *args[:-2], "--out", str(tmp_path / "new"), "--update")
         assert refused.returncode == 2 and "without --update" in refused.stderr
@@ -68,7 +88,7 @@ def test_update_fetches_exactly_what_changed_and_equals_a_fresh_harvest(tmp_path
         added = world.add_observations(5001, 12)
         edited = old[:3]
         for obs_id in edited:
-            world.edit(obs_id, species_guess="changed, \"edited\"")
+            world.edit(obs_id, species_guess='changed, "edited"')
         world.edit(old[3], quality_grade="casual", taxon_id=None)  # now fails identified=true
         sim.clear_log()
         update = run_cli(tmp_path, *args, "--update")

@@ -16,8 +16,18 @@ PLACES = "4001,4002"
 
 
 def _args(sim, out, *extra: str) -> list[str]:
-    return ["--place", PLACES, "--no-photos", "--per-page", "20", "--api-url", sim.api_url,
-            "--out", str(out), *extra]  # fmt: skip
+    return [
+        "--place",
+        PLACES,
+        "--no-photos",
+        "--per-page",
+        "20",
+        "--api-url",
+        sim.api_url,
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _budget_used(times: list[float], limit: int, window: float) -> float:
@@ -63,7 +73,9 @@ def test_every_range_resumes_after_a_kill(tmp_path):
         log = api_requests(sim.log)
     assert result.returncode == 0, result.stderr
     assert sorted(read_observations(out)["id"]) == expected_ids(WORLD, [4001, 4002])
-    pages = Counter((r.query["id_above"], r.query.get("id_below")) for r in log if r.query["per_page"] == "20")
+    pages = Counter(
+        (r.query["id_above"], r.query.get("id_below")) for r in log if r.query["per_page"] == "20"
+    )
     again = sum(n - 1 for n in pages.values())
     assert again <= 4  # only the pages in flight at the kill were asked for twice
     with sqlite3.connect(out / "harvest.sqlite") as db:
