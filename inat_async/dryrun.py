@@ -120,7 +120,8 @@ def report(settings: Settings, e: Estimate) -> str:
         least = _duration(max(by_rate, by_bytes))
         lines.append(f"  all       {files:>12,} files  {gigabytes:>9.2f} GB: at least {least}")
         lines.append(
-            f"  (at {b.media_rpm}/minute, {b.media_gb_per_hour:g} GB/hour, {b.media_gb_per_day:g} GB/day per host)"
+            f"  (at {b.media_rpm}/minute, {b.media_gb_per_hour:g} GB/hour"
+            f" and {b.media_gb_per_day:g} GB/day per host)"
         )
     lines.append("nothing was downloaded or written")
     return "\n".join(lines)
