@@ -3,7 +3,18 @@
 __version__ = "0.1.0"
 
 from .errors import HarvestError, UsageError
-from .pipeline import Summary, harvest
+from .library import export, harvest, harvest_blocking
 from .settings import Budgets, Settings, make_settings
+from .summary import Summary
 
-__all__ = ["Budgets", "HarvestError", "Settings", "Summary", "UsageError", "harvest", "make_settings"]
+__all__ = [
+    "Budgets",
+    "HarvestError",
+    "Settings",
+    "Summary",
+    "UsageError",
+    "export",
+    "harvest",
+    "harvest_blocking",
+    "make_settings",
+]

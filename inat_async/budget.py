@@ -96,6 +96,12 @@ class Ledger:
         with self._lock:
             self._db.execute("INSERT INTO spent VALUES (?, ?, ?)", (key, time.time(), amount))
 
+    def postpone(self, key: str, slot: float, actual: float) -> None:
+        """A request meant for ``slot`` went at ``actual`` (a busy machine): book it then,
+        so the slots reserved after it keep their distance from when it really went."""
+        with self._lock:
+            self._db.execute("UPDATE spent SET t = ? WHERE key = ? AND t = ?", (actual, key, slot))
+
     def used(self, key: str, span: float) -> float:
         with self._lock:
             row = self._db.execute(

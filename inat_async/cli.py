@@ -11,9 +11,14 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+from rich.console import Console
+from rich.logging import RichHandler
+
 from . import __version__, dryrun
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError, UsageError
-from .pipeline import Summary, harvest
+from .export import FORMATS, parse_formats
+from .library import export, harvest
+from .photos import ALL_RIGHTS_RESERVED
 from .settings import (
     DEFAULT_SIZES,
     SIZES,
@@ -77,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="observations per API request (at most 200; smaller helps a heavy query)",
     )
+    what.add_argument(
+        "--photo-license",
+        metavar="LIST",
+        help="fetch only photos under these licences of their own, e.g. cc0,cc-by,cc-by-nc "
+        "(all-rights-reserved for none); the others are recorded as skipped",
+    )
     photos = what.add_mutually_exclusive_group()
     photos.add_argument(
         "--all-photos", action="store_true", help="every photo of an observation, not only the first"
@@ -98,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="inat_harvest",
         metavar="DIR",
         help="output folder; running again continues the harvest in it",
+    )
+    where.add_argument(
+        "--format", default="csv", metavar="LIST", help=f"exports written at the end, of {', '.join(FORMATS)}"
     )
     where.add_argument(
         "--api-url",
@@ -183,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     talk = p.add_argument_group("output")
     talk.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     talk.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    talk.add_argument("--log-file", type=Path, metavar="FILE", help="also log everything (debug) to FILE")
     talk.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -219,6 +234,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         all_photos=args.all_photos,
         no_photos=args.no_photos,
         update=args.update,
+        photo_licenses=_licences(args.photo_license),
+        formats=parse_formats(args.format),
         workers=args.workers,
         limits=not args.no_limits,
         budgets=budgets,
@@ -232,21 +249,40 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
-def _print_summary(summary: Summary) -> None:
-    p = summary.photos
-    print(f"{summary.observations:,} observations in {summary.out}")
-    print(
-        f"photo files: {p.get('done', 0):,} done, {p.get('missing', 0):,} missing, "
-        f"{p.get('skipped', 0):,} skipped, {p.get('failed', 0):,} failed; "
-        f"{summary.bytes / 1e6:,.1f} MB this run"
-    )
-    print(
-        f"API requests this run: {summary.api_requests:,}; waited {summary.seconds_waiting:,.0f} s on budgets"
-    )
-    for photo_id, size, reason in summary.failed_examples:
-        print(f"  failed: photo {photo_id} {size}: {reason}")
-    if summary.photos_failed:
-        print("photos that failed are listed in photos.csv; run the same command to retry them")
+def _licences(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    codes = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    bad = [c for c in codes if not (c.startswith("cc") or c == ALL_RIGHTS_RESERVED)]
+    if bad or not codes:
+        raise UsageError(f"--photo-license: {bad[0] if bad else value!r} is not a licence code "
+                         f"like cc0, cc-by, cc-by-nc or {ALL_RIGHTS_RESERVED}")  # fmt: skip
+    return codes
+
+
+def _console(args: argparse.Namespace) -> Console | None:
+    """Live bars only for a person at a terminal; logs and pipes get plain lines."""
+    if args.quiet or not sys.stderr.isatty():
+        return None
+    return Console(stderr=True)
+
+
+def _setup_logging(args: argparse.Namespace, console: Console | None) -> None:
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    handler: logging.Handler
+    if console is not None:
+        handler = RichHandler(console=console, show_path=False, log_time_format="%H:%M:%S")
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.setLevel(level)
+    handlers = [handler]
+    if args.log_file is not None:
+        to_file = logging.FileHandler(args.log_file, encoding="utf-8")
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handlers.append(to_file)
+    logging.basicConfig(level=logging.DEBUG, handlers=handlers, force=True)
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
 
 
 async def _until_signal(work: Awaitable[T]) -> T:
@@ -258,18 +294,24 @@ async def _until_signal(work: Awaitable[T]) -> T:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:
+        return _export_main(argv[1:])
     args = build_parser().parse_args(argv)
-    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    console = _console(args)
     try:
+        _setup_logging(args, console)
         settings = settings_from_args(args)
         if args.dry_run:
             print(dryrun.report(settings, asyncio.run(_until_signal(dryrun.estimate(settings)))))
             return EXIT_OK
-        summary = asyncio.run(_until_signal(harvest(settings)))
+        summary = asyncio.run(_until_signal(harvest(settings, console=console)))
     except HarvestError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a log file or folder the system refuses
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
         print(
             f"{PROG}: interrupted; everything harvested so far is kept. "
@@ -277,8 +319,26 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    _print_summary(summary)
+    print(summary.table())
     return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
+
+
+def _export_main(argv: list[str]) -> int:
+    """``inat-async export OUT --format csv,parquet,dwca``: exports from the state, no request."""
+    p = _Parser(prog=f"{PROG} export", description=_export_main.__doc__,
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p.add_argument("out", type=Path, help="a harvest folder")
+    p.add_argument("--format", default="csv", metavar="LIST", help=f"of {', '.join(FORMATS)}")
+    p.add_argument("--api-url", default=None, help="named in the Darwin Core metadata as the source")
+    args = p.parse_args(argv)
+    try:
+        formats = parse_formats(args.format)
+        export(args.out, formats, args.api_url)
+    except HarvestError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(f"wrote {', '.join(formats)} in {args.out}")
+    return EXIT_OK
 
 
 def run() -> NoReturn:

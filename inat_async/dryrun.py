@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from statistics import fmean
 
 from .http import Http, host_of
-from .pager import queries
-from .photos import photo_files
+from .pager import files_of, queries
 from .politeness import Politeness
 from .settings import Settings
 
@@ -64,14 +63,7 @@ async def _estimate(settings: Settings, http: Http) -> Estimate:
     result = Estimate(per_place, sum(totals), api_requests, len(observations))
     if settings.no_photos or not observations:
         return result
-    files = [
-        f
-        for o in observations
-        for f in photo_files(
-            o, settings.sizes, all_photos=settings.all_photos, allowed_hosts=settings.photo_hosts
-        )
-        if f.status == "pending"
-    ]
+    files = [f for o in observations for f in files_of(o, settings) if f.status == "pending"]
     per_size = Counter(f.size for f in files)
     for size in settings.sizes:
         result.files[size] = round(per_size[size] / len(observations) * result.observations)

@@ -33,6 +33,33 @@ PHOTO_COLUMNS = (
 _SIZE_ORDER = f"instr('{','.join(SIZES)}', size)"
 
 
+FORMATS = ("csv", "parquet", "dwca")
+
+
+def write_exports(state: State, out: Path, formats: tuple[str, ...], api_url: str | None = None) -> None:
+    """Write each of ``formats`` from the state alone: no request is made."""
+    from .dwca import write_dwca
+    from .parquet import write_parquet
+
+    for kind in formats:
+        if kind == "csv":
+            write_csvs(state, out)
+        elif kind == "parquet":
+            write_parquet(state, out)
+        else:
+            write_dwca(state, out, api_url=api_url)
+
+
+def parse_formats(value: str) -> tuple[str, ...]:
+    from .errors import UsageError
+
+    formats = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise UsageError(f"--format: {unknown[0] if unknown else value!r} is not one of {', '.join(FORMATS)}")
+    return formats
+
+
 def write_csvs(state: State, out: Path) -> None:
     observations = ", ".join(f'"{c}"' for c in SQL_COLUMNS)
     _write_csv(

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from .errors import ServerError
 from .http import Http
-from .photos import photo_files
+from .photos import PhotoFile, photo_files
 from .progress import Progress
 from .records import observation_row
 from .settings import Settings
@@ -177,15 +177,7 @@ class Pager:
         done = not results or (r.hi is not None and max(ids) >= r.hi - 1)
         last_id = max((o["id"] for o in fresh), default=r.last_id)
         s = self.settings
-        files = (
-            []
-            if s.no_photos
-            else [
-                f
-                for o in fresh
-                for f in photo_files(o, s.sizes, all_photos=s.all_photos, allowed_hosts=s.photo_hosts)
-            ]
-        )
+        files = [f for o in fresh for f in files_of(o, s)]
         added = self.state.save_page(
             r.cursor,
             [observation_row(o, s.places) for o in fresh],
@@ -200,6 +192,17 @@ class Pager:
         self.progress.paged += len(fresh)
         self.progress.queued += added
         self.on_page()
+
+
+def files_of(observation: dict[str, Any], settings: Settings) -> list[PhotoFile]:
+    """The photo files the settings ask of one observation, judged fetchable or skipped."""
+    if settings.no_photos:
+        return []
+    s = settings
+    return list(
+        photo_files(observation, s.sizes, all_photos=s.all_photos, allowed_hosts=s.photo_hosts,
+                    licenses=s.photo_licenses)
+    )  # fmt: skip
 
 
 def _valid(obs: Any) -> bool:

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
 EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif"})
+ALL_RIGHTS_RESERVED = "all-rights-reserved"
 PLACEHOLDER_MARKERS = ("/assets/", "attachment_defaults")
 # {prefix}/photos/{id}/{size}.{ext}: the size word is the last path segment's stem.
 _SQUARE = re.compile(r"/square\.([A-Za-z0-9]{1,10})$")
@@ -90,8 +91,13 @@ def photo_files(
     *,
     all_photos: bool,
     allowed_hosts: frozenset[str],
+    licenses: Iterable[str] | None = None,
 ) -> Iterator[PhotoFile]:
-    """The photo files one observation asks for, each already judged fetchable or skipped."""
+    """The photo files one observation asks for, each already judged fetchable or skipped.
+
+    ``licenses``: fetch only photos under one of these (their own licence, not the
+    observation's; "all-rights-reserved" for none); the others are recorded as skipped.
+    """
     obs_id = _integer(observation.get("id"))
     if obs_id is None:
         return
@@ -108,8 +114,13 @@ def photo_files(
             "license_code": _text(photo.get("license_code")),
             "attribution": _text(photo.get("attribution")),
         }
+        code = common["license_code"] or ALL_RIGHTS_RESERVED
         for size in sizes:
-            yield _judge(url, size, allowed_hosts, common)
+            if licenses is not None and code not in licenses:
+                yield PhotoFile(**common, size=size, url=url[:2000], path=None, status="skipped",
+                                reason=f"photo licence {code} not asked for")  # fmt: skip
+            else:
+                yield _judge(url, size, allowed_hosts, common)
 
 
 def _judge(url: str, size: str, allowed_hosts: frozenset[str], common: dict) -> PhotoFile:

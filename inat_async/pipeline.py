@@ -15,80 +15,74 @@ import fcntl
 import logging
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from rich.console import Console
+
 from .downloader import Downloader, run_workers
 from .errors import DiskFullError, HarvestError, UsageError
-from .export import write_csvs
-from .http import Http
+from .export import write_exports
+from .http import Http, host_of
 from .pager import Pager, queries
 from .politeness import Politeness
 from .progress import Progress, report
 from .settings import REAL_API_HOST, Settings
 from .state import STATE_FILE, PhotoJob, State
+from .summary import Summary, per_place, write_summary
 
 log = logging.getLogger("inat_async")
 # Clocks differ and records are indexed late: an update looks back this much further.
 UPDATE_MARGIN = timedelta(hours=1)
 
 
-@dataclass
-class Summary:
-    """What a finished harvest holds, as the CLI prints it and the library returns it."""
+async def harvest(settings: Settings, console: Console | None = None) -> Summary:
+    """Run (or continue) the harvest ``settings`` describe, write its exports and summary.
 
-    out: Path
-    observations: int
-    photos: dict[str, int]
-    api_requests: int
-    bytes: int
-    seconds_waiting: float
-    failed_examples: list[tuple[int, str, str]] = field(default_factory=list)
-
-    @property
-    def photos_failed(self) -> int:
-        return self.photos.get("failed", 0)
-
-
-async def harvest(settings: Settings) -> Summary:
-    """Run (or continue) the harvest ``settings`` describe, and write its CSV files."""
+    ``console``: show live progress bars there (rich); without one, a log line every few
+    seconds.
+    """
     if not settings.limits and REAL_API_HOST in settings.api_url:
         log.warning("--no-limits against %s: you risk having this IP blocked", REAL_API_HOST)
-    with _output_folder(settings.out) as state:
+    with locked_state(settings.out) as state:
         state.check_fingerprint(settings.fingerprint())
         state.retry_failed()
         extra = _update_filter(settings, state)
         paged = state.paging_done(key for key, _ in queries(settings, extra))
         if not paged and state.meta("started_at") is None:
             state.set_meta("started_at", _now())
-        politeness = Politeness(settings)
-        politeness.open()
         progress = Progress()
+        politeness = Politeness(settings, on_wait=lambda what: setattr(progress, "waiting", what))
+        politeness.open()
         try:
             async with Http(settings, politeness) as http:
-                await _run_stages(settings, state, http, progress, extra)
-                api_requests = http.api_requests
+                await _run_stages(settings, state, http, progress, extra, console)
+            today = politeness.api_requests_today(host_of(settings.api_url))
         finally:
             politeness.close()
         if not paged:  # all paged now: what changes from now on, a later --update fetches
             state.set_meta("completed_at", state.meta("started_at"))
             state.set_meta("started_at", None)
             state.set_meta("update_since", None)
-        log.info("%s", progress.line())
         try:
-            write_csvs(state, settings.out)
+            write_exports(state, settings.out, settings.formats, settings.api_url)
+            summary = Summary(
+                out=settings.out,
+                observations=state.observation_count(),
+                per_place=per_place(state, settings.places),
+                photos=state.photo_counts(),
+                bytes_on_disk=state.bytes_done(),
+                api_requests=http.api_requests,
+                api_requests_today=today,
+                bytes_this_run=progress.bytes,
+                elapsed=progress.elapsed(),
+                seconds_waiting=politeness.waited,
+                failed_examples=state.failed_photos(),
+            )
+            write_summary(summary)
         except (OSError, sqlite3.OperationalError) as exc:
             raise _disk_full(exc, settings.out) from exc
-        return Summary(
-            out=settings.out,
-            observations=state.observation_count(),
-            photos=state.photo_counts(),
-            api_requests=api_requests,
-            bytes=progress.bytes,
-            seconds_waiting=politeness.waited,
-            failed_examples=state.failed_photos(),
-        )
+        return summary
 
 
 def _now() -> str:
@@ -114,7 +108,12 @@ def _update_filter(settings: Settings, state: State) -> dict[str, str] | None:
 
 
 async def _run_stages(
-    settings: Settings, state: State, http: Http, progress: Progress, extra: dict[str, str] | None
+    settings: Settings,
+    state: State,
+    http: Http,
+    progress: Progress,
+    extra: dict[str, str] | None,
+    console: Console | None,
 ) -> None:
     queue: asyncio.Queue[PhotoJob | None] = asyncio.Queue(maxsize=settings.workers * 4)
     new_page = asyncio.Event()
@@ -155,7 +154,7 @@ async def _run_stages(
 
     try:
         async with asyncio.TaskGroup() as group:
-            reporter = group.create_task(report(progress, settings.progress_interval, stop_report))
+            reporter = group.create_task(report(progress, settings.progress_interval, stop_report, console))
             group.create_task(page())
             group.create_task(feed())
             workers = [
@@ -194,7 +193,7 @@ def _disk_full(error: BaseException, out: Path) -> BaseException:
 
 
 @contextlib.contextmanager
-def _output_folder(out: Path) -> Iterator[State]:
+def locked_state(out: Path) -> Iterator[State]:
     """The output folder, locked for this harvest, and its state database."""
     if not out.parent.is_dir():
         raise UsageError(f"--out: the folder {out.parent} does not exist")

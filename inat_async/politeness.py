@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -25,6 +25,7 @@ log = logging.getLogger("inat_async")
 
 _MIN_FACTOR = 1 / 64
 _LOG_WAITS_LONGER_THAN = 2.0
+_LATE = 0.002  # seconds after its slot that a request counts as late
 
 
 @dataclass
@@ -41,8 +42,9 @@ class _Host:
 class Politeness:
     """Gatekeeper for every request of one harvest; a no-op with ``limits=False``."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, on_wait: Callable[[str | None], None] | None = None):
         self.settings = settings
+        self._on_wait = on_wait or (lambda _: None)
         self.budgets = settings.budgets
         self.enabled = settings.limits
         self._ledger: Ledger | None = None
@@ -84,8 +86,11 @@ class Politeness:
             Window(b.api_daily, b.day, f"{b.api_daily} API requests a {_span(b.day)}"),
         )
         assert self._ledger is not None
-        slot, reason = await asyncio.to_thread(self._ledger.reserve, f"api {host}", windows, b.minute / rpm)
+        key = f"api {host}"
+        slot, reason = await asyncio.to_thread(self._ledger.reserve, key, windows, b.minute / rpm)
         await self._sleep_until(slot, reason, "API")
+        if (now := time.time()) > slot + _LATE:
+            await asyncio.to_thread(self._ledger.postpone, key, slot, now)
         return state.not_before <= time.time()
 
     # -- photo hosts ------------------------------------------------------------------------
@@ -160,7 +165,20 @@ class Politeness:
                     "%s budget spent (%s): waiting until %s (%s)", topic, reason, until, _duration(delay)
                 )
         self.waited += delay
-        await asyncio.sleep(delay)
+        if reason and delay > _LOG_WAITS_LONGER_THAN:
+            self._on_wait(f"{reason}, until {time.strftime('%H:%M:%S', time.localtime(when))}")
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self._on_wait(None)
+        else:
+            await asyncio.sleep(delay)
+
+    def api_requests_today(self, host: str) -> int | None:
+        """API requests of every harvest of this user to ``host`` in the last day."""
+        if self._ledger is None:
+            return None
+        return int(self._ledger.used(f"api {host}", self.budgets.day))
 
 
 def _span(seconds: float) -> str:

@@ -51,6 +51,8 @@ class Settings:
     all_photos: bool = False
     no_photos: bool = False
     update: bool = False
+    photo_licenses: tuple[str, ...] | None = None  # None: every licence
+    formats: tuple[str, ...] = ("csv",)
     workers: int = 16
     limits: bool = True
     budgets: Budgets = Budgets()
@@ -74,6 +76,7 @@ class Settings:
             "sizes": sorted(self.sizes),
             "all_photos": self.all_photos,
             "no_photos": self.no_photos,
+            "photo_licenses": sorted(self.photo_licenses) if self.photo_licenses else None,
         }
 
     @property

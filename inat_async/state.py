@@ -260,6 +260,9 @@ class State:
         rows = self._db.execute("SELECT status, COUNT(*) FROM photos GROUP BY status").fetchall()
         return dict(rows)
 
+    def bytes_done(self) -> int:
+        return int(self._db.execute("SELECT TOTAL(bytes) FROM photos WHERE status = 'done'").fetchone()[0])
+
     def failed_photos(self, limit: int = 10) -> list[tuple[int, str, str]]:
         return self._db.execute(
             "SELECT photo_id, size, reason FROM photos WHERE status = 'failed' ORDER BY seq LIMIT ?",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -10,8 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from inat_async import make_settings
-from inat_async.pipeline import Summary, harvest
+from inat_async import Summary, harvest_blocking
 from inat_async.simulator import World
 
 DEFAULTS = {"geo": "true", "identified": "true", "rank": "species"}
@@ -51,7 +49,7 @@ def start_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 def run_harvest(places, **options) -> Summary:
     """The library entry point, in this process."""
     options.setdefault("limits", False)
-    return asyncio.run(harvest(make_settings(places, **options)))
+    return harvest_blocking(places, **options)
 
 
 def expected_ids(world: World, places, **filters: str) -> list[int]:

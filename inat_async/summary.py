@@ -1,0 +1,81 @@
+"""What a finished harvest holds: the summary the CLI prints, the library returns and
+OUT/summary.json keeps."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .state import State
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class Summary:
+    """Counts over the whole harvest folder, and what this run did and waited."""
+
+    out: Path
+    observations: int
+    per_place: dict[int, int]
+    photos: dict[str, int]  # photo files by status: done, missing, skipped, failed, pending
+    bytes_on_disk: int  # of the photo files done
+    api_requests: int  # this run
+    api_requests_today: int | None  # by every harvest of this user in the last 24 h
+    bytes_this_run: int
+    elapsed: float  # seconds, this run
+    seconds_waiting: float  # on budgets and Retry-After, this run
+    failed_examples: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def photos_failed(self) -> int:
+        return self.photos.get("failed", 0)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["out"] = str(self.out)
+        data["failed_examples"] = [list(row) for row in self.failed_examples]
+        return json.dumps(data, indent=2)
+
+    def table(self) -> str:
+        """A few lines for the terminal."""
+        p = self.photos
+        lines = [f"{self.observations:,} observations in {self.out}"]
+        lines += [f"  place {place}: {count:,}" for place, count in self.per_place.items()]
+        lines.append(
+            f"photo files: {p.get('done', 0):,} done ({self.bytes_on_disk / 1e6:,.1f} MB), "
+            f"{p.get('missing', 0):,} missing, {p.get('skipped', 0):,} skipped, {p.get('failed', 0):,} failed"
+        )
+        today = (
+            f"; {self.api_requests_today:,} in the last 24 h" if self.api_requests_today is not None else ""
+        )
+        lines.append(
+            f"this run: {self.elapsed:,.0f} s, {self.api_requests:,} API requests{today}, "
+            f"{self.bytes_this_run / 1e6:,.1f} MB, {self.seconds_waiting:,.0f} s waiting on budgets"
+        )
+        lines += [f"  failed: photo {pid} {size}: {reason}" for pid, size, reason in self.failed_examples]
+        if self.photos_failed:
+            lines.append("failed photos are listed in photos.csv; the same command again retries them")
+        return "\n".join(lines)
+
+
+def per_place(state: State, places: tuple[int, ...]) -> dict[int, int]:
+    """Observations in each requested place (one may count in several)."""
+    counts = dict.fromkeys(places, 0)
+    for names, rows in state.query_chunks("SELECT place_ids, COUNT(*) FROM observations GROUP BY 1", 1000):
+        del names
+        for joined, count in rows:
+            for place in (joined or "").split(";"):
+                if place.isdigit() and int(place) in counts:
+                    counts[int(place)] += count
+    return counts
+
+
+def write_summary(summary: Summary) -> Path:
+    target = summary.out / SUMMARY_FILE
+    part = target.with_name(f".{target.name}.part")
+    part.write_text(summary.to_json() + "\n", encoding="utf-8")
+    os.replace(part, target)
+    return target
