@@ -186,6 +186,7 @@ class Pager:
             last_id,
             done,
         )
+        log.debug("page above id %d: %d observations, %d new photo files", r.last_id, len(fresh), added)
         if fresh:
             r.span = max(1, last_id - r.last_id)
         r.last_id, r.done = last_id, done

@@ -51,6 +51,9 @@ async def harvest(settings: Settings, console: Console | None = None) -> Summary
         paged = state.paging_done(key for key, _ in queries(settings, extra))
         if not paged and state.meta("started_at") is None:
             state.set_meta("started_at", _now())
+        log.info(
+            "harvesting %d place(s) into %s from %s", len(settings.places), settings.out, settings.api_url
+        )
         progress = Progress()
         politeness = Politeness(settings, on_wait=lambda what: setattr(progress, "waiting", what))
         politeness.open()
@@ -60,6 +63,7 @@ async def harvest(settings: Settings, console: Console | None = None) -> Summary
             today = politeness.api_requests_today(host_of(settings.api_url))
         finally:
             politeness.close()
+        log.info("paging and downloads finished: %s", progress.line())
         if not paged:  # all paged now: what changes from now on, a later --update fetches
             state.set_meta("completed_at", state.meta("started_at"))
             state.set_meta("started_at", None)
