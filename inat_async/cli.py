@@ -255,8 +255,10 @@ def _licences(value: str | None) -> tuple[str, ...] | None:
     codes = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
     bad = [c for c in codes if not (c.startswith("cc") or c == ALL_RIGHTS_RESERVED)]
     if bad or not codes:
-        raise UsageError(f"--photo-license: {bad[0] if bad else value!r} is not a licence code "
-                         f"like cc0, cc-by, cc-by-nc or {ALL_RIGHTS_RESERVED}")  # fmt: skip
+        raise UsageError(
+            f"--photo-license: {bad[0] if bad else value!r} is not a licence code "
+            f"like cc0, cc-by, cc-by-nc or {ALL_RIGHTS_RESERVED}"
+        )
     return codes
 
 
@@ -325,8 +327,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _export_main(argv: list[str]) -> int:
     """``inat-async export OUT --format csv,parquet,dwca``: exports from the state, no request."""
-    p = _Parser(prog=f"{PROG} export", description=_export_main.__doc__,
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p = _Parser(
+        prog=f"{PROG} export",
+        description=_export_main.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("out", type=Path, help="a harvest folder")
     p.add_argument("--format", default="csv", metavar="LIST", help=f"of {', '.join(FORMATS)}")
     p.add_argument("--api-url", default=None, help="named in the Darwin Core metadata as the source")

@@ -201,9 +201,14 @@ def files_of(observation: dict[str, Any], settings: Settings) -> list[PhotoFile]
         return []
     s = settings
     return list(
-        photo_files(observation, s.sizes, all_photos=s.all_photos, allowed_hosts=s.photo_hosts,
-                    licenses=s.photo_licenses)
-    )  # fmt: skip
+        photo_files(
+            observation,
+            s.sizes,
+            all_photos=s.all_photos,
+            allowed_hosts=s.photo_hosts,
+            licenses=s.photo_licenses,
+        )
+    )
 
 
 def _valid(obs: Any) -> bool:

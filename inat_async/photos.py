@@ -117,8 +117,14 @@ def photo_files(
         code = common["license_code"] or ALL_RIGHTS_RESERVED
         for size in sizes:
             if licenses is not None and code not in licenses:
-                yield PhotoFile(**common, size=size, url=url[:2000], path=None, status="skipped",
-                                reason=f"photo licence {code} not asked for")  # fmt: skip
+                yield PhotoFile(
+                    **common,
+                    size=size,
+                    url=url[:2000],
+                    path=None,
+                    status="skipped",
+                    reason=f"photo licence {code} not asked for",
+                )
             else:
                 yield _judge(url, size, allowed_hosts, common)
 

@@ -73,10 +73,18 @@ async def report(progress: Progress, interval: float, stop: asyncio.Event, conso
         while True:
             stopping = await _stopped(stop, 0.25)
             p = progress
-            bars.update(observations, completed=p.paged, total=p.expected or None,
-                        rate=f"{p.paged / p.elapsed():,.0f}/s")  # fmt: skip
-            bars.update(photos, completed=p.files, total=(p.queued + p.backlog) or None,
-                        rate=f"{p.done / p.elapsed():,.0f}/s {p.bytes / 1e6:,.0f} MB")  # fmt: skip
+            bars.update(
+                observations,
+                completed=p.paged,
+                total=p.expected or None,
+                rate=f"{p.paged / p.elapsed():,.0f}/s",
+            )
+            bars.update(
+                photos,
+                completed=p.files,
+                total=(p.queued + p.backlog) or None,
+                rate=f"{p.done / p.elapsed():,.0f}/s {p.bytes / 1e6:,.0f} MB",
+            )
             bars.update(status, description=f"waiting: {p.waiting}" if p.waiting else "")
             if stopping:
                 return

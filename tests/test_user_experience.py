@@ -31,9 +31,14 @@ def _run_in_terminal(tmp_path, *args: str) -> tuple[int, str]:
     """Run the CLI on a pseudo-terminal, as a person at a terminal sees it."""
     leader, follower = pty.openpty()
     child = subprocess.Popen(
-        [sys.executable, "-m", "inat_async", *args], stdin=follower, stdout=follower, stderr=follower,
-        env={**cli_env(tmp_path), "COLUMNS": "120", "TERM": "xterm"}, cwd=ROOT, close_fds=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "inat_async", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**cli_env(tmp_path), "COLUMNS": "120", "TERM": "xterm"},
+        cwd=ROOT,
+        close_fds=True,
+    )
     os.close(follower)
     output = bytearray()
     while True:
@@ -54,8 +59,18 @@ def _run_in_terminal(tmp_path, *args: str) -> tuple[int, str]:
 
 def test_a_terminal_shows_live_progress_bars_and_the_summary(sim, tmp_path):
     out = tmp_path / "o"
-    code, screen = _run_in_terminal(tmp_path, "--place", "9501", "--api-url", sim.api_url, "--no-limits",
-                                    "--out", str(out), "--sizes", "square,medium")  # fmt: skip
+    code, screen = _run_in_terminal(
+        tmp_path,
+        "--place",
+        "9501",
+        "--api-url",
+        sim.api_url,
+        "--no-limits",
+        "--out",
+        str(out),
+        "--sizes",
+        "square,medium",
+    )
     assert code == 0, screen
     assert "observations" in screen and "photos" in screen
     assert "━" in screen  # rich's bar
@@ -64,8 +79,18 @@ def test_a_terminal_shows_live_progress_bars_and_the_summary(sim, tmp_path):
 
 
 def test_without_a_terminal_progress_is_plain_log_lines(sim, tmp_path):
-    result = run_cli(tmp_path, "--place", "9502", "--api-url", sim.api_url, "--no-limits",
-                     "--out", str(tmp_path / "o"), "--sizes", "square")  # fmt: skip
+    result = run_cli(
+        tmp_path,
+        "--place",
+        "9502",
+        "--api-url",
+        sim.api_url,
+        "--no-limits",
+        "--out",
+        str(tmp_path / "o"),
+        "--sizes",
+        "square",
+    )
     assert result.returncode == 0
     assert "\x1b[" not in result.stderr + result.stdout
     assert "observations in" in result.stdout
@@ -73,8 +98,20 @@ def test_without_a_terminal_progress_is_plain_log_lines(sim, tmp_path):
 
 def test_summary_matches_the_files_on_disk(sim, tmp_path):
     out = tmp_path / "o"
-    result = run_cli(tmp_path, "--place", "9501,9502", "--api-url", sim.api_url, "--no-limits",
-                     "--out", str(out), "--sizes", "square,small", "--log-file", str(tmp_path / "log.txt"))  # fmt: skip
+    result = run_cli(
+        tmp_path,
+        "--place",
+        "9501,9502",
+        "--api-url",
+        sim.api_url,
+        "--no-limits",
+        "--out",
+        str(out),
+        "--sizes",
+        "square,small",
+        "--log-file",
+        str(tmp_path / "log.txt"),
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     files = [p for p in (out / "photos").rglob("*") if p.is_file()]
@@ -91,8 +128,21 @@ def test_summary_matches_the_files_on_disk(sim, tmp_path):
 
 def test_photo_licence_filter_checks_each_photo_and_records_the_rest(sim, tmp_path):
     out = tmp_path / "o"
-    result = run_cli(tmp_path, "--place", "9501", "--api-url", sim.api_url, "--no-limits", "--out", str(out),
-                     "--sizes", "square", "--all-photos", "--photo-license", "cc0,cc-by")  # fmt: skip
+    result = run_cli(
+        tmp_path,
+        "--place",
+        "9501",
+        "--api-url",
+        sim.api_url,
+        "--no-limits",
+        "--out",
+        str(out),
+        "--sizes",
+        "square",
+        "--all-photos",
+        "--photo-license",
+        "cc0,cc-by",
+    )
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
     done = photos[photos.status == "done"]
@@ -107,8 +157,23 @@ def test_photo_licence_filter_checks_each_photo_and_records_the_rest(sim, tmp_pa
 
 def test_export_writes_parquet_and_dwca_from_the_state_without_a_request(sim, tmp_path):
     out = tmp_path / "o"
-    assert run_cli(tmp_path, "--place", "9502", "--api-url", sim.api_url, "--no-limits", "--out", str(out),
-                   "--sizes", "square", "--format", "csv,parquet").returncode == 0  # fmt: skip
+    assert (
+        run_cli(
+            tmp_path,
+            "--place",
+            "9502",
+            "--api-url",
+            sim.api_url,
+            "--no-limits",
+            "--out",
+            str(out),
+            "--sizes",
+            "square",
+            "--format",
+            "csv,parquet",
+        ).returncode
+        == 0
+    )
     assert (out / "observations.parquet").is_file() and (out / "observations.csv").is_file()
     sim.clear_log()
     result = run_cli(tmp_path, "export", str(out), "--format", "dwca,parquet")
@@ -123,17 +188,20 @@ def test_export_writes_parquet_and_dwca_from_the_state_without_a_request(sim, tm
 
 
 def test_library_api_from_plain_code_and_from_a_running_event_loop(sim, tmp_path):
-    summary = inat_async.harvest_blocking([9502], out=tmp_path / "a", api_url=sim.api_url, limits=False,
-                                          sizes="square")  # fmt: skip
+    summary = inat_async.harvest_blocking(
+        [9502], out=tmp_path / "a", api_url=sim.api_url, limits=False, sizes="square"
+    )
     assert isinstance(summary, inat_async.Summary)
     assert summary.observations == len(expected_ids(WORLD, [9502]))
 
     async def notebook_cell():
         # In Jupyter a loop is already running: await the async API, or call the blocking one.
-        awaited = await inat_async.harvest([9501], out=tmp_path / "b", api_url=sim.api_url, limits=False,
-                                           no_photos=True)  # fmt: skip
-        blocking = inat_async.harvest_blocking([9501], out=tmp_path / "c", api_url=sim.api_url,
-                                               limits=False, no_photos=True)  # fmt: skip
+        awaited = await inat_async.harvest(
+            [9501], out=tmp_path / "b", api_url=sim.api_url, limits=False, no_photos=True
+        )
+        blocking = inat_async.harvest_blocking(
+            [9501], out=tmp_path / "c", api_url=sim.api_url, limits=False, no_photos=True
+        )
         return awaited, blocking
 
     awaited, blocking = asyncio.run(notebook_cell())
