@@ -102,6 +102,12 @@ class Ledger:
         with self._lock:
             self._db.execute("UPDATE spent SET t = ? WHERE key = ? AND t = ?", (actual, key, slot))
 
+    def room_at(self, key: str, window: Window) -> float:
+        """When the window next has room for more (now, if it has): amounts known only after
+        the fact (bytes) are checked before a request and booked when it answers."""
+        with self._lock:
+            return self._earliest(key, window, 0.0, time.time())
+
     def used(self, key: str, span: float) -> float:
         with self._lock:
             row = self._db.execute(
@@ -116,6 +122,8 @@ class Ledger:
             "SELECT t, amount FROM spent WHERE key = ? AND t > ? ORDER BY t", (key, slot - span)
         ).fetchall()
         excess = sum(a for _, a in rows) + amount - window.limit
+        if amount == 0 and excess == 0:
+            excess = 1  # a full window has no room even for what is not yet known
         for t, spent in rows:
             if excess <= 0:
                 break

@@ -122,14 +122,9 @@ class Politeness:
         assert self._ledger is not None
         b = self.budgets
         for limit_gb, span in ((b.media_gb_per_hour, b.hour), (b.media_gb_per_day, b.day)):
-            while True:
-                used = await asyncio.to_thread(self._ledger.used, f"bytes {host}", span)
-                if used < limit_gb * 1e9:
-                    break
-                # Bytes leave the window as it slides; look again in a while.
-                pause = min(span / 60, 60.0)
-                what = f"{limit_gb:g} GB of photos a {_span(span)} from {host}"
-                await self._sleep_until(time.time() + pause, what, "media")
+            window = Window(limit_gb * 1e9, span, f"{limit_gb:g} GB of photos a {_span(span)} from {host}")
+            when = await asyncio.to_thread(self._ledger.room_at, f"bytes {host}", window)
+            await self._sleep_until(when, window.name, "media")
 
     # -- feedback from responses ------------------------------------------------------------
     def throttled(self, host: str, retry_after: float | None) -> None:

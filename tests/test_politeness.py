@@ -174,3 +174,31 @@ def test_a_block_met_by_a_photo_worker_stops_everything(tmp_path):
     assert child.returncode == 4, err
     assert "blocked" in err.strip().splitlines()[-1]
     assert len(after) <= 16 + 2  # the requests already in flight, then silence
+
+
+def test_photo_bytes_budget_per_host_over_a_sliding_hour_waits_and_says_so(tmp_path):
+    world = World({3101: 40}, seed=41, photo_scale=1.0)
+    hour = 4.0  # a scaled "hour"
+    limit = 600_000  # bytes per host in any sliding "hour"
+    with SimulatorThread(world) as sim:
+        result = run_cli(
+            tmp_path, "--place", "3101", "--sizes", "medium", "--api-url", sim.api_url, "--out",
+            str(tmp_path / "o"), "--budget-window-scale", str(hour / 3600), "--api-rpm", "100000",
+            "--media-gb-per-hour", str(limit / 1e9), "--media-rpm", "100000", "--media-concurrency", "2",
+        )  # fmt: skip
+        log = [r for r in sim.log if r.host in ("open", "static") and r.status == 200]
+    assert result.returncode == 0, result.stderr
+    assert "GB of photos a" in result.stderr and "waiting until" in result.stderr
+    for host in ("open", "static"):
+        served = [
+            (r.time, len(world.photo_bytes(int(r.path.split("/")[2]), "medium")))
+            for r in log
+            if r.host == host
+        ]
+        if host == "open":  # most photos are openly licensed: enough to need the budget
+            assert sum(n for _, n in served) > 1.5 * limit
+        biggest = max(n for _, n in served)
+        for start, _ in served:
+            in_window = sum(n for t, n in served if start <= t < start + hour)
+            # What was already on its way when the budget filled may finish: 2 at once per host.
+            assert in_window <= limit + 2 * biggest
