@@ -40,6 +40,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
 
 
+# Budgets fields set from the command line, with what a user reads of each.
+_BUDGET_HELP = {
+    "api_rpm": "API requests in any sliding minute (iNaturalist asks <= 60)",
+    "api_daily": "API requests in any sliding 24 hours (iNaturalist asks <= 10,000)",
+    "media_rpm": "photo requests a minute per photo host",
+    "media_gb_per_hour": "GB of photos per host in any sliding hour (blocking starts at 5)",
+    "media_gb_per_day": "GB of photos per host in any sliding day (blocking starts at 24)",
+    "media_concurrency": "photo downloads at once per photo host",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     b = Budgets()
     p = _Parser(
@@ -128,39 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="id ranges of a query paged at once, so API latency does not leave the request budget unused",
     )
-    speed.add_argument(
-        "--api-rpm",
-        type=int,
-        default=b.api_rpm,
-        help="API requests in any sliding minute (iNaturalist asks <= 60)",
-    )
-    speed.add_argument(
-        "--api-daily",
-        type=int,
-        default=b.api_daily,
-        help="API requests in any sliding 24 hours (iNaturalist asks <= 10,000)",
-    )
-    speed.add_argument(
-        "--media-rpm", type=int, default=b.media_rpm, help="photo requests a minute per photo host"
-    )
-    speed.add_argument(
-        "--media-gb-per-hour",
-        type=float,
-        default=b.media_gb_per_hour,
-        help="GB of photos per host in any sliding hour (blocking starts at 5)",
-    )
-    speed.add_argument(
-        "--media-gb-per-day",
-        type=float,
-        default=b.media_gb_per_day,
-        help="GB of photos per host in any sliding day (blocking starts at 24)",
-    )
-    speed.add_argument(
-        "--media-concurrency",
-        type=int,
-        default=b.media_concurrency,
-        help="photo downloads at once per photo host",
-    )
+    for field_name, help_text in _BUDGET_HELP.items():
+        default = getattr(b, field_name)
+        speed.add_argument(f"--{field_name.replace('_', '-')}", type=type(default), default=default,
+                           help=help_text)  # fmt: skip
     speed.add_argument(
         "--no-limits", action="store_true", help="lift every limit: only for a local simulator or mirror"
     )
@@ -208,16 +190,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise UsageError("--timeout, --max-photo-mb and --retry-wait must be positive")
     if not 1 <= args.per_page <= 200:
         raise UsageError("--per-page must be from 1 to 200")
-    for name in ("workers", "ranges", "api_rpm", "api_daily", "media_rpm", "media_concurrency"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("workers", "ranges", *_BUDGET_HELP):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
     budgets = Budgets(
-        api_rpm=args.api_rpm,
-        api_daily=args.api_daily,
-        media_rpm=args.media_rpm,
-        media_gb_per_hour=args.media_gb_per_hour,
-        media_gb_per_day=args.media_gb_per_day,
-        media_concurrency=args.media_concurrency,
+        **{name: getattr(args, name) for name in _BUDGET_HELP},
         minute=60.0 * scale,
         hour=3600.0 * scale,
         day=86400.0 * scale,

@@ -54,9 +54,7 @@ def transient_for(response: aiohttp.ClientResponse) -> TransientError | None:
     status = response.status
     if status == 429 or status >= 500:
         return TransientError(
-            f"HTTP {status}",
-            retry_after(response.headers.get("Retry-After")),
-            throttled=status in (429, 503),
+            f"HTTP {status}", retry_after(response.headers.get("Retry-After")), throttled=status in (429, 503)
         )
     return None
 
@@ -83,17 +81,11 @@ class Http:
     async def __aenter__(self) -> Http:
         s = self.settings
         timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=s.connect_timeout,
-            sock_connect=s.connect_timeout,
-            sock_read=s.request_timeout,
+            total=None, connect=s.connect_timeout, sock_connect=s.connect_timeout, sock_read=s.request_timeout
         )
         connector = aiohttp.TCPConnector(limit=max(100, s.workers * 2), ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
-            timeout=timeout,
-            connector=connector,
-            headers={"User-Agent": USER_AGENT},
-            auto_decompress=True,
+            timeout=timeout, connector=connector, headers={"User-Agent": USER_AGENT}, auto_decompress=True
         )
         return self
 

@@ -125,7 +125,7 @@ class Pager:
             if not r.busy and not r.done:
                 r.busy = True
                 return r
-        victims = [r for r in ranges if r.busy and r.remaining() > max(r.span or 0, 4)]
+        victims = [r for r in ranges if r.busy and r.span and r.remaining() > 3 * r.span]
         if not victims:
             return None
         victim = max(victims, key=_Range.remaining)

@@ -133,8 +133,7 @@ class State:
     # -- paging -----------------------------------------------------------------------------
     def cursors(self, stream: str) -> list[Cursor]:
         rows = self._db.execute(
-            "SELECT stream, lo, hi, last_id, done, total FROM cursors WHERE stream = ? ORDER BY lo",
-            (stream,),
+            "SELECT stream, lo, hi, last_id, done, total FROM cursors WHERE stream = ? ORDER BY lo", (stream,)
         ).fetchall()
         return [Cursor(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
@@ -252,8 +251,7 @@ class State:
 
     def finish_photo(self, seq: int, status: str, nbytes: int | None, reason: str | None) -> None:
         self._db.execute(
-            "UPDATE photos SET status = ?, bytes = ?, reason = ? WHERE seq = ?",
-            (status, nbytes, reason, seq),
+            "UPDATE photos SET status = ?, bytes = ?, reason = ? WHERE seq = ?", (status, nbytes, reason, seq)
         )
 
     def photo_counts(self) -> dict[str, int]:
@@ -265,8 +263,7 @@ class State:
 
     def failed_photos(self, limit: int = 10) -> list[tuple[int, str, str]]:
         return self._db.execute(
-            "SELECT photo_id, size, reason FROM photos WHERE status = 'failed' ORDER BY seq LIMIT ?",
-            (limit,),
+            "SELECT photo_id, size, reason FROM photos WHERE status = 'failed' ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
 
     def observation_count(self) -> int:

@@ -46,6 +46,20 @@ def start_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one error line a failed run ends with (progress log lines may come before it)."""
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("inat-async: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+def local(sim, out: Path, *extra: str) -> list[str]:
+    """The options that point a harvest at the simulator, limits lifted, into ``out``."""
+    return ["--api-url", sim.api_url, "--no-limits", "--out", str(out), *extra]
+
+
 def run_harvest(places, **options) -> Summary:
     """The library entry point, in this process."""
     options.setdefault("limits", False)

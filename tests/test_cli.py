@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import expected_ids, photo_requests, read_observations, read_photos, run_cli
+from conftest import error_line, expected_ids, photo_requests, read_observations, read_photos, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -20,10 +20,9 @@ def sim():
 
 def _one_line_error(result, *words):
     assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("inat-async: error:"), result.stderr
+    line = error_line(result)
     for word in words:
-        assert word in lines[0]
+        assert word in line
 
 
 @pytest.mark.parametrize(

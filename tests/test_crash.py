@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import api_requests, photo_requests, run_cli, start_cli
+from conftest import api_requests, error_line, photo_requests, run_cli, start_cli
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -161,8 +161,8 @@ def test_a_full_disk_stops_cleanly_and_the_same_command_finishes_after_space_is_
     with SimulatorThread(WORLD) as sim:
         full = run_cli(tmp_path, *_args(sim, out))
         assert full.returncode == 6, full.stderr
-        lines = full.stderr.strip().splitlines()
-        assert "no space left" in lines[-1] and "run the same command again" in lines[-1]
+        line = error_line(full)
+        assert "no space left" in line and "run the same command again" in line
         _no_partial_file_under_a_final_name(WORLD, out)
         subprocess.run(["mount", "-o", "remount,size=200m", str(small_disk)], check=True)
         again = run_cli(tmp_path, *_args(sim, out))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import expected_ids, read_observations, read_photos, run_cli
+from conftest import error_line, expected_ids, read_observations, read_photos, run_cli
 
 from inat_async.simulator import Faults, SimulatorThread, World
 
@@ -140,8 +140,7 @@ def test_a_server_answering_garbage_stops_with_one_line_and_harms_nothing(tmp_pa
         sim.faults = Faults(api={"html": 1.0})
         result = _harvest_into(sim, tmp_path, out, "--no-photos", "--update")
     assert result.returncode == 5
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("inat-async: error:") and "not JSON" in lines[-1]
+    assert "not JSON" in error_line(result)
     assert (out / "observations.csv").read_bytes() == before
     with sqlite3.connect(out / "harvest.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -165,7 +164,8 @@ def test_a_corrupt_or_foreign_state_is_refused_untouched(tmp_path, damage):
         sim.clear_log()
         result = _harvest_into(sim, tmp_path, out, "--no-photos")
         assert sim.log == []
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1
-    assert ("not a readable harvest state" if damage == "garbage" else "incompatible version") in lines[0]
+    assert result.returncode == 2
+    assert ("not a readable harvest state" if damage == "garbage" else "incompatible version") in error_line(
+        result
+    )
     assert state.read_bytes() == before

@@ -6,14 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import (
-    api_requests,
-    expected_ids,
-    photo_requests,
-    read_observations,
-    read_photos,
-    run_cli,
-)
+from conftest import api_requests, expected_ids, photo_requests, read_observations, read_photos, run_cli
 
 from inat_async.photos import size_url
 from inat_async.records import SEED_COLUMNS

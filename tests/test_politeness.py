@@ -12,7 +12,7 @@ import signal
 import time
 
 import pytest
-from conftest import api_requests, read_observations, run_cli, start_cli
+from conftest import api_requests, error_line, read_observations, run_cli, start_cli
 
 from inat_async.simulator import RateLimit, SimulatorThread, World
 
@@ -155,8 +155,7 @@ def test_an_ip_block_stops_the_harvest_at_once(tmp_path):
         result = run_cli(tmp_path, "--place", "3001", "--api-url", sim.api_url, "--out", str(tmp_path / "o"))
         log = sim.log
     assert result.returncode == 4
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "blocked" in lines[0]
+    assert "blocked" in error_line(result)
     assert len(log) == 1  # never kept knocking
 
 

@@ -19,14 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from inat_async.simulator import (
-    FAULT_KINDS,
-    Faults,
-    RateLimit,
-    Simulator,
-    SimulatorThread,
-    World,
-)
+from inat_async.simulator import FAULT_KINDS, Faults, RateLimit, Simulator, SimulatorThread, World
 from inat_async.simulator.templates import result_window_body
 from inat_async.simulator.text import TRICKY_NA
 

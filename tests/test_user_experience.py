@@ -13,7 +13,7 @@ import zipfile
 
 import pandas as pd
 import pytest
-from conftest import ROOT, cli_env, expected_ids, read_photos, run_cli
+from conftest import ROOT, cli_env, expected_ids, local, read_photos, run_cli
 
 import inat_async
 from inat_async.simulator import SimulatorThread, World
@@ -59,18 +59,7 @@ def _run_in_terminal(tmp_path, *args: str) -> tuple[int, str]:
 
 def test_a_terminal_shows_live_progress_bars_and_the_summary(sim, tmp_path):
     out = tmp_path / "o"
-    code, screen = _run_in_terminal(
-        tmp_path,
-        "--place",
-        "9501",
-        "--api-url",
-        sim.api_url,
-        "--no-limits",
-        "--out",
-        str(out),
-        "--sizes",
-        "square,medium",
-    )
+    code, screen = _run_in_terminal(tmp_path, "--place", "9501", *local(sim, out), "--sizes", "square,medium")
     assert code == 0, screen
     assert "observations" in screen and "photos" in screen
     assert "━" in screen  # rich's bar
@@ -79,18 +68,7 @@ def test_a_terminal_shows_live_progress_bars_and_the_summary(sim, tmp_path):
 
 
 def test_without_a_terminal_progress_is_plain_log_lines(sim, tmp_path):
-    result = run_cli(
-        tmp_path,
-        "--place",
-        "9502",
-        "--api-url",
-        sim.api_url,
-        "--no-limits",
-        "--out",
-        str(tmp_path / "o"),
-        "--sizes",
-        "square",
-    )
+    result = run_cli(tmp_path, "--place", "9502", *local(sim, tmp_path / "o"), "--sizes", "square")
     assert result.returncode == 0
     assert "\x1b[" not in result.stderr + result.stdout
     assert "observations in" in result.stdout
@@ -102,11 +80,7 @@ def test_summary_matches_the_files_on_disk(sim, tmp_path):
         tmp_path,
         "--place",
         "9501,9502",
-        "--api-url",
-        sim.api_url,
-        "--no-limits",
-        "--out",
-        str(out),
+        *local(sim, out),
         "--sizes",
         "square,small",
         "--log-file",
@@ -132,11 +106,7 @@ def test_photo_licence_filter_checks_each_photo_and_records_the_rest(sim, tmp_pa
         tmp_path,
         "--place",
         "9501",
-        "--api-url",
-        sim.api_url,
-        "--no-limits",
-        "--out",
-        str(out),
+        *local(sim, out),
         "--sizes",
         "square",
         "--all-photos",
@@ -159,18 +129,7 @@ def test_export_writes_parquet_and_dwca_from_the_state_without_a_request(sim, tm
     out = tmp_path / "o"
     assert (
         run_cli(
-            tmp_path,
-            "--place",
-            "9502",
-            "--api-url",
-            sim.api_url,
-            "--no-limits",
-            "--out",
-            str(out),
-            "--sizes",
-            "square",
-            "--format",
-            "csv,parquet",
+            tmp_path, "--place", "9502", *local(sim, out), "--sizes", "square", "--format", "csv,parquet"
         ).returncode
         == 0
     )

@@ -132,8 +132,7 @@ async def _serve(args: argparse.Namespace) -> None:
     count = len(args.places)
     share, extra = divmod(args.observations, count)
     world = World(
-        {place: share + (1 if k < extra else 0) for k, place in enumerate(args.places)},
-        seed=args.seed,
+        {place: share + (1 if k < extra else 0) for k, place in enumerate(args.places)}, seed=args.seed
     )
     faults = Faults.uniform(args.fault_rate, seed=args.seed) if args.fault_rate else None
     limit = None

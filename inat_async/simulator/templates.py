@@ -22,11 +22,7 @@ from typing import Any
 from .text import EPITHETS
 
 #: Host kind -> token standing for that host's base URL (scheme://host:port) inside JSON text.
-HOST_TOKENS: dict[str, str] = {
-    "open": "%%sim-open%%",
-    "static": "%%sim-static%%",
-    "assets": "%%sim-assets%%",
-}
+HOST_TOKENS: dict[str, str] = {"open": "%%sim-open%%", "static": "%%sim-static%%", "assets": "%%sim-assets%%"}
 
 #: The real hosts the tokens stand for; the default when rendering outside a server.
 REAL_HOSTS: dict[str, str] = {

@@ -67,10 +67,7 @@ _DIMENSIONS: tuple[tuple[int, int], ...] = (
     (640, 480),
     (300, 200),
 )
-_PLACEHOLDERS = (
-    "/assets/copyright-infringement-{size}.png",
-    "/attachment_defaults/local_photos/{size}.png",
-)
+_PLACEHOLDERS = ("/assets/copyright-infringement-{size}.png", "/attachment_defaults/local_photos/{size}.png")
 _T0 = 1_451_606_400  # 2016-01-01
 _T1 = 1_735_689_600  # 2025-01-01
 _ZONES = {m: timezone(timedelta(minutes=m)) for _, m in _TIMEZONES}
