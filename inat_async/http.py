@@ -24,7 +24,7 @@ from .errors import BlockedError, PermanentError, ServerError, TransientError, U
 from .politeness import Politeness
 from .settings import Settings
 
-USER_AGENT = f"inat_async/{__version__} (+https://github.com/inat-async/inat_async)"
+USER_AGENT = f"inat_async/{__version__}"
 RETRYABLE = (TransientError, aiohttp.ClientError, asyncio.TimeoutError)
 _BLOCKED = "This IP has been blocked"
 T = TypeVar("T")

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from conftest import api_requests, expected_ids, photo_requests, read_observations, read_photos, run_cli
 
+import inat_async
 from inat_async.photos import size_url
 from inat_async.records import SEED_COLUMNS
 from inat_async.simulator import SimulatorThread, World
@@ -137,6 +138,11 @@ def test_photo_urls_swap_the_size_word_of_the_api_square_url(world, harvested):
         assert row.url == size_url(square, row.size)[0]
     asked = {r.path for r in photo_requests(harvested["log"])}
     assert all("?" not in p for p in asked)
+
+
+def test_every_request_names_inat_async_and_its_version(harvested):
+    agents = {r.user_agent for r in harvested["log"]}
+    assert agents == {f"inat_async/{inat_async.__version__}"}
 
 
 def test_running_again_fetches_nothing_and_keeps_the_outputs(harvested):

@@ -65,6 +65,8 @@ class Request:
     status: int = 0
     retry_after: str | None = None
     fault: str | None = None
+    method: str = "GET"
+    user_agent: str = ""
 
 
 def _html_page(status: int, title: str, text: str = "") -> bytes:
@@ -205,7 +207,14 @@ class Simulator:
             kind = app_kind
             if app_kind == "api" and not (request.path == "/v1" or request.path.startswith("/v1/")):
                 kind = "assets"
-            entry = Request(time.monotonic(), kind, request.path, dict(request.query.items()))
+            entry = Request(
+                time.monotonic(),
+                kind,
+                request.path,
+                dict(request.query.items()),
+                method=request.method,
+                user_agent=request.headers.get("User-Agent", ""),
+            )
             self._log.append(entry)
             response = await self._serve(request, handler, kind, entry)
             entry.status = response.status
