@@ -26,12 +26,15 @@ class Downloader:
         self.http = http
         self.out = out
         self.settings = http.settings
+        self._folders: set[Path] = set()  # made already: no mkdir per file
 
     async def fetch(self, job: PhotoJob) -> tuple[str, int | None, str | None]:
         final = self.out / job.path
         if final.is_file():  # renamed into place by an earlier run: complete by construction
             return "done", final.stat().st_size, None
-        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.parent not in self._folders:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(final.parent)
         host = host_of(job.url)
         try:
             nbytes = await self.http.retrying(
@@ -86,9 +89,10 @@ class Downloader:
             if not looks_like_image(head):
                 raise TransientError("body is not a JPEG, PNG or GIF file")
             os.replace(part, final)
-        finally:
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()
+            raise
         return size
 
 
