@@ -4,17 +4,9 @@ import itertools
 import multiprocessing
 import time
 
+from conftest import max_in_window
+
 from inat_async.budget import GUARD, Ledger, Window
-
-
-def _max_in_window(times, span):
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while times[start] <= t - span:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def test_reservations_are_spaced_evenly_and_never_exceed_a_window(tmp_path):
@@ -22,7 +14,7 @@ def test_reservations_are_spaced_evenly_and_never_exceed_a_window(tmp_path):
     slots = [ledger.reserve("api h", [Window(10, 2.0, "10 a 2 s")], 0.2)[0] for _ in range(35)]
     gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert min(gaps) >= 0.2 - 1e-9  # no burst at the top of a window
-    assert _max_in_window(slots, 2.0) <= 10
+    assert max_in_window(slots, 2.0) <= 10
     assert slots[-1] - slots[0] < 34 * 0.2 * (1 + 2 * GUARD) + 0.5  # and no time wasted
 
 
@@ -56,7 +48,7 @@ def test_two_processes_share_one_budget(tmp_path):
     slots = [out.get(timeout=60) for _ in range(24)]
     for p in procs:
         p.join()
-    assert _max_in_window(slots, 1.0) <= 8
+    assert max_in_window(slots, 1.0) <= 8
     assert min(b - a for a, b in zip(sorted(slots), sorted(slots)[1:], strict=False)) >= 1.0 / 8 - 1e-9
 
 

@@ -12,22 +12,13 @@ import signal
 import time
 
 import pytest
-from conftest import api_requests, error_line, read_observations, run_cli, start_cli
+from conftest import api_requests, error_line, max_in_window, read_observations, run_cli, start_cli
 
 from inat_async.simulator import RateLimit, SimulatorThread, World
 
 # A request sent just before a 429 reached us can arrive just after it.
 IN_FLIGHT = 0.1
 WORLD = World({3001: 900, 3002: 900}, seed=5, photo_scale=0.01)
-
-
-def _max_in_window(times: list[float], span: float) -> int:
-    times, best, start = sorted(times), 0, 0
-    for end, t in enumerate(times):
-        while times[start] <= t - span:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def _metadata_args(sim, out, *extra: str) -> list[str]:
@@ -55,14 +46,14 @@ def test_api_budget_is_used_to_95_percent_and_never_exceeded_in_any_sliding_wind
         violations = sim.violations
     assert result.returncode == 0, result.stderr
     assert len(times) >= 40
-    assert violations == 0 and _max_in_window(times, 3.0) <= 30
+    assert violations == 0 and max_in_window(times, 3.0) <= 30
     used = (len(times) - 1) / ((times[-1] - times[0]) / 3.0 * 30)
     print(f"{len(times)} requests, {used:.1%} of the budget")
     assert used >= 0.95
     # Spread evenly, one every 0.1 s, not in a burst at the top of a window.
     gaps = sorted(b - a for a, b in itertools.pairwise(times))
     assert 0.09 < gaps[len(gaps) // 2] < 0.12
-    assert _max_in_window(times, 0.1) <= 2
+    assert max_in_window(times, 0.1) <= 2
 
 
 @pytest.mark.parametrize("retry_after", [0.7, "http-date", None])
@@ -129,7 +120,7 @@ def test_daily_budget_survives_a_restart(tmp_path):
         times = [r.time for r in api_requests(sim.log)]
     assert second.returncode == 0, second.stderr
     assert len(times) > 12
-    assert _max_in_window(times, 8.0) <= 12
+    assert max_in_window(times, 8.0) <= 12
     assert times[12] >= times[0] + 8.0
 
 
@@ -147,7 +138,7 @@ def test_two_harvests_at_once_share_one_budget(tmp_path):
         violations = sim.violations
     places = {r.query["place_id"] for r in log}
     assert places == {"3001", "3002"}
-    assert violations == 0 and _max_in_window([r.time for r in log], 2.0) <= 20
+    assert violations == 0 and max_in_window([r.time for r in log], 2.0) <= 20
 
 
 def test_an_ip_block_stops_the_harvest_at_once(tmp_path):
