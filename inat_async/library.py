@@ -31,7 +31,7 @@ async def harvest(
     Running it again on the same ``out`` continues where it stopped.
     """
     settings = places if isinstance(places, Settings) else make_settings(places, **options)
-    return await pipeline.harvest(settings, console)
+    return await pipeline.run_harvest(settings, console)
 
 
 def harvest_blocking(places: Iterable[int | str] | Settings, **options: Any) -> Summary:

@@ -36,7 +36,7 @@ log = logging.getLogger("inat_async")
 UPDATE_MARGIN = timedelta(hours=1)
 
 
-async def harvest(settings: Settings, console: Console | None = None) -> Summary:
+async def run_harvest(settings: Settings, console: Console | None = None) -> Summary:
     """Run (or continue) the harvest ``settings`` describe, write its exports and summary.
 
     ``console``: show live progress bars there (rich); without one, a log line every few
@@ -70,23 +70,29 @@ async def harvest(settings: Settings, console: Console | None = None) -> Summary
             state.set_meta("update_since", None)
         try:
             write_exports(state, settings.out, settings.formats, settings.api_url)
-            summary = Summary(
-                out=settings.out,
-                observations=state.observation_count(),
-                per_place=per_place(state, settings.places),
-                photos=state.photo_counts(),
-                bytes_on_disk=state.bytes_done(),
-                api_requests=http.api_requests,
-                api_requests_today=today,
-                bytes_this_run=progress.bytes,
-                elapsed=progress.elapsed(),
-                seconds_waiting=politeness.waited,
-                failed_examples=state.failed_photos(),
-            )
+            summary = _summary(settings, state, progress, politeness.waited, http.api_requests, today)
             write_summary(summary)
         except (OSError, sqlite3.OperationalError) as exc:
             raise _disk_full(exc, settings.out) from exc
         return summary
+
+
+def _summary(
+    settings: Settings, state: State, progress: Progress, waited: float, requests: int, today: int | None
+) -> Summary:
+    return Summary(
+        out=settings.out,
+        observations=state.observation_count(),
+        per_place=per_place(state, settings.places),
+        photos=state.photo_counts(),
+        bytes_on_disk=state.bytes_done(),
+        api_requests=requests,
+        api_requests_today=today,
+        bytes_this_run=progress.bytes,
+        elapsed=progress.elapsed(),
+        seconds_waiting=waited,
+        failed_examples=state.failed_photos(),
+    )
 
 
 def _now() -> str:
