@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from . import __version__
-from .errors import BlockedError, PermanentError, ServerError, TransientError, UsageError
+from .errors import BlockedError, ServerError, TransientError, UsageError
 from .politeness import Politeness
 from .settings import Settings
 
@@ -171,6 +171,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__
-
-
-__all__ = ["RETRYABLE", "Http", "PermanentError", "check_blocked", "host_of", "transient_for"]

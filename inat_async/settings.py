@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Iterable
@@ -175,7 +174,3 @@ def make_settings(places: Iterable[str | int], **options: object) -> Settings:
     if not settings.api_url.startswith(("http://", "https://")):
         raise UsageError(f"--api-url: {settings.api_url!r} is not an http(s) URL")
     return settings
-
-
-def replace(settings: Settings, **changes: object) -> Settings:
-    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
