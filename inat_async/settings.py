@@ -58,7 +58,7 @@ class Settings:
     budget_file: Path | None = None
     per_page: int = 200
     ranges: int = 4
-    max_photo_bytes: int = 64 * 1024 * 1024
+    max_photo_bytes: int = 64_000_000
     request_timeout: float = 60.0
     connect_timeout: float = 15.0
     api_attempts: int = 8
