@@ -91,12 +91,13 @@ class Pager:
         n = self.settings.ranges
         if n == 1:
             return [self.state.add_cursor(key, 0, None)]
-        newest, oldest = await asyncio.gather(
-            *(
-                self._get({**params, "order_by": "id", "order": order, "per_page": "1"})
+        # Both at once; a TaskGroup, so that if one fails (a block, say) the other is cancelled.
+        async with asyncio.TaskGroup() as group:
+            ends = [
+                group.create_task(self._get({**params, "order_by": "id", "order": order, "per_page": "1"}))
                 for order in ("desc", "asc")
-            )
-        )
+            ]
+        newest, oldest = (task.result() for task in ends)
         total = newest.get("total_results")
         if not newest["results"]:
             return [self.state.add_cursor(key, 0, None, total)]

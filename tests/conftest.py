@@ -55,6 +55,22 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
     return errors[0]
 
 
+def metadata_args(sim, places: str, out: Path, *extra: str) -> list[str]:
+    """A metadata-only harvest of small pages (many requests), with the limits on."""
+    return [
+        "--place",
+        places,
+        "--no-photos",
+        "--per-page",
+        "20",
+        "--api-url",
+        sim.api_url,
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 def local(sim, out: Path, *extra: str) -> list[str]:
     """The options that point a harvest at the simulator, limits lifted, into ``out``."""
     return ["--api-url", sim.api_url, "--no-limits", "--out", str(out), *extra]

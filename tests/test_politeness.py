@@ -12,7 +12,15 @@ import signal
 import time
 
 import pytest
-from conftest import api_requests, error_line, max_in_window, read_observations, run_cli, start_cli
+from conftest import (
+    api_requests,
+    error_line,
+    max_in_window,
+    metadata_args,
+    read_observations,
+    run_cli,
+    start_cli,
+)
 
 from inat_async.simulator import RateLimit, SimulatorThread, World
 
@@ -21,26 +29,12 @@ IN_FLIGHT = 0.1
 WORLD = World({3001: 900, 3002: 900}, seed=5, photo_scale=0.01)
 
 
-def _metadata_args(sim, out, *extra: str) -> list[str]:
-    return [
-        "--place",
-        "3001",
-        "--no-photos",
-        "--per-page",
-        "20",
-        "--api-url",
-        sim.api_url,
-        "--out",
-        str(out),
-        *extra,
-    ]
-
-
 def test_api_budget_is_used_to_95_percent_and_never_exceeded_in_any_sliding_window(tmp_path):
     # 30 requests a "minute" of 3 s: 10 a second, evenly spread.
     with SimulatorThread(WORLD, api_limit=RateLimit(30, 3.0, enforce=False)) as sim:
         result = run_cli(
-            tmp_path, *_metadata_args(sim, tmp_path / "o", "--api-rpm", "30", "--budget-window-scale", "0.05")
+            tmp_path,
+            *metadata_args(sim, "3001", tmp_path / "o", "--api-rpm", "30", "--budget-window-scale", "0.05"),
         )
         times = [r.time for r in api_requests(sim.log)]
         violations = sim.violations
@@ -61,21 +55,9 @@ def test_a_stricter_server_is_respected_and_retry_after_honoured(tmp_path, retry
     # We allow 40 a "minute" of 2 s, the server only 10: it answers 429 past that.
     limit = RateLimit(10, 2.0, retry_after=retry_after)
     with SimulatorThread(WORLD, api_limit=limit) as sim:
-        result = run_cli(
-            tmp_path,
-            *_metadata_args(
-                sim,
-                tmp_path / "o",
-                "--api-rpm",
-                "40",
-                "--budget-window-scale",
-                f"{2 / 60}",
-                "--retry-wait",
-                "0.2",
-                "--per-page",
-                "40",
-            ),
-        )
+        budget = ["--api-rpm", "40", "--budget-window-scale", f"{2 / 60}"]
+        args = [*budget, "--retry-wait", "0.2", "--per-page", "40"]
+        result = run_cli(tmp_path, *metadata_args(sim, "3001", tmp_path / "o", *args))
         log = api_requests(sim.log)
     assert result.returncode == 0, result.stderr
     assert sorted(read_observations(tmp_path / "o")["id"]) == sorted(
@@ -106,7 +88,7 @@ def test_daily_budget_survives_a_restart(tmp_path):
     # A "day" of 8 s holding 12 requests; "minutes" are so short they never bind.
     scale = ["--api-daily", "12", "--api-rpm", "1000", "--budget-window-scale", f"{8 / 86400}"]
     with SimulatorThread(WORLD) as sim:
-        args = _metadata_args(sim, tmp_path / "o", *scale, "--per-page", "40")
+        args = metadata_args(sim, "3001", tmp_path / "o", *scale, "--per-page", "40")
         first = start_cli(tmp_path, *args)
         deadline = time.monotonic() + 30
         while len(api_requests(sim.log)) < 12 and time.monotonic() < deadline:
@@ -127,9 +109,8 @@ def test_daily_budget_survives_a_restart(tmp_path):
 def test_two_harvests_at_once_share_one_budget(tmp_path):
     with SimulatorThread(WORLD, api_limit=RateLimit(20, 2.0, enforce=False)) as sim:
         budget = ["--api-rpm", "20", "--budget-window-scale", f"{2 / 60}"]
-        a = start_cli(tmp_path, *_metadata_args(sim, tmp_path / "a", *budget))
-        b_args = _metadata_args(sim, tmp_path / "b", *budget)
-        b_args[1] = "3002"
+        a = start_cli(tmp_path, *metadata_args(sim, "3001", tmp_path / "a", *budget))
+        b_args = metadata_args(sim, "3002", tmp_path / "b", *budget)
         b = start_cli(tmp_path, *b_args)
         for child in (a, b):
             _, err = child.communicate(timeout=120)

@@ -7,27 +7,12 @@ import sqlite3
 import time
 from collections import Counter
 
-from conftest import api_requests, expected_ids, read_observations, run_cli, start_cli
+from conftest import api_requests, expected_ids, metadata_args, read_observations, run_cli, start_cli
 
 from inat_async.simulator import RateLimit, SimulatorThread, World
 
 WORLD = World({4001: 1000, 4002: 1000}, seed=9, photo_scale=0.01)
 PLACES = "4001,4002"
-
-
-def _args(sim, out, *extra: str) -> list[str]:
-    return [
-        "--place",
-        PLACES,
-        "--no-photos",
-        "--per-page",
-        "20",
-        "--api-url",
-        sim.api_url,
-        "--out",
-        str(out),
-        *extra,
-    ]
 
 
 def _budget_used(times: list[float], limit: int, window: float) -> float:
@@ -37,13 +22,13 @@ def _budget_used(times: list[float], limit: int, window: float) -> float:
 def test_parallel_ranges_reach_the_budget_a_single_cursor_cannot(tmp_path):
     budget = ["--api-rpm", "30", "--budget-window-scale", "0.05"]  # 30 per 3 s: one each 0.1 s
     with SimulatorThread(WORLD, api_latency=0.25, api_limit=RateLimit(30, 3.0, enforce=False)) as sim:
-        single = start_cli(tmp_path, *_args(sim, tmp_path / "one", *budget, "--ranges", "1"))
+        single = start_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "one", *budget, "--ranges", "1"))
         time.sleep(4)
         single.send_signal(signal.SIGTERM)
         single.communicate(timeout=30)
         single_times = [r.time for r in api_requests(sim.log)]
         sim.clear_log()
-        result = run_cli(tmp_path, *_args(sim, tmp_path / "many", *budget, "--ranges", "8"))
+        result = run_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "many", *budget, "--ranges", "8"))
         many_times = [r.time for r in api_requests(sim.log)]
         violations = sim.violations
     assert result.returncode == 0, result.stderr
@@ -58,7 +43,7 @@ def test_parallel_ranges_reach_the_budget_a_single_cursor_cannot(tmp_path):
 def test_every_range_resumes_after_a_kill(tmp_path):
     out = tmp_path / "o"
     with SimulatorThread(WORLD, api_latency=0.02) as sim:
-        args = _args(sim, out, "--ranges", "4", "--no-limits")
+        args = metadata_args(sim, PLACES, out, "--ranges", "4", "--no-limits")
         child = start_cli(tmp_path, *args)
         deadline = time.monotonic() + 30
         while len(api_requests(sim.log)) < 45 and time.monotonic() < deadline:
