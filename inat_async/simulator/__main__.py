@@ -150,7 +150,8 @@ async def _serve(args: argparse.Namespace) -> None:
         print(f"iNaturalist simulator: {len(world)} observations in places {args.places}")
         print(f"API URL: {sim.api_url}")
         print(f"photo hosts: open {sim.hosts['open']}, static {sim.hosts['static']}")
-        print(f"try: python -m inat_async --place {args.places[0]} --api-url {sim.api_url}")
+        example = f"--place {args.places[0]} --api-url {sim.api_url} --no-limits --out demo"
+        print(f"try: python -m inat_async {example}")
         print("Ctrl-C to stop.", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
