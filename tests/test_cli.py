@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import error_line, expected_ids, photo_requests, read_observations, read_photos, run_cli
+from conftest import error_line, expected_ids, local, photo_requests, read_observations, read_photos, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -68,9 +68,7 @@ def test_out_that_is_a_file_or_has_no_parent_is_refused(sim, tmp_path):
 
 
 def test_unknown_place_is_the_apis_422_in_one_line(sim, tmp_path):
-    result = run_cli(
-        tmp_path, "--place", "999999", "--api-url", sim.api_url, "--no-limits", "--out", str(tmp_path / "o")
-    )
+    result = run_cli(tmp_path, "--place", "999999", *local(sim, tmp_path / "o"))
     _one_line_error(result, "Unknown place_id 999999")
 
 
@@ -85,11 +83,7 @@ def test_params_add_override_and_drop_filters(sim, tmp_path):
         "--param",
         "quality_grade=needs_id,casual",
         "--no-photos",
-        "--api-url",
-        sim.api_url,
-        "--no-limits",
-        "--out",
-        str(out),
+        *local(sim, out),
     )
     assert result.returncode == 0, result.stderr
     want = expected_ids(sim.world, [2001], rank="", quality_grade="needs_id,casual")
@@ -101,19 +95,7 @@ def test_params_add_override_and_drop_filters(sim, tmp_path):
 def test_all_photos_fetches_every_photo_in_position_order(sim, tmp_path):
     out = tmp_path / "o"
     sim.clear_log()
-    result = run_cli(
-        tmp_path,
-        "--place",
-        "2002",
-        "--all-photos",
-        "--sizes",
-        "thumb,large",
-        "--api-url",
-        sim.api_url,
-        "--no-limits",
-        "--out",
-        str(out),
-    )
+    result = run_cli(tmp_path, "--place", "2002", "--all-photos", "--sizes", "thumb,large", *local(sim, out))
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
     want = {
@@ -132,7 +114,7 @@ def test_all_photos_fetches_every_photo_in_position_order(sim, tmp_path):
 
 def test_a_folder_harvested_with_other_settings_is_refused_with_what_differs(sim, tmp_path):
     out = tmp_path / "o"
-    base = ["--place", "2002", "--no-photos", "--api-url", sim.api_url, "--no-limits", "--out", str(out)]
+    base = ["--place", "2002", "--no-photos", *local(sim, out)]
     assert run_cli(tmp_path, *base).returncode == 0
     before = (out / "observations.csv").read_bytes()
     result = run_cli(tmp_path, *base, "--param", "quality_grade=research")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import error_line, expected_ids, read_observations, read_photos, run_cli
+from conftest import error_line, expected_ids, local, read_observations, read_photos, run_cli
 
 from inat_async.simulator import Faults, SimulatorThread, World
 
@@ -35,11 +35,7 @@ def test_a_few_percent_of_every_fault_is_survived_byte_exact(tmp_path):
             tmp_path,
             "--place",
             "9101,9102",
-            "--api-url",
-            sim.api_url,
-            "--no-limits",
-            "--out",
-            str(out),
+            *local(sim, out),
             "--timeout",
             "0.5",
             "--retry-wait",
@@ -59,19 +55,7 @@ def test_a_few_percent_of_every_fault_is_survived_byte_exact(tmp_path):
 
 
 def _harvest_into(sim, tmp_path, out, *extra):
-    return run_cli(
-        tmp_path,
-        "--place",
-        "9102",
-        "--api-url",
-        sim.api_url,
-        "--no-limits",
-        "--out",
-        str(out),
-        "--retry-wait",
-        "0.01",
-        *extra,
-    )
+    return run_cli(tmp_path, "--place", "9102", *local(sim, out), "--retry-wait", "0.01", *extra)
 
 
 def test_untrusted_photo_data_never_writes_outside_the_output_folder(tmp_path):

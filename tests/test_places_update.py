@@ -7,7 +7,7 @@ import operator
 from collections import Counter
 
 import pandas as pd
-from conftest import DEFAULTS, api_requests, expected_ids, photo_requests, read_observations, run_cli
+from conftest import DEFAULTS, api_requests, expected_ids, local, photo_requests, read_observations, run_cli
 
 from inat_async.pager import PLACES_PER_QUERY, queries
 from inat_async.settings import make_settings
@@ -25,16 +25,7 @@ def test_thirty_overlapping_places_from_a_file_yield_their_union_once(tmp_path):
     out = tmp_path / "o"
     with SimulatorThread(world) as sim:
         result = run_cli(
-            tmp_path,
-            "--places-file",
-            str(tmp_path / "places.txt"),
-            "--sizes",
-            "square",
-            "--api-url",
-            sim.api_url,
-            "--no-limits",
-            "--out",
-            str(out),
+            tmp_path, "--places-file", str(tmp_path / "places.txt"), "--sizes", "square", *local(sim, out)
         )
         log = sim.log
     assert result.returncode == 0, result.stderr
@@ -70,17 +61,7 @@ def test_update_fetches_exactly_what_changed_and_equals_a_fresh_harvest(tmp_path
     world = World({5001: 400}, seed=17, photo_scale=0.01)
     out = tmp_path / "o"
     with SimulatorThread(world) as sim:
-        args = [
-            "--place",
-            "5001",
-            "--sizes",
-            "square,small",
-            "--api-url",
-            sim.api_url,
-            "--no-limits",
-            "--out",
-            str(out),
-        ]
+        args = ["--place", "5001", "--sizes", "square,small", *local(sim, out)]
         assert run_cli(tmp_path, *args).returncode == 0
         refused = run_cli(tmp_path, *args[:-2], "--out", str(tmp_path / "new"), "--update")
         assert refused.returncode == 2 and "without --update" in refused.stderr
