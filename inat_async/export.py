@@ -10,8 +10,6 @@ import contextlib
 import os
 from pathlib import Path
 
-import pandas as pd
-
 from .records import COLUMNS, SQL_COLUMNS
 from .settings import SIZES
 from .state import State
@@ -75,6 +73,8 @@ def write_csvs(state: State, out: Path) -> None:
 
 
 def _write_csv(state: State, sql: str, columns: tuple[str, ...], target: Path) -> None:
+    import pandas as pd  # half a second to import: not before the last stage needs it
+
     part = target.with_name(f".{target.name}.part")
     try:
         pd.DataFrame(columns=list(columns)).to_csv(part, index=False)

@@ -7,6 +7,7 @@ file's row turns 'done' only after the file stands complete under its final name
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import zlib
@@ -20,6 +21,8 @@ from .photos import PhotoFile
 from .records import SQL_COLUMNS
 
 SCHEMA_VERSION = 1
+#: Finished files written to the state in one transaction.
+_DONE_BATCH = 256
 STATE_FILE = "harvest.sqlite"
 
 _SCHEMA = f"""
@@ -80,6 +83,7 @@ class State:
 
     def __init__(self, path: Path):
         self.path = path
+        self._done: list[tuple[int | None, int]] = []  # (bytes, seq) of files done, not yet written
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -99,6 +103,10 @@ class State:
             ) from exc
 
     def close(self) -> None:
+        # On the way out of a failed run (a full disk, say) the batch may not be writable:
+        # the next run finds those files on disk, so nothing is lost with it.
+        with contextlib.suppress(sqlite3.Error):
+            self._write_done()
         self._db.close()
 
     # -- settings ---------------------------------------------------------------------------
@@ -243,6 +251,7 @@ class State:
         self._db.execute("UPDATE photos SET status = 'pending', reason = NULL WHERE status = 'failed'")
 
     def pending_photos(self, after_seq: int, limit: int) -> list[PhotoJob]:
+        self._write_done()
         rows = self._db.execute(
             "SELECT seq, url, path FROM photos WHERE status = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
@@ -250,18 +259,37 @@ class State:
         return [PhotoJob(*row) for row in rows]
 
     def finish_photo(self, seq: int, status: str, nbytes: int | None, reason: str | None) -> None:
+        """Record a photo's outcome. Files done are written in batches (a statement each cost
+        the event loop more than the download): a crash loses at most a batch, and the next
+        run finds those files on disk and fetches none of them again."""
+        if status == "done":
+            self._done.append((nbytes, seq))
+            if len(self._done) >= _DONE_BATCH:
+                self._write_done()
+            return
         self._db.execute(
             "UPDATE photos SET status = ?, bytes = ?, reason = ? WHERE seq = ?", (status, nbytes, reason, seq)
         )
 
+    def _write_done(self) -> None:
+        if self._done:
+            with self._transaction():
+                self._db.executemany(
+                    "UPDATE photos SET status = 'done', bytes = ?, reason = NULL WHERE seq = ?", self._done
+                )
+            self._done.clear()
+
     def photo_counts(self) -> dict[str, int]:
+        self._write_done()
         rows = self._db.execute("SELECT status, COUNT(*) FROM photos GROUP BY status").fetchall()
         return dict(rows)
 
     def bytes_done(self) -> int:
+        self._write_done()
         return int(self._db.execute("SELECT TOTAL(bytes) FROM photos WHERE status = 'done'").fetchone()[0])
 
     def failed_photos(self, limit: int = 10) -> list[tuple[int, str, str]]:
+        self._write_done()
         return self._db.execute(
             "SELECT photo_id, size, reason FROM photos WHERE status = 'failed' ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
@@ -272,6 +300,7 @@ class State:
     # -- export -----------------------------------------------------------------------------
     def query_chunks(self, sql: str, chunk: int) -> Iterator[tuple[list[str], list[tuple]]]:
         """(column names, rows) chunks of a read-only query, for the exports."""
+        self._write_done()
         cur = self._db.execute(sql)
         names = [d[0] for d in cur.description]
         while rows := cur.fetchmany(chunk):
