@@ -5,7 +5,8 @@ program a user would write with it: ``get_observations(place_id=..., page='all')
 harvester's default filters, through a ``ClientSession`` that holds the same request budget.
 
 ``python -m benchmarks.peers probe ...`` is no tool but the harness's ceiling: a bare aiohttp
-client that fetches the photo URLs with N requests in flight and throws the bodies away.
+client that fetches the photo URLs with N requests in flight and throws the bodies away, or
+with ``--out`` writes each to a file there (in the event loop: the cheapest way, not a safe one).
 """
 
 from __future__ import annotations
@@ -71,27 +72,31 @@ def pyinaturalist_argv(api_url: str, place: int, per_minute: int, workdir: Path)
     )
 
 
-def probe_argv(url_list: Path, concurrency: int) -> list[str]:
-    return _python(
-        "-m", "benchmarks.peers", "probe", f"--url-list={url_list}", f"--concurrency={concurrency}"
-    )
+def probe_argv(url_list: Path, concurrency: int, out: Path | None = None) -> list[str]:
+    argv = ["-m", "benchmarks.peers", "probe", f"--url-list={url_list}", f"--concurrency={concurrency}"]
+    return _python(*argv, *([f"--out={out}"] if out else []))
 
 
-async def probe(url_list: Path, concurrency: int) -> None:
-    """Fetch every URL, ``concurrency`` at a time, reading and discarding the bodies."""
+async def probe(url_list: Path, concurrency: int, out: Path | None) -> None:
+    """Fetch every URL, ``concurrency`` at a time, and drop or write the bodies."""
     import aiohttp
 
     urls = url_list.read_text().split()
     urls.reverse()
     files = size = 0
+    if out is not None:
+        out.mkdir(parents=True)
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal files, size
         while urls:
-            async with session.get(urls.pop()) as response:
+            number, url = len(urls), urls.pop()
+            async with session.get(url) as response:
                 body = await response.read()
-                if response.status == 200:
-                    files, size = files + 1, size + len(body)
+            if response.status == 200:
+                files, size = files + 1, size + len(body)
+                if out is not None:
+                    (out / f"{number}.{url.rsplit('.', 1)[-1].lower()}").write_bytes(body)
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
@@ -133,9 +138,10 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, help="pyinaturalist: where its cache, limiter and output go")
     p.add_argument("--url-list", type=Path, help="probe: photo URLs, one a line")
     p.add_argument("--concurrency", type=int, default=16, help="probe: requests in flight")
+    p.add_argument("--out", type=Path, help="probe: write the files into this new folder")
     args = p.parse_args()
     if args.tool == "probe":
-        asyncio.run(probe(args.url_list, args.concurrency))
+        asyncio.run(probe(args.url_list, args.concurrency, args.out))
     else:
         run_pyinaturalist(args.api_url, args.place, args.per_minute, args.workdir)
 

@@ -113,6 +113,7 @@ class Bench:
                         ("img2dataset", peers.img2dataset_argv(urls, self.out, w)),
                         ("inat_async", self._inat_async(sim, "--no-limits", f"--workers={w}")),
                         ("bare aiohttp", peers.probe_argv(urls, w)),
+                        ("bare aiohttp + files", peers.probe_argv(urls, w, self.out)),
                     ]:
                         rows.append(self._photo_run(sim, tool, w, argv, repeat))
             top = max(self.cfg.concurrency)

@@ -30,10 +30,17 @@ class Downloader:
         self.settings = http.settings
         self._folders: set[Path] = set()  # made already: no mkdir per file
 
+    def on_disk(self, jobs: list[PhotoJob]) -> dict[int, int]:
+        """Sizes of the jobs' files already in place (renamed by a run that ended before it
+        recorded them; complete by construction), by seq. Blocking: run it in a thread."""
+        sizes = {}
+        for job in jobs:
+            with contextlib.suppress(FileNotFoundError):
+                sizes[job.seq] = os.stat(self.out / job.path).st_size
+        return sizes
+
     async def fetch(self, job: PhotoJob) -> tuple[str, int | None, str | None]:
         final = self.out / job.path
-        if final.is_file():  # renamed into place by an earlier run: complete by construction
-            return "done", final.stat().st_size, None
         if final.parent not in self._folders:
             final.parent.mkdir(parents=True, exist_ok=True)
             self._folders.add(final.parent)

@@ -147,8 +147,12 @@ async def _run_stages(
         last_seq = 0
         while True:
             jobs = state.pending_photos(last_seq, settings.workers * 4)
+            on_disk = await asyncio.to_thread(downloader.on_disk, jobs) if jobs else {}
             for job in jobs:
-                await queue.put(job)
+                if job.seq in on_disk:
+                    record(job, "done", on_disk[job.seq], None)
+                else:
+                    await queue.put(job)
                 last_seq = job.seq
             if jobs:
                 continue
