@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiofiles.os
 import aiohttp
 
 from .errors import PermanentError, TransientError
-from .http import RETRYABLE, Http, check_blocked, host_of, transient_for
+from .http import RETRYABLE, Http, host_of, transient_for
 from .photos import looks_like_image
 from .state import PhotoJob
 
@@ -29,6 +30,9 @@ class Downloader:
         self.out = out
         self.settings = http.settings
         self._folders: set[Path] = set()  # made already: no mkdir per file
+        # Downloads in flight, all hosts together; taken once the host's own turn has come,
+        # so a host that waits for its budget holds none.
+        self._slots = asyncio.Semaphore(self.settings.workers)
 
     def on_disk(self, jobs: list[PhotoJob]) -> dict[int, int]:
         """Sizes of the jobs' files already in place (renamed by a run that ended before it
@@ -59,11 +63,12 @@ class Downloader:
     async def _attempt(self, url: str, host: str, final: Path) -> int:
         async with (
             self.http.politeness.media_turn(host),
+            self._slot(),
             self.http.session.get(url, allow_redirects=False) as response,
         ):
             if (error := transient_for(response)) is not None:
                 raise error
-            await check_blocked(response)
+            await self.http.check_blocked(response)
             if response.status in (403, 404):
                 raise PermanentError("missing", f"HTTP {response.status}: this size is not on the server")
             if response.status != 200:
@@ -71,6 +76,12 @@ class Downloader:
             length = self._expected_length(response)
             await self.http.politeness.spent_bytes(host, length or 0)
             return await self._stream(response, final, length)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        async with self._slots:
+            self.http.stop_if_blocked()  # met by another worker while this one waited
+            yield
 
     def _expected_length(self, response: aiohttp.ClientResponse) -> int | None:
         kind = response.headers.get("Content-Type", "")

@@ -59,16 +59,6 @@ def transient_for(response: aiohttp.ClientResponse) -> TransientError | None:
     return None
 
 
-async def check_blocked(response: aiohttp.ClientResponse) -> None:
-    if response.status == 403:
-        text = (await response.content.read(65536)).decode("utf-8", "replace")
-        if _BLOCKED in text:
-            raise BlockedError(
-                f"{host_of(str(response.url))} says this IP has been blocked; stopping at once. "
-                "Do not retry from this address: contact help@inaturalist.org"
-            )
-
-
 class Http:
     """The harvest's HTTP session with its timeouts, User-Agent and politeness."""
 
@@ -77,6 +67,23 @@ class Http:
         self.politeness = politeness
         self.api_requests = 0
         self._session: aiohttp.ClientSession | None = None
+        self._blocked: BlockedError | None = None
+
+    async def check_blocked(self, response: aiohttp.ClientResponse) -> None:
+        """Raise BlockedError for iNaturalist's "IP blocked" page, and remember it."""
+        if response.status == 403:
+            text = (await response.content.read(65536)).decode("utf-8", "replace")
+            if _BLOCKED in text:
+                self._blocked = BlockedError(
+                    f"{host_of(str(response.url))} says this IP has been blocked; stopping at once. "
+                    "Do not retry from this address: contact help@inaturalist.org"
+                )
+                raise self._blocked
+
+    def stop_if_blocked(self) -> None:
+        """Before a request: once one answer said blocked, no other request goes out."""
+        if self._blocked is not None:
+            raise BlockedError(str(self._blocked))
 
     async def __aenter__(self) -> Http:
         s = self.settings
@@ -133,8 +140,12 @@ class Http:
 
         async def once() -> dict[str, Any]:
             await self.politeness.api_turn(host)
+            self.stop_if_blocked()
             self.api_requests += 1
             async with self.session.get(url, params=params) as response:
+                if (error := transient_for(response)) is not None:
+                    raise error
+                await self.check_blocked(response)
                 return await _api_json(response)
 
         try:
@@ -147,9 +158,6 @@ class Http:
 
 
 async def _api_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
-    if (error := transient_for(response)) is not None:
-        raise error
-    await check_blocked(response)
     body = await response.read()
     try:
         data = json.loads(body)

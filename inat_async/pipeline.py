@@ -1,9 +1,9 @@
-"""One harvest from start to end: pager -> state -> feeder -> bounded queue -> workers -> CSV.
+"""One harvest from start to end: pager -> state -> feeders -> bounded queues -> workers -> CSV.
 
 The state database is the buffer between paging and downloading: the pager commits pages
-without waiting on downloads (the API budget is the scarce resource), and the feeder moves
-pending photo rows, in order, into a bounded queue that the workers drain. No stage holds
-more than a page or a queue's worth of the harvest in memory.
+without waiting on downloads (the API budget is the scarce resource), and a feeder for each
+photo host moves its pending rows, in order, into a bounded queue that its workers drain. No
+stage holds more than a page or a queue's worth of the harvest in memory.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .downloader import Downloader, run_workers
+from .downloader import Downloader
 from .errors import DiskFullError, HarvestError, UsageError
 from .export import write_exports
+from .feeder import Feeders
 from .http import Http, host_of
 from .pager import Pager, queries
 from .politeness import Politeness
@@ -125,12 +126,10 @@ async def _run_stages(
     extra: dict[str, str] | None,
     console: Console | None,
 ) -> None:
-    queue: asyncio.Queue[PhotoJob | None] = asyncio.Queue(maxsize=settings.workers * 4)
     new_page = asyncio.Event()
     paging_done = asyncio.Event()
     stop_report = asyncio.Event()
     progress.backlog = state.photo_counts().get("pending", 0)
-    downloader = Downloader(http, settings.out)
 
     def record(job: PhotoJob, status: str, nbytes: int | None, reason: str | None) -> None:
         state.finish_photo(job.seq, status, nbytes, reason)
@@ -143,38 +142,13 @@ async def _run_stages(
             paging_done.set()
             new_page.set()
 
-    async def feed() -> None:
-        last_seq = 0
-        while True:
-            jobs = state.pending_photos(last_seq, settings.workers * 4)
-            on_disk = await asyncio.to_thread(downloader.on_disk, jobs) if jobs else {}
-            for job in jobs:
-                if job.seq in on_disk:
-                    record(job, "done", on_disk[job.seq], None)
-                else:
-                    await queue.put(job)
-                last_seq = job.seq
-            if jobs:
-                continue
-            if paging_done.is_set():
-                # Rows committed after the last look would be pending still: one more look.
-                if not state.pending_photos(last_seq, 1):
-                    break
-                continue
-            new_page.clear()
-            await new_page.wait()
-        for _ in range(settings.workers):
-            await queue.put(None)
-
+    downloader = Downloader(http, settings.out)
+    feeders = Feeders(state, downloader, record, settings.workers, new_page, paging_done)
     try:
         async with asyncio.TaskGroup() as group:
             reporter = group.create_task(report(progress, settings.progress_interval, stop_report, console))
             group.create_task(page())
-            group.create_task(feed())
-            workers = [
-                group.create_task(run_workers(downloader, queue, record)) for _ in range(settings.workers)
-            ]
-            await asyncio.gather(*workers)
+            await feeders.run()
             stop_report.set()
             await reporter
     except* Exception as group_error:

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .http import host_of
 from .photos import PhotoFile
 from .records import SQL_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: photos.host, so each photo host is fed on its own
 #: Finished files written to the state in one transaction.
 _DONE_BATCH = 256
 STATE_FILE = "harvest.sqlite"
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS photos (
     observation_id INTEGER NOT NULL,
     position INTEGER NOT NULL,
     url TEXT NOT NULL,
+    host TEXT,                     -- the URL's host[:port], for files to fetch
     path TEXT,
     status TEXT NOT NULL,
     reason TEXT,
@@ -56,7 +58,7 @@ CREATE TABLE IF NOT EXISTS photos (
     attribution TEXT,
     UNIQUE (photo_id, size)
 );
-CREATE INDEX IF NOT EXISTS photos_status ON photos (status, seq);
+CREATE INDEX IF NOT EXISTS photos_pending ON photos (status, host, seq);
 CREATE INDEX IF NOT EXISTS photos_observation ON photos (observation_id);
 """
 
@@ -84,12 +86,15 @@ class State:
     def __init__(self, path: Path):
         self.path = path
         self._done: list[tuple[int | None, int]] = []  # (bytes, seq) of files done, not yet written
+        self._hosts: set[str] | None = None  # photo_hosts(), once read
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             version = self.meta("schema_version")
-            if version is not None and version != str(SCHEMA_VERSION):
+            if version == "1":
+                self._migrate_from_1()
+            elif version is not None and version != str(SCHEMA_VERSION):
                 raise UsageError(
                     f"{path} was written by an incompatible version of inat_async "
                     f"(state version {version}, this one reads {SCHEMA_VERSION}); "
@@ -101,6 +106,18 @@ class State:
             raise UsageError(
                 f"{path} is not a readable harvest state ({exc}); move it away or use a new --out folder"
             ) from exc
+
+    def _migrate_from_1(self) -> None:
+        """Version 1 had no photos.host: add it for the files still to fetch, in one go."""
+        with self._transaction():
+            self._db.execute("ALTER TABLE photos ADD COLUMN host TEXT")
+            rows = self._db.execute("SELECT seq, url FROM photos WHERE status IN ('pending', 'failed')")
+            self._db.executemany(
+                "UPDATE photos SET host = ? WHERE seq = ?",
+                [(host_of(url), seq) for seq, url in rows.fetchall()],
+            )
+            self._db.execute("DROP INDEX IF EXISTS photos_status")
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         # On the way out of a failed run (a full disk, say) the batch may not be writable:
@@ -196,8 +213,8 @@ class State:
             self._forget_other_photos([row[0] for row in rows], photos)
             before = self._db.total_changes
             self._db.executemany(
-                "INSERT OR IGNORE INTO photos (photo_id, size, observation_id, position, url, path,"
-                " status, reason, license_code, attribution) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR IGNORE INTO photos (photo_id, size, observation_id, position, url, host, path,"
+                " status, reason, license_code, attribution) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         p.photo_id,
@@ -205,6 +222,7 @@ class State:
                         p.observation_id,
                         p.position,
                         p.url,
+                        host_of(p.url) if p.path else None,
                         p.path,
                         p.status,
                         p.reason,
@@ -215,6 +233,8 @@ class State:
                 ],
             )
             added = self._db.total_changes - before
+            if self._hosts is not None:
+                self._hosts.update(host_of(p.url) for p in photos if p.path)
             self._db.execute(
                 "UPDATE cursors SET last_id = ?, done = ? WHERE stream = ? AND lo = ?",
                 (last_id, int(done), cursor.stream, cursor.lo),
@@ -250,11 +270,22 @@ class State:
         """A new run gives photos that failed for good last time one more chance."""
         self._db.execute("UPDATE photos SET status = 'pending', reason = NULL WHERE status = 'failed'")
 
-    def pending_photos(self, after_seq: int, limit: int) -> list[PhotoJob]:
+    def photo_hosts(self) -> set[str]:
+        """The hosts that files to fetch are on (of this run's pages, or left by an earlier run)."""
+        if self._hosts is None:
+            rows = self._db.execute(
+                "SELECT DISTINCT host FROM photos WHERE status IN ('pending', 'failed') AND host IS NOT NULL"
+            )
+            self._hosts = {host for (host,) in rows}
+        return set(self._hosts)
+
+    def pending_photos(self, host: str, after_seq: int, limit: int) -> list[PhotoJob]:
+        """The next files to fetch from ``host``, in queue order."""
         self._write_done()
         rows = self._db.execute(
-            "SELECT seq, url, path FROM photos WHERE status = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
+            "SELECT seq, url, path FROM photos WHERE status = 'pending' AND host = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (host, after_seq, limit),
         ).fetchall()
         return [PhotoJob(*row) for row in rows]
 

@@ -153,3 +153,37 @@ def test_a_corrupt_or_foreign_state_is_refused_untouched(tmp_path, damage):
         result
     )
     assert state.read_bytes() == before
+
+
+def test_a_state_of_the_previous_version_is_carried_on(tmp_path):
+    """A harvest.sqlite of state version 1 (no photos.host) is upgraded in place, and the
+    harvest goes on: the files still to fetch are fetched, nothing else is asked again."""
+    out = tmp_path / "o"
+    with SimulatorThread(WORLD) as sim:
+        assert _harvest_into(sim, tmp_path, out).returncode == 0
+        reference = {name: (out / name).read_bytes() for name in ("observations.csv", "photos.csv")}
+        state = out / "harvest.sqlite"
+        with sqlite3.connect(state) as db:  # as version 1 left it, ten files short
+            undone = db.execute("SELECT seq, path FROM photos WHERE status = 'done' LIMIT 10").fetchall()
+            db.executemany(
+                "UPDATE photos SET status = 'pending', bytes = NULL WHERE seq = ?", [(s,) for s, _ in undone]
+            )
+            db.execute("DROP INDEX photos_pending")
+            db.execute("ALTER TABLE photos DROP COLUMN host")
+            db.execute("CREATE INDEX photos_status ON photos (status, seq)")
+            db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        for _, path in undone:
+            (out / path).unlink()
+        sim.clear_log()
+        result = _harvest_into(sim, tmp_path, out)
+        fetched = sorted(r.path for r in sim.log if r.host in ("open", "static"))
+        api = [r for r in sim.log if r.host == "api"]
+    assert result.returncode == 0, result.stderr
+    assert api == []
+    assert len(fetched) == 10 and all(
+        f.split("/")[-1] in {p.split("_", 1)[1] for _, p in undone} for f in fetched
+    )
+    assert {name: (out / name).read_bytes() for name in reference} == reference
+    _check_photos_byte_exact(WORLD, out)
+    with sqlite3.connect(state) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"

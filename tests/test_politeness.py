@@ -10,6 +10,7 @@ import email.utils
 import itertools
 import signal
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import (
@@ -22,6 +23,7 @@ from conftest import (
     start_cli,
 )
 
+from inat_async.budget import Ledger
 from inat_async.simulator import RateLimit, SimulatorThread, World
 
 # A request sent just before a 429 reached us can arrive just after it.
@@ -173,3 +175,27 @@ def test_photo_bytes_budget_per_host_over_a_sliding_hour_waits_and_says_so(tmp_p
             in_window = sum(n for t, n in served if start <= t < start + hour)
             # What was already on its way when the budget filled may finish: 2 at once per host.
             assert in_window <= limit + 2 * biggest
+
+
+def test_a_host_that_must_wait_holds_up_no_other_host(tmp_path):
+    """The open-data bucket's byte budget is spent (by an earlier harvest, say): every file on
+    the static host is fetched while the bucket waits, not behind its files."""
+    world = World({3201: 80}, seed=43, photo_scale=0.01)
+    hour = 5.0  # a scaled "hour"
+    with SimulatorThread(world) as sim:
+        ledger = Ledger(tmp_path / "budget.sqlite")  # the file run_cli's harvests count in
+        ledger.record(f"bytes {urlsplit(sim.hosts['open']).netloc}", 1_000_000)
+        ledger.close()
+        result = run_cli(
+            tmp_path, "--place", "3201", "--sizes", "square,medium", "--api-url", sim.api_url, "--out",
+            str(tmp_path / "o"), "--budget-window-scale", str(hour / 3600), "--api-rpm", "100000",
+            "--media-gb-per-hour", "0.001", "--media-rpm", "100000", "--media-concurrency", "2",
+            "--workers", "4",
+        )  # fmt: skip
+        log = [r for r in sim.log if r.host in ("open", "static") and r.status == 200]
+    assert result.returncode == 0, result.stderr
+    assert "GB of photos a" in result.stderr and "waiting until" in result.stderr
+    static = [r.time for r in log if r.host == "static"]
+    bucket = [r.time for r in log if r.host == "open"]
+    assert len(static) >= 10 and len(bucket) >= 10
+    assert max(static) < min(bucket)

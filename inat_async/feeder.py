@@ -1,0 +1,83 @@
+"""The feeders: pending photo files move from the state into one bounded queue per photo host,
+each drained by workers of its own, so a host that must wait (its byte budget spent, a
+Retry-After) never holds up the files of another.
+
+The pager commits pages to the state and sets ``new_page``; a host's feeder starts with the
+first page that queues a file on it and ends once paging is done and nothing is left for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from .downloader import Downloader, run_workers
+from .state import PhotoJob, State
+
+Record = Callable[[PhotoJob, str, int | None, str | None], None]
+
+
+class Feeders:
+    def __init__(
+        self,
+        state: State,
+        downloader: Downloader,
+        record: Record,
+        workers: int,
+        new_page: asyncio.Event,
+        paging_done: asyncio.Event,
+    ):
+        self._state = state
+        self._downloader = downloader
+        self._record = record
+        self._workers = workers
+        self._new_page = new_page
+        self._paging_done = paging_done
+
+    async def run(self) -> None:
+        """Feed every photo host until paging is done and each has fetched all it has."""
+        fed: set[str] = set()
+        async with asyncio.TaskGroup() as group:
+            while True:
+                last_look = self._paging_done.is_set()
+                for host in sorted(self._state.photo_hosts() - fed):
+                    fed.add(host)
+                    group.create_task(self._feed(host))
+                if last_look:
+                    return
+                await self._next_page()
+
+    async def _feed(self, host: str) -> None:
+        queue: asyncio.Queue[PhotoJob | None] = asyncio.Queue(maxsize=self._workers * 4)
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self._workers):
+                group.create_task(run_workers(self._downloader, queue, self._record))
+            await self._fill(host, queue)
+            for _ in range(self._workers):
+                await queue.put(None)
+
+    async def _fill(self, host: str, queue: asyncio.Queue[PhotoJob | None]) -> None:
+        last_seq, batch = 0, self._workers * 4
+        while True:
+            jobs = self._state.pending_photos(host, last_seq, batch)
+            on_disk = await asyncio.to_thread(self._downloader.on_disk, jobs) if jobs else {}
+            for job in jobs:
+                if job.seq in on_disk:
+                    self._record(job, "done", on_disk[job.seq], None)
+                else:
+                    await queue.put(job)
+                last_seq = job.seq
+            if jobs:
+                continue
+            if self._paging_done.is_set():
+                # Rows committed after the last look would be pending still: one more look.
+                if not self._state.pending_photos(host, last_seq, 1):
+                    return
+                continue
+            await self._next_page()
+
+    async def _next_page(self) -> None:
+        # Waiters are woken by set(), so clearing here never hides a page from another task;
+        # and nothing awaits between a task's last look at the state and this clear().
+        self._new_page.clear()
+        await self._new_page.wait()
