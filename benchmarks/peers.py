@@ -96,7 +96,8 @@ async def probe(url_list: Path, concurrency: int, out: Path | None) -> None:
             if response.status == 200:
                 files, size = files + 1, size + len(body)
                 if out is not None:
-                    (out / f"{number}.{url.rsplit('.', 1)[-1].lower()}").write_bytes(body)
+                    extension = url.split("?")[0].rsplit(".", 1)[-1].lower()
+                    (out / f"{number}.{extension}").write_bytes(body)
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))

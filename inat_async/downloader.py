@@ -1,4 +1,4 @@
-"""The workers: download photo files concurrently, each streamed to a temporary name and
+"""The workers: download photo files concurrently, each written to a temporary name and
 renamed into place only when complete, so a final name always holds a whole file."""
 
 from __future__ import annotations
