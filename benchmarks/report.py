@@ -185,12 +185,12 @@ def _photos(data: dict[str, Any], cfg: dict[str, Any], targets: list[list[str]],
   {goal:,.0f} files/s, and then the machine's {cores} cores, shared by the simulator and the tool,
   have {1000 * cores / goal:.2f} ms of CPU for each file. Serving a file costs the simulator
   {served:.2f} ms; a bare aiohttp client spends {read:.2f} ms reading it and {written:.2f} ms more
-  writing it to a file: {served + read + written:.2f} ms, more than the machine has, whatever the tool.
-  That client, writing files, reached {_fps(writer):,.0f} files/s ({_fps(writer) / _fps(seed):.0f}x the seed)
-  at {writer["concurrency"]} in flight; inat_async reached {_fps(best) / _fps(writer):.0%} of it while also
-  keeping its state, checking each file and writing its CSVs (the profile in section 1 says
-  where its own time goes). The target can be tested only with more cores, or with the
-  simulator on another machine.""")
+  writing it to a file: {served + read + written:.2f} ms, more than the machine has, even for a
+  Python client that does nothing else. That client reached {_fps(writer):,.0f} files/s
+  ({_fps(writer) / _fps(seed):.0f}x the seed) at {writer["concurrency"]} in flight; inat_async reached
+  {_fps(best) / _fps(writer):.0%} of it while also keeping its state, checking each file and writing its
+  CSVs (the profile in section 1 says where its own time goes). The target can be tested only
+  with more cores, or with the simulator on another machine.""")
     for ia in pick("inat_async"):
         w = ia["concurrency"]
         i2d = pick("img2dataset", w)[0]

@@ -303,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "--from-json", type=Path, metavar="FILE", help="run nothing: RESULTS.md from a results.json"
     )
     args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.from_json:
         report.write(json.loads(args.from_json.read_text()), args.out)
         return 0
@@ -317,7 +318,6 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = getattr(bench, name)()
             results[name]["seconds"] = time.monotonic() - start
     results["seconds"] = time.time() - results["started"]
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     report.write(results, args.out)
     print(f"wrote {args.out / 'RESULTS.md'} after {results['seconds'] / 60:.1f} min")
