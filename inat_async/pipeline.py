@@ -154,6 +154,8 @@ async def _run_stages(
     except* Exception as group_error:
         # A TaskGroup wraps what its tasks raised: pass the most telling cause on as it is.
         raise _main_cause(group_error.exceptions, settings.out) from None
+    finally:
+        downloader.close()
 
 
 def _main_cause(errors: tuple[BaseException, ...], out: Path) -> BaseException:
