@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -120,6 +121,7 @@ class Bench:
             argv = self._inat_async(sim, "--no-limits", f"--workers={top}")
             profile = self._profile(f"inat_async at {top}", argv)
         return {
+            "cores": os.cpu_count(),
             "observations": expected // len(SIZES),
             "files_expected": expected,
             "rows": rows,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,15 +31,12 @@ class Downloader:
         self.out = out
         self.settings = http.settings
         self._folders: set[Path] = set()  # made already: no mkdir per file
-        # Downloads in flight, all hosts together; taken once the host's own turn has come,
-        # so a host that waits for its budget holds none.
-        self._slots = asyncio.Semaphore(self.settings.workers)
         # One thread writes every file: writes are quick copies into the page cache, and more
         # threads only made the event loop wait for the GIL (12% more CPU a file with 6).
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inat_async-writer")
 
     def close(self) -> None:
-        """Wait for the file being written, if any; end the writer thread."""
+        """Wait for the writes and clean-ups handed to the writer thread; end it."""
         self._writer.shutdown()
 
     def on_disk(self, jobs: list[PhotoJob]) -> dict[int, int]:
@@ -69,11 +66,7 @@ class Downloader:
         return "done", nbytes, None
 
     async def _attempt(self, url: str, host: str, final: Path) -> int:
-        async with (
-            self.http.politeness.media_turn(host),
-            self._slot(),
-            self.http.session.get(url, allow_redirects=False) as response,
-        ):
+        async with self._turn(host), self.http.session.get(url, allow_redirects=False) as response:
             if (error := transient_for(response)) is not None:
                 raise error
             await self.http.check_blocked(response)
@@ -86,8 +79,8 @@ class Downloader:
             return await self._stream(response, final, length)
 
     @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
-        async with self._slots:
+    async def _turn(self, host: str) -> AsyncIterator[None]:
+        async with self.http.politeness.media_turn(host):
             self.http.stop_if_blocked()  # met by another worker while this one waited
             yield
 
@@ -121,8 +114,9 @@ class Downloader:
                 raise TransientError("body is not a JPEG, PNG or GIF file")
             await _write(part, chunks, append=written > 0, rename_to=final, executor=self._writer)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
+            # Through the writer thread, after a write of this file it may be doing still
+            # (a cancelled await does not stop the thread), never before it.
+            self._writer.submit(_discard, part)
             raise
         return size
 
@@ -137,7 +131,16 @@ def _write(part: Path, chunks: list[bytes], *, append: bool, rename_to: Path | N
         os.replace(part, rename_to)
 
 
-async def run_workers(downloader: Downloader, queue: asyncio.Queue[PhotoJob | None], record) -> None:
+def _discard(part: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        part.unlink()
+
+
+#: What a worker does with each outcome: (job, status, bytes, reason).
+Record = Callable[[PhotoJob, str, int | None, str | None], None]
+
+
+async def run_workers(downloader: Downloader, queue: asyncio.Queue[PhotoJob | None], record: Record) -> None:
     """One worker: take jobs until the None sentinel, record each outcome."""
     while (job := await queue.get()) is not None:
         status, nbytes, reason = await downloader.fetch(job)

@@ -9,15 +9,15 @@ first page that queues a file on it and ends once paging is done and nothing is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
-from .downloader import Downloader, run_workers
+from .downloader import Downloader, Record, run_workers
 from .state import PhotoJob, State
-
-Record = Callable[[PhotoJob, str, int | None, str | None], None]
 
 
 class Feeders:
+    """The feeders of one harvest's photo hosts; ``workers`` is each host's pool size (the
+    downloads in flight, all hosts together, are capped by the politeness gate)."""
+
     def __init__(
         self,
         state: State,
@@ -48,6 +48,7 @@ class Feeders:
                 await self._next_page()
 
     async def _feed(self, host: str) -> None:
+        """One host: its queue, its workers, and its rows moved into the queue in order."""
         queue: asyncio.Queue[PhotoJob | None] = asyncio.Queue(maxsize=self._workers * 4)
         async with asyncio.TaskGroup() as group:
             for _ in range(self._workers):

@@ -49,6 +49,7 @@ class Politeness:
         self.enabled = settings.limits
         self._ledger: Ledger | None = None
         self._hosts: dict[str, _Host] = {}
+        self._in_flight = asyncio.Semaphore(settings.workers)
         self.waited = 0.0  # seconds spent waiting on a budget or a Retry-After
         self._last_wait_log: dict[str, float] = {}
 
@@ -96,23 +97,29 @@ class Politeness:
     # -- photo hosts ------------------------------------------------------------------------
     @asynccontextmanager
     async def media_turn(self, host: str) -> AsyncIterator[None]:
-        """Hold one of the host's concurrency slots, paced and within its byte budgets."""
+        """Hold one of the host's concurrency slots, paced and within its byte budgets, and
+        one of the --workers downloads in flight (all hosts together). That one is taken
+        once the host's budget has room and its Retry-After has passed, so a host that waits
+        holds none of them."""
         if not self.enabled:
-            yield
+            async with self._in_flight:
+                yield
             return
         state = self._host(host)
         assert state.slots is not None
         async with state.slots:
             await self._wait_for_bytes(host)
-            while True:
-                await self._wait_retry_after(host, state)
-                if state.limiter is None:
-                    rpm = max(1.0, self.budgets.media_rpm * state.factor)
-                    state.limiter = AsyncLimiter(1, self.budgets.minute / rpm)
-                await state.limiter.acquire()
-                if state.not_before <= time.time():
-                    break
-            yield
+            await self._wait_retry_after(host, state)
+            async with self._in_flight:
+                while True:
+                    await self._wait_retry_after(host, state)
+                    if state.limiter is None:
+                        rpm = max(1.0, self.budgets.media_rpm * state.factor)
+                        state.limiter = AsyncLimiter(1, self.budgets.minute / rpm)
+                    await state.limiter.acquire()
+                    if state.not_before <= time.time():
+                        break
+                yield
 
     async def spent_bytes(self, host: str, nbytes: int) -> None:
         if self._ledger and nbytes:

@@ -2,7 +2,9 @@
 
 A page's observations, their photo rows and the paging cursor are committed in one
 transaction, so a crash at any moment leaves either the whole page or none of it. A photo
-file's row turns 'done' only after the file stands complete under its final name.
+file's row turns 'done' only after the file stands complete under its final name, and those
+rows are written in batches: a crash may lose one, and the next run finds its files on disk
+and records them without fetching them again.
 """
 
 from __future__ import annotations
@@ -202,6 +204,9 @@ class State:
         columns = ", ".join(f'"{c}"' for c in (*SQL_COLUMNS, "raw"))
         marks = ", ".join("?" * (len(SQL_COLUMNS) + 1))
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in (*SQL_COLUMNS[1:], "raw"))
+        # A page may delete photo rows (an edited observation), and SQLite may give a deleted
+        # seq to a new row: outcomes waiting for that seq are written first.
+        self._write_done()
         with self._transaction():
             self._db.executemany(
                 f"INSERT INTO observations ({columns}) VALUES ({marks}) "

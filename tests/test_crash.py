@@ -6,13 +6,14 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import api_requests, error_line, photo_requests, run_cli, start_cli
+from conftest import api_requests, error_line, local, photo_requests, run_cli, start_cli
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -168,3 +169,22 @@ def test_a_full_disk_stops_cleanly_and_the_same_command_finishes_after_space_is_
         again = run_cli(tmp_path, *_args(sim, out))
     assert again.returncode == 0, again.stderr
     _assert_same_harvest(out, reference)
+
+
+def test_files_on_disk_whose_outcome_was_lost_are_not_fetched_again(tmp_path):
+    """Outcomes of finished files are written in batches; after a crash the next run finds
+    the files the state still calls pending on disk and records them without a request."""
+    out = tmp_path / "o"
+    with SimulatorThread(WORLD) as sim:
+        assert run_cli(tmp_path, "--place", "9302", *local(sim, out)).returncode == 0
+        reference = (out / "photos.csv").read_bytes()
+        with sqlite3.connect(out / "harvest.sqlite") as db:
+            lost = db.execute(
+                "UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'"
+            ).rowcount
+        sim.clear_log()
+        result = run_cli(tmp_path, "--place", "9302", *local(sim, out))
+        requests = list(sim.log)
+    assert result.returncode == 0, result.stderr
+    assert lost > 100 and requests == []
+    assert (out / "photos.csv").read_bytes() == reference

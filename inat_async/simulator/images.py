@@ -73,6 +73,8 @@ _POOL = random.Random(0x1A7).randbytes(_POOL_BYTES) * 2
 
 
 def _filler(key: int, length: int) -> bytes:
+    # Files of nearby keys overlap in the pool (one is another shifted): no matter for a
+    # stand-in, since each file's bytes are still fixed by its key.
     if length > _POOL_BYTES:  # larger than any real photo: rare, so drawn afresh
         return random.Random(key).randbytes(length)
     start = key % _POOL_BYTES
