@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,11 @@ from inat_async.simulator import World
 
 DEFAULTS = {"geo": "true", "identified": "true", "rank": "species"}
 ROOT = Path(__file__).resolve().parents[1]
+
+# A test run started in the background (`cmd &` in a script, nohup) inherits SIGINT ignored,
+# and so would every harvest it starts: Ctrl-C is tested as a terminal delivers it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
