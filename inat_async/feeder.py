@@ -9,38 +9,31 @@ first page that queues a file on it and ends once paging is done and nothing is 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from .downloader import Downloader, Record, run_workers
 from .state import PhotoJob, State
 
 
+@dataclass
 class Feeders:
     """The feeders of one harvest's photo hosts; ``workers`` is each host's pool size (the
     downloads in flight, all hosts together, are capped by the politeness gate)."""
 
-    def __init__(
-        self,
-        state: State,
-        downloader: Downloader,
-        record: Record,
-        workers: int,
-        new_page: asyncio.Event,
-        paging_done: asyncio.Event,
-    ):
-        self._state = state
-        self._downloader = downloader
-        self._record = record
-        self._workers = workers
-        self._new_page = new_page
-        self._paging_done = paging_done
+    state: State
+    downloader: Downloader
+    record: Record
+    workers: int
+    new_page: asyncio.Event
+    paging_done: asyncio.Event
 
     async def run(self) -> None:
         """Feed every photo host until paging is done and each has fetched all it has."""
         fed: set[str] = set()
         async with asyncio.TaskGroup() as group:
             while True:
-                last_look = self._paging_done.is_set()
-                for host in sorted(self._state.photo_hosts() - fed):
+                last_look = self.paging_done.is_set()
+                for host in sorted(self.state.photo_hosts() - fed):
                     fed.add(host)
                     group.create_task(self._feed(host))
                 if last_look:
@@ -49,30 +42,30 @@ class Feeders:
 
     async def _feed(self, host: str) -> None:
         """One host: its queue, its workers, and its rows moved into the queue in order."""
-        queue: asyncio.Queue[PhotoJob | None] = asyncio.Queue(maxsize=self._workers * 4)
+        queue: asyncio.Queue[PhotoJob | None] = asyncio.Queue(maxsize=self.workers * 4)
         async with asyncio.TaskGroup() as group:
-            for _ in range(self._workers):
-                group.create_task(run_workers(self._downloader, queue, self._record))
+            for _ in range(self.workers):
+                group.create_task(run_workers(self.downloader, queue, self.record))
             await self._fill(host, queue)
-            for _ in range(self._workers):
+            for _ in range(self.workers):
                 await queue.put(None)
 
     async def _fill(self, host: str, queue: asyncio.Queue[PhotoJob | None]) -> None:
-        last_seq, batch = 0, self._workers * 4
+        last_seq, batch = 0, self.workers * 4
         while True:
-            jobs = self._state.pending_photos(host, last_seq, batch)
-            on_disk = await asyncio.to_thread(self._downloader.on_disk, jobs) if jobs else {}
+            jobs = self.state.pending_photos(host, last_seq, batch)
+            on_disk = await asyncio.to_thread(self.downloader.on_disk, jobs) if jobs else {}
             for job in jobs:
                 if job.seq in on_disk:
-                    self._record(job, "done", on_disk[job.seq], None)
+                    self.record(job, "done", on_disk[job.seq], None)
                 else:
                     await queue.put(job)
                 last_seq = job.seq
             if jobs:
                 continue
-            if self._paging_done.is_set():
+            if self.paging_done.is_set():
                 # Rows committed after the last look would be pending still: one more look.
-                if not self._state.pending_photos(host, last_seq, 1):
+                if not self.state.pending_photos(host, last_seq, 1):
                     return
                 continue
             await self._next_page()
@@ -80,5 +73,5 @@ class Feeders:
     async def _next_page(self) -> None:
         # Waiters are woken by set(), so clearing here never hides a page from another task;
         # and nothing awaits between a task's last look at the state and this clear().
-        self._new_page.clear()
-        await self._new_page.wait()
+        self.new_page.clear()
+        await self.new_page.wait()
