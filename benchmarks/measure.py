@@ -97,23 +97,3 @@ def files_under(folder: Path, suffixes: tuple[str, ...]) -> tuple[int, int]:
                 count += 1
                 size += os.path.getsize(os.path.join(root, name))
     return count, size
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most arrivals in any sliding window of ``window`` seconds."""
-    times, best, first = sorted(times), 0, 0
-    for last, t in enumerate(times):
-        while times[first] <= t - window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
-
-
-def violations(times: list[float], limit: int, window: float) -> int:
-    """Arrivals that found ``limit`` arrivals already in the trailing window (the simulator's rule)."""
-    times, count, first = sorted(times), 0, 0
-    for last, t in enumerate(times):
-        while times[first] <= t - window:
-            first += 1
-        count += last - first >= limit
-    return count

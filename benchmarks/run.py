@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from inat_async.simulator import max_in_window, violations
+
 from . import measure, peers, profiler, report
 from .simhost import SimHost
 
@@ -271,8 +273,8 @@ def _rates(times: list[float], budget: int, window: float) -> dict[str, Any]:
         "span": span,
         "per_window": per_window,
         "budget_share": per_window / budget,
-        "max_in_window": measure.max_in_window(times, window),
-        "violations": measure.violations(times, budget, window),
+        "max_in_window": max_in_window(times, window),
+        "violations": violations(times, budget, window),
     }
 
 

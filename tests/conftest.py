@@ -101,16 +101,6 @@ def read_photos(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "photos.csv", dtype={"reason": str, "license_code": str, "path": str})
 
 
-def max_in_window(times: list[float], span: float) -> int:
-    """The most events in any sliding window of ``span`` seconds (half-open, as a budget)."""
-    times, best, start = sorted(times), 0, 0
-    for end, t in enumerate(times):
-        while times[start] <= t - span:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def api_requests(log):
     return [r for r in log if r.host == "api"]
 

@@ -4,9 +4,8 @@ import itertools
 import multiprocessing
 import time
 
-from conftest import max_in_window
-
 from inat_async.budget import GUARD, Ledger, Window
+from inat_async.simulator import max_in_window
 
 
 def test_reservations_are_spaced_evenly_and_never_exceed_a_window(tmp_path):

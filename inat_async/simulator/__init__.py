@@ -9,7 +9,7 @@ Tests, benchmarks and users trying the harvester offline run it on 127.0.0.1::
 or from a shell: ``python -m inat_async.simulator --observations 20000 --places 128892``.
 """
 
-from .faults import FAULT_KINDS, Faults, RateLimit
+from .faults import FAULT_KINDS, Faults, RateLimit, max_in_window, violations
 from .query import QueryError
 from .server import Request, Simulator
 from .thread import SimulatorThread
@@ -26,4 +26,6 @@ __all__ = [
     "Simulator",
     "SimulatorThread",
     "World",
+    "max_in_window",
+    "violations",
 ]

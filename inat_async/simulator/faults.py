@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,3 +115,24 @@ class RateLimit:
             raise ValueError("RateLimit needs max_requests >= 1 and window > 0")
         if isinstance(self.retry_after, str) and self.retry_after not in ("http-date", "auto"):
             raise ValueError("retry_after must be seconds, 'http-date', 'auto' or None")
+
+
+def max_in_window(times: Iterable[float], span: float) -> int:
+    """The most arrivals in any sliding window of ``span`` seconds (half-open, as
+    :class:`RateLimit` counts them), over a finished request log."""
+    return max(_in_trailing_window(times, span), default=0)
+
+
+def violations(times: Iterable[float], limit: int, span: float) -> int:
+    """Arrivals that found ``limit`` arrivals already in the trailing ``span`` seconds:
+    :class:`RateLimit`'s rule, over a finished request log."""
+    return sum(n > limit for n in _in_trailing_window(times, span))
+
+
+def _in_trailing_window(times: Iterable[float], span: float) -> Iterator[int]:
+    """For each arrival in time order, the arrivals in the ``span`` seconds up to it, itself included."""
+    ordered, first = sorted(times), 0
+    for last, t in enumerate(ordered):
+        while ordered[first] <= t - span:
+            first += 1
+        yield last - first + 1
