@@ -14,7 +14,7 @@ import aiofiles.os
 import aiohttp
 
 from .errors import PermanentError, TransientError
-from .http import RETRYABLE, Http, host_of, transient_for
+from .http import RETRYABLE, Http, transient_for
 from .photos import looks_like_image
 from .state import PhotoJob
 
@@ -53,10 +53,9 @@ class Downloader:
         if final.parent not in self._folders:
             final.parent.mkdir(parents=True, exist_ok=True)
             self._folders.add(final.parent)
-        host = host_of(job.url)
         try:
             nbytes = await self.http.retrying(
-                host, self.settings.photo_attempts, lambda: self._attempt(job.url, host, final)
+                job.host, self.settings.photo_attempts, lambda: self._attempt(job.url, job.host, final)
             )
         except PermanentError as exc:
             return exc.status, None, exc.reason

@@ -79,6 +79,7 @@ class Cursor:
 class PhotoJob:
     seq: int
     url: str
+    host: str
     path: str
 
 
@@ -216,6 +217,7 @@ class State:
             photos = list(photos)
             # An observation edited since it was first paged may have other photos now.
             self._forget_other_photos([row[0] for row in rows], photos)
+            hosts = [host_of(p.url) if p.path else None for p in photos]  # only files to fetch have one
             before = self._db.total_changes
             self._db.executemany(
                 "INSERT OR IGNORE INTO photos (photo_id, size, observation_id, position, url, host, path,"
@@ -227,19 +229,19 @@ class State:
                         p.observation_id,
                         p.position,
                         p.url,
-                        host_of(p.url) if p.path else None,
+                        host,
                         p.path,
                         p.status,
                         p.reason,
                         p.license_code,
                         p.attribution,
                     )
-                    for p in photos
+                    for p, host in zip(photos, hosts, strict=True)
                 ],
             )
             added = self._db.total_changes - before
             if self._hosts is not None:
-                self._hosts.update(host_of(p.url) for p in photos if p.path)
+                self._hosts.update(host for host in hosts if host)
             self._db.execute(
                 "UPDATE cursors SET last_id = ?, done = ? WHERE stream = ? AND lo = ?",
                 (last_id, int(done), cursor.stream, cursor.lo),
@@ -288,7 +290,7 @@ class State:
         """The next files to fetch from ``host``, in queue order."""
         self._write_done()
         rows = self._db.execute(
-            "SELECT seq, url, path FROM photos WHERE status = 'pending' AND host = ? AND seq > ?"
+            "SELECT seq, url, host, path FROM photos WHERE status = 'pending' AND host = ? AND seq > ?"
             " ORDER BY seq LIMIT ?",
             (host, after_seq, limit),
         ).fetchall()
