@@ -14,7 +14,7 @@ import aiofiles.os
 import aiohttp
 
 from .errors import PermanentError, TransientError
-from .http import RETRYABLE, Http, transient_for
+from .http import RETRYABLE, Http, describe
 from .photos import looks_like_image
 from .state import PhotoJob
 
@@ -60,15 +60,12 @@ class Downloader:
         except PermanentError as exc:
             return exc.status, None, exc.reason
         except RETRYABLE as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
-            return "failed", None, f"{reason} (after {self.settings.photo_attempts} tries)"
+            return "failed", None, f"{describe(exc)} (after {self.settings.photo_attempts} tries)"
         return "done", nbytes, None
 
     async def _attempt(self, url: str, host: str, final: Path) -> int:
         async with self._turn(host), self.http.session.get(url, allow_redirects=False) as response:
-            if (error := transient_for(response)) is not None:
-                raise error
-            await self.http.check_blocked(response)
+            await self.http.check_status(response)
             if response.status in (403, 404):
                 raise PermanentError("missing", f"HTTP {response.status}: this size is not on the server")
             if response.status != 200:

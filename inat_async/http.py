@@ -49,7 +49,7 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def transient_for(response: aiohttp.ClientResponse) -> TransientError | None:
+def _transient_for(response: aiohttp.ClientResponse) -> TransientError | None:
     """The retryable error a 429 or 5xx status means, or None."""
     status = response.status
     if status == 429 or status >= 500:
@@ -69,8 +69,11 @@ class Http:
         self._session: aiohttp.ClientSession | None = None
         self._blocked: BlockedError | None = None
 
-    async def check_blocked(self, response: aiohttp.ClientResponse) -> None:
-        """Raise BlockedError for iNaturalist's "IP blocked" page, and remember it."""
+    async def check_status(self, response: aiohttp.ClientResponse) -> None:
+        """Raise what an answer's status says before its body is used: TransientError for
+        429 and 5xx, BlockedError (remembered) for iNaturalist's "IP blocked" page."""
+        if (error := _transient_for(response)) is not None:
+            raise error
         if response.status == 403:
             text = (await response.content.read(65536)).decode("utf-8", "replace")
             if _BLOCKED in text:
@@ -143,16 +146,14 @@ class Http:
             self.stop_if_blocked()
             self.api_requests += 1
             async with self.session.get(url, params=params) as response:
-                if (error := transient_for(response)) is not None:
-                    raise error
-                await self.check_blocked(response)
+                await self.check_status(response)
                 return await _api_json(response)
 
         try:
             return await self.retrying(host, self.settings.api_attempts, once)
         except RETRYABLE as exc:
             raise ServerError(
-                f"{url} kept failing ({_describe(exc)}) after {self.settings.api_attempts} tries; "
+                f"{url} kept failing ({describe(exc)}) after {self.settings.api_attempts} tries; "
                 "run the same command again later to continue"
             ) from exc
 
@@ -175,7 +176,8 @@ async def _api_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
     return data
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """A retryable failure in a few words, for a message or photos.csv."""
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__
