@@ -164,12 +164,13 @@ class Pager:
     def _save(self, r: _Range, results: list[Any]) -> None:
         """Commit one page of range ``r``. Its ``hi`` may have shrunk while the page was on
         its way (a steal): what lies above it is the thief's, and reaching it ends ``r``."""
-        ids = [o["id"] for o in results if _valid(o)]
+        valid = [o for o in results if _valid(o)]
+        ids = [o["id"] for o in valid]
         if len(ids) < len(results):
             log.warning("skipped %d malformed observations", len(results) - len(ids))
         if results and not ids:
             raise ServerError("the API answered a page without one valid observation id")
-        fresh = [o for o in results if _valid(o) and r.last_id < o["id"] and (r.hi is None or o["id"] < r.hi)]
+        fresh = [o for o in valid if r.last_id < o["id"] and (r.hi is None or o["id"] < r.hi)]
         if ids and not fresh and max(ids) <= r.last_id:
             raise ServerError(
                 f"the API answered ids that are not above id_above={r.last_id}: "

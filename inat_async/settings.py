@@ -6,7 +6,9 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import UsageError
 
@@ -78,10 +80,8 @@ class Settings:
             "photo_licenses": sorted(self.photo_licenses) if self.photo_licenses else None,
         }
 
-    @property
+    @cached_property  # asked once per observation paged
     def photo_hosts(self) -> frozenset[str]:
-        from urllib.parse import urlsplit
-
         return frozenset((*PHOTO_HOSTS, urlsplit(self.api_url).hostname or ""))
 
 
