@@ -158,23 +158,20 @@ class Politeness:
         delay = when - time.time()
         if delay <= 0:
             return
-        if reason and delay > _LOG_WAITS_LONGER_THAN:
-            now = time.monotonic()
-            if now - self._last_wait_log.get(reason, -1e9) > 30:
-                self._last_wait_log[reason] = now
-                until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
-                log.warning(
-                    "%s budget spent (%s): waiting until %s (%s)", topic, reason, until, _duration(delay)
-                )
         self.waited += delay
-        if reason and delay > _LOG_WAITS_LONGER_THAN:
-            self._on_wait(f"{reason}, until {time.strftime('%H:%M:%S', time.localtime(when))}")
-            try:
-                await asyncio.sleep(delay)
-            finally:
-                self._on_wait(None)
-        else:
+        if not reason or delay <= _LOG_WAITS_LONGER_THAN:  # a pacing gap: nothing to tell
             await asyncio.sleep(delay)
+            return
+        now = time.monotonic()
+        if now - self._last_wait_log.get(reason, -1e9) > 30:
+            self._last_wait_log[reason] = now
+            until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+            log.warning("%s budget spent (%s): waiting until %s (%s)", topic, reason, until, _duration(delay))
+        self._on_wait(f"{reason}, until {time.strftime('%H:%M:%S', time.localtime(when))}")
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._on_wait(None)
 
     def api_requests_today(self, host: str) -> int | None:
         """API requests of every harvest of this user to ``host`` in the last day."""
