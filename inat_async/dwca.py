@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import time
 import uuid
 import zipfile
@@ -31,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
+from .export import replacing
 from .records import _lat_lng
 from .settings import SIZES
 from .state import State
@@ -103,22 +103,17 @@ def write_dwca(state: State, out: Path, *, api_url: str | None = None) -> Path:
     meta, if a harvest recorded one).
     """
     target = out / "dwca.zip"
-    part = target.with_name(f".{target.name}.part")
-    try:
-        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-            observations = _write_member(
-                archive, "occurrence.txt", OCCURRENCE_TERMS, "id", _occurrence_rows(state)
-            )
-            photos = _write_member(
-                archive, "multimedia.txt", MULTIMEDIA_TERMS, "coreid", _multimedia_rows(state)
-            )
-            archive.writestr("meta.xml", _meta_xml())
-            api_url = api_url or state.meta("api_url")
-            archive.writestr("eml.xml", _eml_xml(state, api_url, _Counts(observations, photos)))
-        os.replace(part, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
+    with (
+        replacing(target) as part,
+        zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive,
+    ):
+        observations = _write_member(
+            archive, "occurrence.txt", OCCURRENCE_TERMS, "id", _occurrence_rows(state)
+        )
+        photos = _write_member(archive, "multimedia.txt", MULTIMEDIA_TERMS, "coreid", _multimedia_rows(state))
+        archive.writestr("meta.xml", _meta_xml())
+        api_url = api_url or state.meta("api_url")
+        archive.writestr("eml.xml", _eml_xml(state, api_url, _Counts(observations, photos)))
     return target
 
 

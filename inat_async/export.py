@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from .records import COLUMNS, SQL_COLUMNS
@@ -32,6 +33,19 @@ _SIZE_ORDER = f"instr('{','.join(SIZES)}', size)"
 
 
 FORMATS = ("csv", "parquet", "dwca")
+
+
+@contextlib.contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """A temporary name beside ``target`` to write to, renamed over ``target`` only when the
+    block ends without an error: a reader never sees half a file, and a failure leaves none."""
+    part = target.with_name(f".{target.name}.part")
+    try:
+        yield part
+        os.replace(part, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
 
 
 def write_exports(state: State, out: Path, formats: tuple[str, ...], api_url: str | None = None) -> None:
@@ -75,13 +89,8 @@ def write_csvs(state: State, out: Path) -> None:
 def _write_csv(state: State, sql: str, columns: tuple[str, ...], target: Path) -> None:
     import pandas as pd  # half a second to import: not before the last stage needs it
 
-    part = target.with_name(f".{target.name}.part")
-    try:
+    with replacing(target) as part:
         pd.DataFrame(columns=list(columns)).to_csv(part, index=False)
         for _, rows in state.query_chunks(sql, CHUNK_ROWS):
             frame = pd.DataFrame(rows, columns=list(columns), dtype=object)
             frame.to_csv(part, mode="a", header=False, index=False)
-        os.replace(part, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()

@@ -10,15 +10,13 @@ under a temporary name and renamed into place. pyarrow is an optional extra, imp
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .export import PHOTO_COLUMNS
+from .export import PHOTO_COLUMNS, replacing
 from .records import COLUMNS, SQL_COLUMNS
 from .settings import SIZES
 from .state import State
@@ -130,23 +128,17 @@ def _write_table(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    part = target.with_name(f".{target.name}.part")
-    try:
-        with pq.ParquetWriter(part, schema, compression="zstd") as writer:
-            pending: list[pa.RecordBatch] = []
-            buffered = 0
-            for _, rows in state.query_chunks(sql, FETCH_ROWS):
-                pending.append(_batch(schema, converters, rows))
-                buffered += len(rows)
-                if buffered >= ROW_GROUP_ROWS:
-                    writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=buffered)
-                    pending, buffered = [], 0
-            if pending:
+    with replacing(target) as part, pq.ParquetWriter(part, schema, compression="zstd") as writer:
+        pending: list[pa.RecordBatch] = []
+        buffered = 0
+        for _, rows in state.query_chunks(sql, FETCH_ROWS):
+            pending.append(_batch(schema, converters, rows))
+            buffered += len(rows)
+            if buffered >= ROW_GROUP_ROWS:
                 writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=buffered)
-        os.replace(part, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
+                pending, buffered = [], 0
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=buffered)
 
 
 def _batch(schema: pa.Schema, converters: list[Converter], rows: list[tuple]) -> pa.RecordBatch:

@@ -4,10 +4,10 @@ OUT/summary.json keeps."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .export import replacing
 from .state import State
 
 SUMMARY_FILE = "summary.json"
@@ -75,7 +75,6 @@ def per_place(state: State, places: tuple[int, ...]) -> dict[int, int]:
 
 def write_summary(summary: Summary) -> Path:
     target = summary.out / SUMMARY_FILE
-    part = target.with_name(f".{target.name}.part")
-    part.write_text(summary.to_json() + "\n", encoding="utf-8")
-    os.replace(part, target)
+    with replacing(target) as part:
+        part.write_text(summary.to_json() + "\n", encoding="utf-8")
     return target
