@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
-from .export import replacing
+from .export import PHOTO_ORDER, replacing
 from .records import _lat_lng
 from .settings import SIZES
 from .state import State
@@ -92,7 +92,6 @@ LICENSE_URLS = {
     },
 }
 MEDIA_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}
-_SIZE_ORDER = f"instr('{','.join(SIZES)}', size)"
 _NEEDS_QUOTES = frozenset('\t\n\r"')
 
 
@@ -216,7 +215,7 @@ def _multimedia_rows(state: State) -> Iterator[list[str]]:
     """One row per photo file on disk, in the CSV's order, joined by id order to its observation."""
     sql = (
         "SELECT observation_id, photo_id, url, path, license_code FROM photos WHERE status = 'done'"
-        f" ORDER BY observation_id, position, photo_id, {_SIZE_ORDER}"
+        f" ORDER BY {PHOTO_ORDER}"
     )
     with contextlib.closing(_observers(state)) as observers:
         current: tuple[int, _Observer] | None = next(observers, None)

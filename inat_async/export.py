@@ -1,15 +1,21 @@
 """The final stage: observations.csv and photos.csv, written in chunks from the state.
 
 Each file is written under a temporary name and renamed into place, so a reader never sees
-half a CSV. Columns are kept as Python objects so integer ids with gaps stay integers.
+half a CSV. Every text value is enclosed in double quotes (inner ones doubled) and numbers are
+bare: a value holding a lone carriage return, which a minimal quoting leaves bare and every
+reader takes for a line end, reads back whole with pandas and with Python's csv module. NUL,
+which no CSV reader carries, is dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .records import COLUMNS, SQL_COLUMNS
 from .settings import SIZES
@@ -29,7 +35,9 @@ PHOTO_COLUMNS = (
     "attribution",
     "reason",
 )
-_SIZE_ORDER = f"instr('{','.join(SIZES)}', size)"
+#: The photo rows' order in every export: by observation, in the API's order of its photos,
+#: each photo's sizes smallest first.
+PHOTO_ORDER = f"observation_id, api_order, photo_id, instr('{','.join(SIZES)}', size)"
 
 
 FORMATS = ("csv", "parquet", "dwca")
@@ -80,17 +88,22 @@ def write_csvs(state: State, out: Path) -> None:
     _write_csv(
         state,
         f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"
-        f" ORDER BY observation_id, position, photo_id, {_SIZE_ORDER}",
+        f" ORDER BY {PHOTO_ORDER}",
         PHOTO_COLUMNS,
         out / "photos.csv",
     )
 
 
 def _write_csv(state: State, sql: str, columns: tuple[str, ...], target: Path) -> None:
-    import pandas as pd  # half a second to import: not before the last stage needs it
-
-    with replacing(target) as part:
-        pd.DataFrame(columns=list(columns)).to_csv(part, index=False)
+    with replacing(target) as part, open(part, "w", encoding="utf-8", newline="") as file:
+        file.write(",".join(columns) + "\n")  # plain names: no quotes needed
         for _, rows in state.query_chunks(sql, CHUNK_ROWS):
-            frame = pd.DataFrame(rows, columns=list(columns), dtype=object)
-            frame.to_csv(part, mode="a", header=False, index=False)
+            file.write(_csv_text(rows))
+
+
+def _csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV lines: text quoted, numbers bare, None an empty quoted value, NUL dropped
+    (one pass over the chunk's text rather than a check of every value)."""
+    text = io.StringIO()
+    csv.writer(text, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+    return text.getvalue().replace("\x00", "")

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .export import PHOTO_COLUMNS, replacing
+from .export import PHOTO_COLUMNS, PHOTO_ORDER, replacing
 from .records import COLUMNS, SQL_COLUMNS
-from .settings import SIZES
 from .state import State
 
 if TYPE_CHECKING:
@@ -55,7 +54,6 @@ OBSERVATION_KINDS = {
 }
 PHOTO_KINDS = {"observation_id": "id", "photo_id": "id", "position": "int", "bytes": "int"}
 Converter = Callable[[Any], Any]
-_SIZE_ORDER = f"instr('{','.join(SIZES)}', size)"
 
 
 def write_parquet(state: State, out: Path) -> list[Path]:
@@ -76,7 +74,7 @@ def write_parquet(state: State, out: Path) -> list[Path]:
         ),
         (
             f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"
-            f" ORDER BY observation_id, position, photo_id, {_SIZE_ORDER}",
+            f" ORDER BY {PHOTO_ORDER}",
             PHOTO_COLUMNS,
             PHOTO_KINDS,
             out / "photos.parquet",

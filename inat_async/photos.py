@@ -27,7 +27,8 @@ class PhotoFile:
 
     observation_id: int
     photo_id: int
-    position: int
+    position: int | None  # the API's observation_photos position; None when it gives none
+    api_order: int  # the photo's index in the API's photos list: the outputs' order
     size: str
     url: str
     path: str | None
@@ -64,6 +65,16 @@ def size_url(square_url: str, size: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, path, "", "")), ext.lower()
 
 
+_PHOTO_PATH = re.compile(r"photos/[0-9]{3}/[0-9]{3}/[0-9]+_[a-z]+\.([a-z]+)")
+
+
+def is_photo_path(path: str) -> bool:
+    """Whether ``path`` is one :func:`photo_path` builds: relative, under photos/, no "..";
+    so a file removed by its stored path is always one of the harvest's own."""
+    match = _PHOTO_PATH.fullmatch(path)
+    return match is not None and match.group(1) in EXTENSIONS
+
+
 def is_placeholder(url: str) -> bool:
     return any(marker in url for marker in PLACEHOLDER_MARKERS)
 
@@ -72,17 +83,28 @@ def _integer(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _photos_in_order(observation: Mapping[str, object]) -> list[tuple[int, Mapping[str, object]]]:
-    """(position, photo) pairs, positions from observation_photos when the API gives them."""
+def _positions(observation: Mapping[str, object]) -> dict[int, int]:
+    """Each photo's ``position`` from observation_photos (photo id from ``photo_id`` or
+    ``photo.id``); a photo whose position is null or absent is not in the dict."""
     positions: dict[int, int] = {}
     for item in observation.get("observation_photos") or []:
-        if isinstance(item, dict) and isinstance(item.get("photo"), dict):
-            pid, pos = _integer(item["photo"].get("id")), item.get("position")
-            if pid is not None and isinstance(pos, int):
-                positions[pid] = pos
+        if not isinstance(item, dict):
+            continue
+        photo = item.get("photo")
+        pid = _integer(item.get("photo_id")) or _integer(photo.get("id") if isinstance(photo, dict) else None)
+        pos = item.get("position")
+        if pid is not None and isinstance(pos, int) and not isinstance(pos, bool):
+            positions[pid] = pos
+    return positions
+
+
+def photos_in_order(observation: Mapping[str, object]) -> list[tuple[int | None, Mapping[str, object]]]:
+    """(position, photo) pairs in the API's ``photos`` order, which is iNaturalist's own
+    (positioned photos first): ``photos[0]`` is the first photo. The position is the API's
+    value, None when it gives none; it never reorders the list."""
+    positions = _positions(observation)
     photos = [p for p in observation.get("photos") or [] if isinstance(p, dict)]
-    ordered = [(positions.get(_integer(p.get("id")) or 0, i), p) for i, p in enumerate(photos)]
-    return sorted(ordered, key=lambda pair: pair[0])
+    return [(positions.get(_integer(p.get("id")) or 0), p) for p in photos]
 
 
 def photo_files(
@@ -96,13 +118,15 @@ def photo_files(
     """The photo files one observation asks for, each already judged fetchable or skipped.
 
     ``licenses``: fetch only photos under one of these (their own licence, not the
-    observation's; "all-rights-reserved" for none); the others are recorded as skipped.
+    observation's; "all-rights-reserved" for none), compared without regard to case; the
+    others are recorded as skipped.
     """
     obs_id = _integer(observation.get("id"))
     if obs_id is None:
         return
-    chosen = _photos_in_order(observation)
-    for index, (position, photo) in enumerate(chosen if all_photos else chosen[:1]):
+    wanted = None if licenses is None else {code.lower() for code in licenses}
+    chosen = photos_in_order(observation)
+    for order, (position, photo) in enumerate(chosen if all_photos else chosen[:1]):
         photo_id = _integer(photo.get("id"))
         if photo_id is None:
             continue
@@ -110,13 +134,14 @@ def photo_files(
         common = {
             "observation_id": obs_id,
             "photo_id": photo_id,
-            "position": position if all_photos else index,
+            "position": position,
+            "api_order": order,
             "license_code": _text(photo.get("license_code")),
             "attribution": _text(photo.get("attribution")),
         }
-        code = common["license_code"] or ALL_RIGHTS_RESERVED
+        code = (common["license_code"] or ALL_RIGHTS_RESERVED).lower()
         for size in sizes:
-            if licenses is not None and code not in licenses:
+            if wanted is not None and code not in wanted:
                 yield PhotoFile(
                     **common,
                     size=size,

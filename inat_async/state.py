@@ -20,13 +20,43 @@ from typing import Any
 
 from .errors import UsageError
 from .http import host_of
-from .photos import PhotoFile
+from .photos import PhotoFile, is_photo_path, photos_in_order
 from .records import SQL_COLUMNS
 
-SCHEMA_VERSION = 2  # 2: photos.host, so each photo host is fed on its own
+# 2: photos.host, so each photo host is fed on its own.
+# 3: photos.position as the API gives it (NULL when it gives none), photos.api_order (the
+#    API's order of an observation's photos), and seq never reused (AUTOINCREMENT): a photo
+#    row an update replaces is queued again after what a feeder has passed.
+SCHEMA_VERSION = 3
 #: Finished files written to the state in one transaction.
 _DONE_BATCH = 256
+#: Values in one SQL ``IN (...)`` list.
+_IN_LIST = 500
 STATE_FILE = "harvest.sqlite"
+
+_PHOTOS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- queue order
+    photo_id INTEGER NOT NULL,
+    size TEXT NOT NULL,
+    observation_id INTEGER NOT NULL,
+    position INTEGER,              -- observation_photos' position; NULL when the API gives none
+    api_order INTEGER NOT NULL,    -- index in the API's photos list: the outputs' order
+    url TEXT NOT NULL,
+    host TEXT,                     -- the URL's host[:port], for files to fetch
+    path TEXT,
+    status TEXT NOT NULL,
+    reason TEXT,
+    bytes INTEGER,
+    license_code TEXT,
+    attribution TEXT,
+    UNIQUE (photo_id, size)
+)
+"""
+_PHOTO_COLUMNS = (
+    "photo_id, size, observation_id, position, api_order, url, host, path, status, reason,"
+    " license_code, attribution"
+)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,22 +74,7 @@ CREATE TABLE IF NOT EXISTS observations (
     raw BLOB NOT NULL,             -- zlib-compressed JSON, as the API sent it
     PRIMARY KEY ("id")
 );
-CREATE TABLE IF NOT EXISTS photos (
-    seq INTEGER PRIMARY KEY,       -- queue order
-    photo_id INTEGER NOT NULL,
-    size TEXT NOT NULL,
-    observation_id INTEGER NOT NULL,
-    position INTEGER NOT NULL,
-    url TEXT NOT NULL,
-    host TEXT,                     -- the URL's host[:port], for files to fetch
-    path TEXT,
-    status TEXT NOT NULL,
-    reason TEXT,
-    bytes INTEGER,
-    license_code TEXT,
-    attribution TEXT,
-    UNIQUE (photo_id, size)
-);
+{_PHOTOS_TABLE.format(name='photos')};
 CREATE INDEX IF NOT EXISTS photos_pending ON photos (status, host, seq);
 CREATE INDEX IF NOT EXISTS photos_observation ON photos (observation_id);
 """
@@ -73,6 +88,22 @@ class Cursor:
     last_id: int
     done: bool
     total: int | None
+
+
+@dataclass(frozen=True)
+class _StoredPhoto:
+    """What a page needs of a stored photo row to tell whether it still holds a file asked for."""
+
+    seq: int
+    observation_id: int
+    url: str
+    path: str | None
+    reason: str | None
+
+    def holds(self, wanted: PhotoFile) -> bool:
+        """The same file from the same URL (or, for a row with no file, the same skip)."""
+        same = self.url == wanted.url and self.path == wanted.path
+        return same and (wanted.path is not None or self.reason == wanted.reason)
 
 
 @dataclass(frozen=True)
@@ -94,15 +125,7 @@ class State:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            version = self.meta("schema_version")
-            if version == "1":
-                self._migrate_from_1()
-            elif version is not None and version != str(SCHEMA_VERSION):
-                raise UsageError(
-                    f"{path} was written by an incompatible version of inat_async "
-                    f"(state version {version}, this one reads {SCHEMA_VERSION}); "
-                    "harvest into a new --out folder"
-                )
+            self._upgrade(self.meta("schema_version"))
             self._db.executescript(_SCHEMA)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
@@ -110,17 +133,56 @@ class State:
                 f"{path} is not a readable harvest state ({exc}); move it away or use a new --out folder"
             ) from exc
 
-    def _migrate_from_1(self) -> None:
-        """Version 1 had no photos.host: add it for the files still to fetch, in one go."""
-        with self._transaction():
-            self._db.execute("ALTER TABLE photos ADD COLUMN host TEXT")
-            rows = self._db.execute("SELECT seq, url FROM photos WHERE status IN ('pending', 'failed')")
-            self._db.executemany(
-                "UPDATE photos SET host = ? WHERE seq = ?",
-                [(host_of(url), seq) for seq, url in rows.fetchall()],
+    def _upgrade(self, version: str | None) -> None:
+        """Bring a state of an earlier version up to this one in place, a step at a time,
+        each in one transaction; refuse one this version cannot read."""
+        if version is None or version == str(SCHEMA_VERSION):
+            return
+        steps = {1: self._add_photo_hosts, 2: self._take_photo_order_from_the_api}
+        if not version.isdigit() or int(version) not in steps:
+            raise UsageError(
+                f"{self.path} was written by an incompatible version of inat_async "
+                f"(state version {version}, this one reads {SCHEMA_VERSION}); "
+                "harvest into a new --out folder"
             )
-            self._db.execute("DROP INDEX IF EXISTS photos_status")
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        for step in range(int(version), SCHEMA_VERSION):
+            with self._transaction():
+                steps[step]()
+                self.set_meta("schema_version", str(step + 1))
+
+    def _add_photo_hosts(self) -> None:
+        """Version 1 had no photos.host: add it for the files still to fetch."""
+        self._db.execute("ALTER TABLE photos ADD COLUMN host TEXT")
+        rows = self._db.execute("SELECT seq, url FROM photos WHERE status IN ('pending', 'failed')")
+        self._db.executemany(
+            "UPDATE photos SET host = ? WHERE seq = ?", [(host_of(url), seq) for seq, url in rows.fetchall()]
+        )
+        self._db.execute("DROP INDEX IF EXISTS photos_status")
+
+    def _take_photo_order_from_the_api(self) -> None:
+        """Version 2 kept a position made up when the API gave none, ordered photos by it, and
+        could reuse a seq: rebuild the photos table, and take each row's position and order
+        from its observation as the API sent it (kept raw in the state)."""
+        self._db.execute(_PHOTOS_TABLE.format(name="photos_v3"))
+        kept = "seq, photo_id, size, observation_id, url, host, path, status, reason, bytes, license_code"
+        self._db.execute(
+            f"INSERT INTO photos_v3 ({kept}, attribution, position, api_order)"
+            f" SELECT {kept}, attribution, position, position FROM photos"
+        )
+        self._db.execute("DROP TABLE photos")
+        self._db.execute("ALTER TABLE photos_v3 RENAME TO photos")
+        observations = self._db.execute(
+            'SELECT raw FROM observations WHERE "id" IN (SELECT observation_id FROM photos)'
+        )
+        while chunk := observations.fetchmany(1_000):
+            self._db.executemany(
+                "UPDATE photos SET position = ?, api_order = ? WHERE photo_id = ? AND observation_id = ?",
+                [
+                    (position, order, photo.get("id"), obs["id"])
+                    for obs in (json.loads(zlib.decompress(raw)) for (raw,) in chunk)
+                    for order, (position, photo) in enumerate(photos_in_order(obs))
+                ],
+            )
 
     def close(self) -> None:
         # On the way out of a failed run (a full disk, say) the batch may not be writable:
@@ -201,12 +263,11 @@ class State:
         last_id: int,
         done: bool,
     ) -> int:
-        """Commit one page atomically; returns how many new photo files it queued."""
+        """Commit one page atomically; returns how many photo files it queued to fetch."""
         columns = ", ".join(f'"{c}"' for c in (*SQL_COLUMNS, "raw"))
         marks = ", ".join("?" * (len(SQL_COLUMNS) + 1))
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in (*SQL_COLUMNS[1:], "raw"))
-        # A page may delete photo rows (an edited observation), and SQLite may give a deleted
-        # seq to a new row: outcomes waiting for that seq are written first.
+        # Outcomes waiting in the batch are written first: a page may replace their rows.
         self._write_done()
         with self._transaction():
             self._db.executemany(
@@ -214,52 +275,99 @@ class State:
                 f'ON CONFLICT ("id") DO UPDATE SET {updates}',
                 [(*row, zlib.compress(raw, 6)) for row, raw in zip(rows, raws, strict=True)],
             )
-            photos = list(photos)
-            # An observation edited since it was first paged may have other photos now.
-            self._forget_other_photos([row[0] for row in rows], photos)
-            hosts = [host_of(p.url) if p.path else None for p in photos]  # only files to fetch have one
-            before = self._db.total_changes
-            self._db.executemany(
-                "INSERT OR IGNORE INTO photos (photo_id, size, observation_id, position, url, host, path,"
-                " status, reason, license_code, attribution) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        p.photo_id,
-                        p.size,
-                        p.observation_id,
-                        p.position,
-                        p.url,
-                        host,
-                        p.path,
-                        p.status,
-                        p.reason,
-                        p.license_code,
-                        p.attribution,
-                    )
-                    for p, host in zip(photos, hosts, strict=True)
-                ],
-            )
-            added = self._db.total_changes - before
-            if self._hosts is not None:
-                self._hosts.update(host for host in hosts if host)
+            added = self._put_photos([row[0] for row in rows], photos)
             self._db.execute(
                 "UPDATE cursors SET last_id = ?, done = ? WHERE stream = ? AND lo = ?",
                 (last_id, int(done), cursor.stream, cursor.lo),
             )
         return added
 
-    def _forget_other_photos(self, observation_ids: list[int], photos: list[PhotoFile]) -> None:
-        keep = {(p.observation_id, p.photo_id, p.size) for p in photos}
-        marks = ",".join("?" * len(observation_ids))
-        stale = [
-            (photo_id, size)
-            for obs_id, photo_id, size in self._db.execute(
-                f"SELECT observation_id, photo_id, size FROM photos WHERE observation_id IN ({marks})",
-                observation_ids,
-            )
-            if (obs_id, photo_id, size) not in keep
-        ]
-        self._db.executemany("DELETE FROM photos WHERE photo_id = ? AND size = ?", stale)
+    def _put_photos(self, observation_ids: list[int], photos: Iterable[PhotoFile]) -> int:
+        """Make the photo rows of these observations what a fresh harvest would write from
+        ``photos``; returns how many files it queued to fetch.
+
+        A row whose file is unchanged (same URL and path) keeps its outcome, so a file done is
+        not fetched again, and takes the new licence, attribution and position. Any other row
+        is replaced by a new one, queued anew, and a row of these observations no longer
+        asked for is deleted. The file a dropped row had is deleted before the commit: it no
+        longer belongs (a photo removed, hidden, or under a licence not asked for) or comes
+        again from a new URL. Should the commit fail, the page is paged again and the same
+        rows are dropped again.
+        """
+        wanted: dict[tuple[int, str], PhotoFile] = {}
+        for p in photos:
+            wanted.setdefault((p.photo_id, p.size), p)  # a photo listed twice: its first listing
+        stored = self._stored_photos(observation_ids, {photo_id for photo_id, _ in wanted})
+        page = set(observation_ids)
+        kept: dict[tuple[int, str], int] = {}  # key -> seq of a row that keeps its outcome
+        dropped: list[_StoredPhoto] = []
+        for key, row in stored.items():
+            incoming = wanted.get(key)
+            if incoming is not None and row.holds(incoming):
+                kept[key] = row.seq
+            elif incoming is not None or row.observation_id in page:
+                dropped.append(row)  # another photo shares the id: it keeps its rows
+        self._delete_files(row.path for row in dropped if row.path)
+        self._db.executemany("DELETE FROM photos WHERE seq = ?", [(row.seq,) for row in dropped])
+        self._db.executemany(
+            "UPDATE photos SET observation_id = ?, position = ?, api_order = ?, license_code = ?,"
+            " attribution = ? WHERE seq = ?",
+            [
+                (p.observation_id, p.position, p.api_order, p.license_code, p.attribution, kept[key])
+                for key, p in wanted.items()
+                if key in kept
+            ],
+        )
+        new = [p for key, p in wanted.items() if key not in kept]
+        hosts = [host_of(p.url) if p.path else None for p in new]  # only files to fetch have one
+        self._db.executemany(
+            f"INSERT INTO photos ({_PHOTO_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            [
+                (
+                    p.photo_id,
+                    p.size,
+                    p.observation_id,
+                    p.position,
+                    p.api_order,
+                    p.url,
+                    host,
+                    p.path,
+                    p.status,
+                    p.reason,
+                    p.license_code,
+                    p.attribution,
+                )
+                for p, host in zip(new, hosts, strict=True)
+            ],
+        )
+        if self._hosts is not None:
+            self._hosts.update(host for host in hosts if host)
+        return sum(p.status == "pending" for p in new)
+
+    def _stored_photos(
+        self, observation_ids: list[int], photo_ids: set[int]
+    ) -> dict[tuple[int, str], _StoredPhoto]:
+        """The rows of these observations and of these photos, by (photo id, size)."""
+        found: dict[tuple[int, str], _StoredPhoto] = {}
+        for column, values in (("observation_id", observation_ids), ("photo_id", sorted(photo_ids))):
+            for start in range(0, len(values), _IN_LIST):
+                chunk = values[start : start + _IN_LIST]
+                rows = self._db.execute(
+                    "SELECT photo_id, size, seq, observation_id, url, path, reason FROM photos"
+                    f" WHERE {column} IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                for photo_id, size, *rest in rows:
+                    found[(photo_id, size)] = _StoredPhoto(*rest)
+        return found
+
+    def _delete_files(self, paths: Iterable[str]) -> None:
+        """Delete photo files of the output folder by the paths the state holds; a path that
+        is not one the harvest builds (photos/<n>/<n>/<id>_<size>.<ext>) is left alone."""
+        out = self.path.parent
+        for path in paths:
+            if is_photo_path(path):
+                (out / path).unlink(missing_ok=True)
 
     def paging_done(self, streams: Iterable[str]) -> bool:
         """Whether every range of these streams has been paged to its end."""

@@ -93,15 +93,39 @@ def test_untrusted_photo_data_never_steers_a_path():
         assert f.path is None or (".." not in f.path and f.path.startswith("photos/"))
 
 
-def test_first_photo_by_position_unless_all_photos():
-    obs = _obs(
-        [
-            {"id": 10, "url": "https://static.inaturalist.org/photos/10/square.jpg"},
-            {"id": 11, "url": "https://static.inaturalist.org/photos/11/square.jpg"},
-        ]
-    )
-    obs["observation_photos"] = [{"position": 1, "photo": {"id": 10}}, {"position": 0, "photo": {"id": 11}}]
+def _listed(*positions):
+    """An observation whose API lists photos 2001, 2002, ... in that order, with these
+    observation_photos positions (None: the API gives null)."""
+    ids = [2001 + i for i in range(len(positions))]
+    obs = _obs([{"id": i, "url": f"https://static.inaturalist.org/photos/{i}/square.jpg"} for i in ids])
+    obs["observation_photos"] = [{"position": p, "photo": {"id": i}} for i, p in zip(ids, positions)]
+    return obs
+
+
+@pytest.mark.parametrize(
+    "positions",
+    [
+        (5, None),  # the issue's example: today 2002 comes first, with a made-up position 1
+        (4, None, None),  # two nulls after a positioned photo
+        (None, None),
+        (1, 0),  # positions that disagree with the list: the API's order still rules
+    ],
+)
+def test_the_first_photo_is_the_one_the_api_lists_first_with_its_own_position(positions):
+    obs = _listed(*positions)
     first = list(photo_files(obs, ["square", "original"], all_photos=False, allowed_hosts=HOSTS))
-    assert [(f.photo_id, f.size) for f in first] == [(11, "square"), (11, "original")]
+    assert [(f.photo_id, f.size, f.position) for f in first] == [
+        (2001, "square", positions[0]),
+        (2001, "original", positions[0]),
+    ]
     every = list(photo_files(obs, ["square"], all_photos=True, allowed_hosts=HOSTS))
-    assert [(f.photo_id, f.position) for f in every] == [(11, 0), (10, 1)]
+    assert [(f.photo_id, f.position, f.api_order) for f in every] == [
+        (2001 + i, p, i) for i, p in enumerate(positions)
+    ]
+
+
+def test_positions_are_read_from_photo_id_as_newer_answers_give_it():
+    obs = _listed(3, 7)
+    obs["observation_photos"] = [{"position": 3, "photo_id": 2001}, {"position": 7, "photo_id": 2002}]
+    every = list(photo_files(obs, ["square"], all_photos=True, allowed_hosts=HOSTS))
+    assert [(f.photo_id, f.position) for f in every] == [(2001, 3), (2002, 7)]

@@ -83,6 +83,7 @@ _UUID_SET = (0x4000 << 64) | (0x8000 << 48)
 _PH_PLACEHOLDER = 1
 _PH_PLACEHOLDER_KIND = 2
 _PH_OLD_URL = 4
+_PH_MOVED = 8  # its files are on the other host than its listed URL (set by World.edit_photo)
 
 
 def _mix(*parts: int) -> int:
@@ -280,6 +281,8 @@ class World:
         self._texts = HARD_TEXT + (TRICKY_NA if tricky_na else ())
         self._lock = threading.RLock()
         self._overrides: dict[int, dict[str, Any]] = {}
+        self._removed_photos: set[int] = set()  # photo ids edited out of their observation
+        self._photo_positions: dict[int, int | None] = {}  # observation_photos positions edited
         self._users: dict[int, _User] = {}
         self._taxon_texts = [(_dumps(t.json), _dumps(t.compact)) for t in self.taxa]
         self._shells = [_dumps(t.shell)[1:-1] for t in self._templates]
@@ -707,14 +710,13 @@ class World:
         else:
             identifications = "[]"
             taxon_text = "null"
-        start = int(cols.photo_start[pos])
-        photos = [
-            self._photo_text(j, t_index, user.name, created)
-            for j in range(start, start + int(cols.n_photos[pos]))
-        ]
+        photos = [self._photo_text(j, t_index, user.name, created) for j in self._photo_rows(pos)]
         with_photo_id = "photo_id" in template.observation_photo
+        edited = self._photo_positions
         links = [
-            f'{{"id":{photo_id - 30_000_000},"position":{position},"uuid":"{_uuid(r)}",'
+            f'{{"id":{photo_id - 30_000_000},'
+            f'"position":{_dumps(edited.get(photo_id, position)) if edited else position},'
+            f'"uuid":"{_uuid(r)}",'
             + (f'"photo_id":{photo_id},' if with_photo_id else "")
             + f'"photo":{text}}}'
             for position, (photo_id, text) in enumerate(photos)
@@ -777,23 +779,31 @@ class World:
             return j
         return None
 
+    def _photo_rows(self, pos: int) -> range | list[int]:
+        """Rows of ``_photos`` that are the photos of the observation at ``pos``, in order."""
+        start = int(self._cols.photo_start[pos])
+        rows = range(start, start + int(self._cols.n_photos[pos]))
+        if not self._removed_photos:
+            return rows
+        return [j for j in rows if int(self._photos.ids[j]) not in self._removed_photos]
+
     def photo_ids(self, obs_id: int) -> list[int]:
-        """The photo ids of an observation, in position order."""
+        """The photo ids of an observation, in the order the API lists them."""
         with self._lock:
-            pos = self._position(obs_id)
-            start = int(self._cols.photo_start[pos])
-            return self._photos.ids[start : start + int(self._cols.n_photos[pos])].tolist()
+            return [int(self._photos.ids[j]) for j in self._photo_rows(self._position(obs_id))]
 
     def photo_info(self, photo_id: int) -> PhotoInfo | None:
         """Facts about a photo, or None for an unknown id."""
         with self._lock:
             j = self._photo_pos(photo_id)
-            if j is None:
+            if j is None or photo_id in self._removed_photos:
                 return None
             flags = int(self._photos.flags[j])
             license_code = LICENSES[int(self._photos.license[j])]
             placeholder = bool(flags & _PH_PLACEHOLDER)
-            host = "assets" if placeholder else ("static" if license_code is None else "open")
+            # Files sit where the licence puts them; a photo "moved" is listed at the other host.
+            on_static = (license_code is None) != bool(flags & _PH_MOVED)
+            host = "assets" if placeholder else ("static" if on_static else "open")
             width, height = self.photo_dimensions(photo_id)
             return PhotoInfo(
                 id=photo_id,
@@ -919,3 +929,36 @@ class World:
                 else:
                     overrides[key] = value
             cols.updated[pos] = max(int(time.time()), int(cols.created[pos]))
+
+    def edit_photo(self, photo_id: int, **changes: Any) -> None:
+        """Change a photo as iNaturalist does, and bump its observation's ``updated_at`` to now.
+
+        ``license_code`` (a code, or None for all rights reserved): its licence, attribution
+        and URL follow, to the open-data bucket for a licence and the static host for none,
+        and its files move with it. ``moved=True``: its files are already on the other host
+        than the URL the API lists, which answers 403 (the API lagging behind a licence
+        change; a ``license_code`` edit ends it). ``placeholder=True``: hidden (copyright
+        flagged), listed at a placeholder URL. ``removed=True``: no longer one of its
+        observation's photos. ``position`` (an int, or None for null): its observation_photos
+        position as the API lists it; the API's order of the photos does not change.
+        """
+        bits = {"moved": _PH_MOVED, "placeholder": _PH_PLACEHOLDER}
+        with self._lock:
+            j = self._photo_pos(photo_id)
+            if j is None:
+                raise KeyError(f"no photo {photo_id}")
+            ph = self._photos
+            for key, value in changes.items():
+                if key == "license_code":
+                    ph.license[j] = LICENSES.index(value)
+                    ph.flags[j] = int(ph.flags[j]) & ~_PH_MOVED
+                elif key in bits:
+                    ph.flags[j] = int(ph.flags[j]) | bits[key] if value else int(ph.flags[j]) & ~bits[key]
+                elif key == "removed":
+                    (self._removed_photos.add if value else self._removed_photos.discard)(photo_id)
+                elif key == "position":
+                    self._photo_positions[photo_id] = value
+                else:
+                    raise TypeError(f"a photo has no editable {key!r}")
+            pos = int(ph.obs[j])
+            self._cols.updated[pos] = max(int(time.time()), int(self._cols.created[pos]))
