@@ -87,8 +87,7 @@ def write_csvs(state: State, out: Path) -> None:
     )
     _write_csv(
         state,
-        f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"
-        f" ORDER BY {PHOTO_ORDER}",
+        f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos ORDER BY {PHOTO_ORDER}",
         PHOTO_COLUMNS,
         out / "photos.csv",
     )

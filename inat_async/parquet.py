@@ -73,8 +73,7 @@ def write_parquet(state: State, out: Path) -> list[Path]:
             out / "observations.parquet",
         ),
         (
-            f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos"
-            f" ORDER BY {PHOTO_ORDER}",
+            f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos ORDER BY {PHOTO_ORDER}",
             PHOTO_COLUMNS,
             PHOTO_KINDS,
             out / "photos.parquet",

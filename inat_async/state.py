@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS observations (
     raw BLOB NOT NULL,             -- zlib-compressed JSON, as the API sent it
     PRIMARY KEY ("id")
 );
-{_PHOTOS_TABLE.format(name='photos')};
+{_PHOTOS_TABLE.format(name="photos")};
 CREATE INDEX IF NOT EXISTS photos_pending ON photos (status, host, seq);
 CREATE INDEX IF NOT EXISTS photos_observation ON photos (observation_id);
 """

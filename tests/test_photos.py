@@ -98,7 +98,8 @@ def _listed(*positions):
     observation_photos positions (None: the API gives null)."""
     ids = [2001 + i for i in range(len(positions))]
     obs = _obs([{"id": i, "url": f"https://static.inaturalist.org/photos/{i}/square.jpg"} for i in ids])
-    obs["observation_photos"] = [{"position": p, "photo": {"id": i}} for i, p in zip(ids, positions)]
+    links = zip(ids, positions, strict=True)
+    obs["observation_photos"] = [{"position": p, "photo": {"id": i}} for i, p in links]
     return obs
 
 
