@@ -283,6 +283,7 @@ class World:
         self._overrides: dict[int, dict[str, Any]] = {}
         self._removed_photos: set[int] = set()  # photo ids edited out of their observation
         self._photo_positions: dict[int, int | None] = {}  # observation_photos positions edited
+        self._photo_attributions: dict[int, str] = {}  # attributions edited
         self._users: dict[int, _User] = {}
         self._taxon_texts = [(_dumps(t.json), _dumps(t.compact)) for t in self.taxa]
         self._shells = [_dumps(t.shell)[1:-1] for t in self._templates]
@@ -593,7 +594,9 @@ class World:
                 url += f"?{created}"
         width, height = self.photo_dimensions(photo_id)
         attribution = self._attributions.get((name, lic))
-        if attribution is None:
+        if self._photo_attributions and photo_id in self._photo_attributions:
+            attribution = _dumps(self._photo_attributions[photo_id])
+        elif attribution is None:
             attribution = _dumps(_attribution(name, LICENSES[lic]))
             self._attributions[(name, lic)] = attribution
         tail = self._photo_tails[t_index][1 if flags & _PH_PLACEHOLDER else 0]
@@ -941,6 +944,7 @@ class World:
         flagged), listed at a placeholder URL. ``removed=True``: no longer one of its
         observation's photos. ``position`` (an int, or None for null): its observation_photos
         position as the API lists it; the API's order of the photos does not change.
+        ``attribution``: the text the API gives instead of the one made from the licence.
         """
         bits = {"moved": _PH_MOVED, "placeholder": _PH_PLACEHOLDER}
         with self._lock:
@@ -958,6 +962,8 @@ class World:
                     (self._removed_photos.add if value else self._removed_photos.discard)(photo_id)
                 elif key == "position":
                     self._photo_positions[photo_id] = value
+                elif key == "attribution":
+                    self._photo_attributions[photo_id] = value
                 else:
                     raise TypeError(f"a photo has no editable {key!r}")
             pos = int(ph.obs[j])
