@@ -8,6 +8,7 @@ import pytest
 from conftest import error_line, expected_ids, local, read_observations, read_photos, run_cli
 
 from inat_async.simulator import Faults, SimulatorThread, World
+from inat_async.state import SCHEMA_VERSION
 
 WORLD = World({9101: 500, 9102: 300}, seed=23, photo_scale=0.02)
 
@@ -184,7 +185,9 @@ def test_a_state_of_the_previous_version_is_carried_on(tmp_path):
     assert {name: (out / name).read_bytes() for name in reference} == reference
     _check_photos_byte_exact(WORLD, out)
     with sqlite3.connect(state) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
+            SCHEMA_VERSION
+        )
 
 
 def _photo_and_size(path: str) -> tuple[int, str]:
