@@ -5,8 +5,10 @@ occurrence core keyed by the observation id, a GBIF Simple Multimedia extension 
 meta.xml and eml.xml. The terms and their values follow iNaturalist's own Darwin Core export
 (eventDate with time and offset, licences as Creative Commons URLs, informationWithheld for
 obscured coordinates, quality_grade as identificationVerificationStatus). Unlike GBIF's copy the
-archive holds every observation of the harvest, whatever its grade or licence, and one
-multimedia row per photo file on disk, with the file's path in dcterms:source.
+archive holds every observation of the harvest, whatever its grade or licence. As in GBIF's copy
+the multimedia extension has one row per photo (one with a file on disk), whatever the sizes
+harvested: its dcterms:identifier is the URL of its largest size harvested, and dcterms:source
+lists the files of its sizes on disk, "|"-separated (GBIF's separator of several values).
 
 The data files are UTF-8, tab-separated, one record a line; a value holding a tab, a line break
 or a double quote is enclosed in double quotes with inner quotes doubled (fieldsEnclosedBy in
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import time
 import uuid
@@ -79,8 +82,10 @@ MULTIMEDIA_TERMS: tuple[tuple[str, str], ...] = (
     ("publisher", DC + "publisher"),
     ("license", DC + "license"),
     ("rightsHolder", DC + "rightsHolder"),
-    ("source", DC + "source"),  # the local file, relative to the folder holding dwca.zip
+    ("source", DC + "source"),  # the local files of its sizes, relative to the folder of dwca.zip
 )
+#: Between the values of one field that holds several (the files of a photo's sizes).
+SEPARATOR = "|"
 # iNaturalist's licence codes (lowercase) as the URLs its own Darwin Core export gives.
 LICENSE_URLS = {
     "cc0": "http://creativecommons.org/publicdomain/zero/1.0/",
@@ -106,8 +111,9 @@ def write_dwca(state: State, out: Path, *, api_url: str | None = None) -> Path:
         replacing(target) as part,
         zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive,
     ):
+        name = dataset_title(state)
         observations = _write_member(
-            archive, "occurrence.txt", OCCURRENCE_TERMS, "id", _occurrence_rows(state)
+            archive, "occurrence.txt", OCCURRENCE_TERMS, "id", _occurrence_rows(state, name)
         )
         photos = _write_member(archive, "multimedia.txt", MULTIMEDIA_TERMS, "coreid", _multimedia_rows(state))
         archive.writestr("meta.xml", _meta_xml())
@@ -155,13 +161,14 @@ def _field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def _occurrence_rows(state: State) -> Iterator[list[str]]:
+def _occurrence_rows(state: State, dataset: str) -> Iterator[list[str]]:
     for obs in state.raw_observations():
-        yield occurrence_row(obs)
+        yield occurrence_row(obs, dataset)
 
 
-def occurrence_row(obs: Mapping[str, Any]) -> list[str]:
-    """One occurrence.txt row (the id, then OCCURRENCE_TERMS' values) of an API observation."""
+def occurrence_row(obs: Mapping[str, Any], dataset: str) -> list[str]:
+    """One occurrence.txt row (the id, then OCCURRENCE_TERMS' values) of an API observation;
+    ``dataset`` is the archive's name, the datasetName of every row."""
     taxon = _mapping(obs.get("taxon"))
     user = _mapping(obs.get("user"))
     lat, lng = _lat_lng(obs.get("location"))
@@ -172,7 +179,7 @@ def occurrence_row(obs: Mapping[str, Any]) -> list[str]:
         "basisOfRecord": "HumanObservation",
         "institutionCode": "iNaturalist",
         "collectionCode": "Observations",
-        "datasetName": dataset_name(obs),
+        "datasetName": dataset,
         "catalogNumber": _number(obs.get("id")),
         "references": uri,
         "modified": _text(obs.get("updated_at")),
@@ -212,30 +219,34 @@ def _observers(state: State) -> Generator[tuple[int, _Observer], None, None]:
 
 
 def _multimedia_rows(state: State) -> Iterator[list[str]]:
-    """One row per photo file on disk, in the CSV's order, joined by id order to its observation."""
+    """One row per photo with a file on disk, in the CSV's order, joined by id order to its
+    observation; the files of its sizes (smallest first) come in consecutive rows."""
     sql = (
         "SELECT observation_id, photo_id, url, path, license_code FROM photos WHERE status = 'done'"
         f" ORDER BY {PHOTO_ORDER}"
     )
     with contextlib.closing(_observers(state)) as observers:
         current: tuple[int, _Observer] | None = next(observers, None)
-        for _, rows in state.query_chunks(sql, FETCH_ROWS):
-            for observation_id, photo_id, url, path, license_code in rows:
-                while current is not None and current[0] < observation_id:
-                    current = next(observers, None)
-                found = current[1] if current is not None and current[0] == observation_id else None
-                yield _multimedia_row(observation_id, photo_id, url, path, license_code, found)
+        for (observation_id, _), files in itertools.groupby(_rows(state, sql), key=_photo_key):
+            while current is not None and current[0] < observation_id:
+                current = next(observers, None)
+            found = current[1] if current is not None and current[0] == observation_id else None
+            yield _multimedia_row(list(files), found)
 
 
-def _multimedia_row(
-    observation_id: int,
-    photo_id: int,
-    url: str,
-    path: str,
-    license_code: str | None,
-    observer: _Observer | None,
-) -> list[str]:
-    """One multimedia.txt row (the core id, then MULTIMEDIA_TERMS' values) of a photo file."""
+def _rows(state: State, sql: str) -> Iterator[tuple[Any, ...]]:
+    for _, rows in state.query_chunks(sql, FETCH_ROWS):
+        yield from rows
+
+
+def _photo_key(row: tuple[Any, ...]) -> tuple[int, int]:
+    return row[0], row[1]
+
+
+def _multimedia_row(files: list[tuple[Any, ...]], observer: _Observer | None) -> list[str]:
+    """One multimedia.txt row (the core id, then MULTIMEDIA_TERMS' values) of a photo, from
+    its files' rows (observation_id, photo_id, url, path, license_code), smallest size first."""
+    observation_id, photo_id, url, path, license_code = files[-1]  # the largest size harvested
     name = observer.name if observer else ""
     ext = PurePosixPath(path).suffix.lstrip(".").lower()
     values = {
@@ -248,7 +259,7 @@ def _multimedia_row(
         "publisher": "iNaturalist",
         "license": license_url(license_code),
         "rightsHolder": name,
-        "source": path,
+        "source": SEPARATOR.join(row[3] for row in files),
     }
     return [str(observation_id), *(values[header] for header, _ in MULTIMEDIA_TERMS)]
 
@@ -261,11 +272,11 @@ def license_url(code: Any) -> str:
     return LICENSE_URLS.get(code.strip().lower(), code.strip())
 
 
-def dataset_name(obs: Mapping[str, Any]) -> str:
-    """As iNaturalist's export: research-grade records and the rest are named apart."""
-    if obs.get("quality_grade") == "research":
-        return "iNaturalist research-grade observations"
-    return "iNaturalist observations"
+def dataset_title(state: State) -> str:
+    """The archive's name: its EML title, and every occurrence's datasetName."""
+    settings = json.loads(state.meta("fingerprint") or "{}")
+    places = ", ".join(str(p) for p in settings.get("places", [])) or "unknown"
+    return f"iNaturalist observations of places {places}"
 
 
 def person(user: Mapping[str, Any]) -> str:
@@ -357,7 +368,7 @@ class _Counts:
     """How many rows the archive's data files hold."""
 
     observations: int
-    photo_files: int
+    photos: int
 
 
 def _eml_xml(state: State, api_url: str | None, counts: _Counts) -> bytes:
@@ -380,7 +391,7 @@ def _eml_xml(state: State, api_url: str | None, counts: _Counts) -> bytes:
         },
     )
     dataset = ET.SubElement(eml, "dataset")
-    ET.SubElement(dataset, "title", {"xml:lang": "en"}).text = f"iNaturalist observations of places {places}"
+    ET.SubElement(dataset, "title", {"xml:lang": "en"}).text = dataset_title(state)
     for role in ("creator", "metadataProvider"):
         _party(dataset, role)
     ET.SubElement(dataset, "pubDate").text = now.date().isoformat()
@@ -414,14 +425,15 @@ def _abstract(
     status = f"harvest completed {completed}" if completed else "harvest not complete"
     return [
         f"{counts.observations} observations of iNaturalist places {places}"
-        f" and {counts.photo_files} photo files, harvested with inat_async from the iNaturalist API"
+        f" and {counts.photos} of their photos, harvested with inat_async from the iNaturalist API"
         f" at {api_url or 'an unrecorded URL'}; {status};"
         f" archive written {now.isoformat(timespec='seconds')}.",
         "Modelled on GBIF's iNaturalist Research-grade Observations dataset (doi:10.15468/ab3s5x),"
         " but holding every observation the harvest's query returned, of any quality grade"
         " (identificationVerificationStatus) and licence. Coordinates are the public ones: obscured"
-        " points are marked in informationWithheld. Each multimedia row is one photo file on disk;"
-        " its dcterms:source is the file's path relative to the folder holding this archive.",
+        " points are marked in informationWithheld. Each multimedia row is one photo with a file on"
+        " disk: its dcterms:identifier is the URL of its largest size harvested, its dcterms:source"
+        " the files of its sizes, |-separated, relative to the folder holding this archive.",
     ]
 
 

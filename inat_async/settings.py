@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import UsageError
+from .photos import ALL_RIGHTS_RESERVED
 
 DEFAULT_API_URL = "https://api.inaturalist.org/v1"
 REAL_API_HOST = "api.inaturalist.org"
@@ -22,6 +23,19 @@ DEFAULT_FILTERS = {"geo": "true", "identified": "true", "rank": "species"}
 RESERVED_PARAMS = frozenset({"order", "order_by", "per_page", "page", "id_above", "id_below"})
 # The photo hosts iNaturalist serves from; the API's own host is added at run time.
 PHOTO_HOSTS = ("inaturalist-open-data.s3.amazonaws.com", "static.inaturalist.org")
+# iNaturalist's licence codes (its API gives them lowercase), and ours for none.
+LICENSE_CODES = (
+    "cc0",
+    "cc-by",
+    "cc-by-nc",
+    "cc-by-sa",
+    "cc-by-nd",
+    "cc-by-nc-sa",
+    "cc-by-nc-nd",
+    "pd",
+    "gfdl",
+)
+PHOTO_LICENSES = (*LICENSE_CODES, ALL_RIGHTS_RESERVED)
 
 
 @dataclass(frozen=True)
@@ -85,43 +99,75 @@ class Settings:
         return frozenset((*PHOTO_HOSTS, urlsplit(self.api_url).hostname or ""))
 
 
+_ID = re.compile(r"[0-9]+")
+# An iNaturalist place page (any of its network's sites, with or without the scheme), the id
+# ending its path or followed by more of it, a query or a fragment.
+_PLACE_URL = re.compile(r"(?:https?://)?[^/\s]+/places/([0-9]+)(?:[/?#]\S*)?", re.IGNORECASE)
+
+
+def place_id(text: str) -> int | None:
+    """The place id in '128892' or a place URL (https://www.inaturalist.org/places/128892),
+    or None when ``text`` is neither."""
+    text = text.strip()
+    match = _ID.fullmatch(text) or _PLACE_URL.fullmatch(text)
+    if match is None:
+        return None
+    number = int(match.group(match.lastindex or 0))
+    return number if number > 0 else None
+
+
 def parse_places(values: Iterable[str | int]) -> tuple[int, ...]:
-    """Place ids from repeatable, comma-separated values; order kept, duplicates dropped."""
+    """Place ids from repeatable values, each a comma list of ids or one place URL; order
+    kept, duplicates dropped."""
     places: dict[int, None] = {}
     for value in values:
-        for part in str(value).split(","):
-            part = part.strip()
-            if not part:
+        text = str(value)
+        for part in [text] if "/places/" in text else text.split(","):
+            if not part.strip():
                 continue
-            if not part.isdigit() or int(part) <= 0:
-                raise UsageError(f"--place: {part!r} is not a place id (a positive integer)")
-            places[int(part)] = None
+            number = place_id(part)
+            if number is None:
+                raise UsageError(
+                    f"--place: {part.strip()[:80]!r} is not a place id (a positive integer) or URL"
+                )
+            places[number] = None
     return tuple(places)
 
 
-_PLACE_URL = re.compile(r"/places/(\d+)(?:[/?#]|$)")
+_COMMENT = re.compile(r"(?:^|\s)#")
 
 
 def read_places_file(path: Path) -> list[str]:
-    """Place ids from a file: one a line, blank lines and # comments allowed, and an
-    iNaturalist place URL (https://www.inaturalist.org/places/128892) taken for its id."""
+    """Place ids from a file: one id or iNaturalist place URL a line, blank lines and
+    # comments (a whole line, or after the value) allowed, a UTF-8 byte-order mark ignored."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--places-file: cannot read {path} ({exc})") from None
     places = []
     for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip() if not line.lstrip().startswith("http") else line.strip()
-        if not line:
+        value = _COMMENT.split(line, maxsplit=1)[0].strip()
+        if not value:
             continue
-        match = _PLACE_URL.search(line)
-        value = match.group(1) if match else line
-        if not value.isdigit():
+        place = place_id(value)
+        if place is None:
             raise UsageError(
-                f"--places-file: line {number} of {path} is not a place id or URL: {line[:60]!r}"
+                f"--places-file: line {number} of {path} is not a place id or URL: {value[:60]!r}"
             )
-        places.append(value)
+        places.append(str(place))
     return places
+
+
+def parse_licenses(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Photo licence codes from 'cc0,CC-BY' or a list, lowercased; an unknown code is refused
+    with the list of known ones (a typo would otherwise skip every photo)."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    codes = tuple(dict.fromkeys(str(p).strip().lower() for p in parts if str(p).strip()))
+    unknown = [c for c in codes if c not in PHOTO_LICENSES]
+    if unknown or not codes:
+        what = f"{unknown[0]!r} is not a licence code" if unknown else "give at least one licence code"
+        raise UsageError(f"--photo-license: {what}; known codes: {', '.join(PHOTO_LICENSES)}")
+    return codes
 
 
 def parse_sizes(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -166,6 +212,8 @@ def make_settings(places: Iterable[str | int], **options: object) -> Settings:
         raise UsageError("give at least one --place")
     if "sizes" in options:
         options["sizes"] = parse_sizes(options["sizes"])  # type: ignore[arg-type]
+    if options.get("photo_licenses") is not None:
+        options["photo_licenses"] = parse_licenses(options["photo_licenses"])  # type: ignore[arg-type]
     if "out" in options:
         options["out"] = Path(options["out"])  # type: ignore[arg-type]
     settings = Settings(places=parsed, **options)  # type: ignore[arg-type]

@@ -244,9 +244,7 @@ def test_dwca_core_has_every_observation_with_its_values(harvested, archive):
             "license": LICENSE_URLS[obs["license_code"]],
             "recordedBy": user["name"] or user["login"],
             "nick": user["login"],  # foaf:nick, as iNaturalist's inaturalistLogin
-            "datasetName": "iNaturalist research-grade observations"
-            if obs["quality_grade"] == "research"
-            else "iNaturalist observations",
+            "datasetName": "iNaturalist observations of places 1001, 1002",  # the same on every row
             "rightsHolder": user["name"] or user["login"],
             "identificationVerificationStatus": obs["quality_grade"],
             "references": obs["uri"],
@@ -272,34 +270,44 @@ def test_dwca_free_text_survives_tabs_newlines_and_quotes(harvested, archive):
     assert all(c in joined for c in '\t\n\r"')  # the hard cases were there and came back whole
 
 
-def test_dwca_multimedia_rows_are_the_photo_files_linked_to_their_observation(world, harvested, archive):
+def test_dwca_multimedia_has_one_row_per_photo_with_the_files_of_its_sizes(world, harvested, archive):
+    """As GBIF's own iNaturalist archive: a photo is one row, however many sizes were fetched;
+    the files of its sizes are in dcterms:source, "|"-separated, smallest first."""
     out = harvested["out"]
     photos = read_photos(out)
     done = photos[photos.status == "done"]
+    by_photo = {photo_id: rows for photo_id, rows in done.groupby("photo_id", sort=False)}
     extension_rows = [(row, ext) for row in archive["rows"] for ext in row.extensions]
-    assert len(extension_rows) == len(done) == harvested["summary"].photos["done"]
-    assert [ext.data[DC + "identifier"] for _, ext in extension_rows] == done["url"].tolist()
+    assert len(extension_rows) == len(by_photo) < len(done)  # three sizes: each photo once, not thrice
     served = harvested["served"]
+    listed = []
     for row, ext in extension_rows:
         data = {term.rsplit("/", 1)[1]: value for term, value in ext.data.items()}
         assert ext.core_id == row.id
-        path = data["source"]
-        photo_id, size = Path(path).stem.split("_")
-        assert (out / path).read_bytes() == world.photo_bytes(int(photo_id), size)
+        photo_id = int(data["references"].rsplit("/", 1)[1])
+        listed.append(photo_id)
+        files = by_photo[photo_id]
+        assert data["source"].split("|") == files["path"].tolist()
+        for path, size in zip(files["path"], files["size"], strict=True):
+            assert (out / path).read_bytes() == world.photo_bytes(photo_id, size)
+        assert data["identifier"] == files["url"].iloc[-1]  # the largest size harvested
         obs = served[int(row.id)]
-        photo = next(p for p in obs["photos"] if p["id"] == int(photo_id))
+        photo = next(p for p in obs["photos"] if p["id"] == photo_id)
         user = obs["user"]
         assert data["type"] == "StillImage"
         assert (
             data["format"]
             == {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif"}[
-                Path(path).suffix[1:].lower()
+                Path(files["path"].iloc[0]).suffix[1:].lower()
             ]
         )
         assert data["license"] == LICENSE_URLS[photo["license_code"]]
         assert data["creator"] == data["rightsHolder"] == (user["name"] or user["login"])
         assert data["references"] == f"https://www.inaturalist.org/photos/{photo_id}"
         assert data["created"] == (obs["time_observed_at"] or obs["observed_on"])
+    assert listed == list(by_photo)  # in photos.csv's order
+    sizes = {len(data.split("|")) for data in (ext.data[DC + "source"] for _, ext in extension_rows)}
+    assert sizes == {2, 3}  # a photo with a size missing lists the files it has
     formats = {ext.data[DC + "format"] for _, ext in extension_rows}
     assert {"image/jpeg", "image/png"} <= formats
 
