@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
@@ -86,8 +86,9 @@ def _integer(value: object) -> int | None:
 def _positions(observation: Mapping[str, object]) -> dict[int, int]:
     """Each photo's ``position`` from observation_photos (photo id from ``photo_id`` or
     ``photo.id``); a photo whose position is null or absent is not in the dict."""
+    items = observation.get("observation_photos")
     positions: dict[int, int] = {}
-    for item in observation.get("observation_photos") or []:
+    for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
         photo = item.get("photo")
@@ -103,7 +104,8 @@ def photos_in_order(observation: Mapping[str, object]) -> list[tuple[int | None,
     (positioned photos first): ``photos[0]`` is the first photo. The position is the API's
     value, None when it gives none; it never reorders the list."""
     positions = _positions(observation)
-    photos = [p for p in observation.get("photos") or [] if isinstance(p, dict)]
+    listed = observation.get("photos")
+    photos = [p for p in (listed if isinstance(listed, list) else []) if isinstance(p, dict)]
     return [(positions.get(_integer(p.get("id")) or 0), p) for p in photos]
 
 
@@ -131,49 +133,40 @@ def photo_files(
         if photo_id is None:
             continue
         url = str(photo.get("url") or "")
-        common = {
-            "observation_id": obs_id,
-            "photo_id": photo_id,
-            "position": position,
-            "api_order": order,
-            "license_code": _text(photo.get("license_code")),
-            "attribution": _text(photo.get("attribution")),
-        }
-        code = (common["license_code"] or ALL_RIGHTS_RESERVED).lower()
-        for size in sizes:
-            if wanted is not None and code not in wanted:
-                yield PhotoFile(
-                    **common,
-                    size=size,
-                    url=url[:2000],
-                    path=None,
-                    status="skipped",
-                    reason=f"photo licence {code} not asked for",
-                )
-            else:
-                yield _judge(url, size, allowed_hosts, common)
-
-
-def _judge(url: str, size: str, allowed_hosts: frozenset[str], common: dict) -> PhotoFile:
-    if is_placeholder(url):
-        return PhotoFile(
-            **common,
-            size=size,
-            url=url,
+        license_code = _text(photo.get("license_code"))
+        # What every size of the photo shares; each file is this with its own size, URL, etc.
+        shared = PhotoFile(
+            observation_id=obs_id,
+            photo_id=photo_id,
+            position=position,
+            api_order=order,
+            size="",
+            url=url[:2000],
             path=None,
             status="skipped",
-            reason="placeholder (hidden or missing photo)",
+            reason=None,
+            license_code=license_code,
+            attribution=_text(photo.get("attribution")),
         )
+        code = (license_code or ALL_RIGHTS_RESERVED).lower()
+        for size in sizes:
+            if wanted is not None and code not in wanted:
+                yield replace(shared, size=size, reason=f"photo licence {code} not asked for")
+            else:
+                yield _judge(replace(shared, size=size), url, allowed_hosts)
+
+
+def _judge(file: PhotoFile, url: str, allowed_hosts: frozenset[str]) -> PhotoFile:
+    """``file`` (skipped, its URL the square one) made fetchable, or skipped with why not."""
+    if is_placeholder(url):
+        return replace(file, reason="placeholder (hidden or missing photo)")
     try:
-        sized, ext = size_url(url, size)
+        sized, ext = size_url(url, file.size)
     except ValueError as exc:
-        return PhotoFile(**common, size=size, url=url[:2000], path=None, status="skipped", reason=str(exc))
+        return replace(file, reason=str(exc))
     if urlsplit(sized).hostname not in allowed_hosts:
-        return PhotoFile(
-            **common, size=size, url=sized, path=None, status="skipped", reason="photo host not allowed"
-        )
-    path = photo_path(common["photo_id"], size, ext)
-    return PhotoFile(**common, size=size, url=sized, path=path, status="pending", reason=None)
+        return replace(file, url=sized, reason="photo host not allowed")
+    return replace(file, url=sized, path=photo_path(file.photo_id, file.size, ext), status="pending")
 
 
 def _text(value: object) -> str | None:
