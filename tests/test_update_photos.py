@@ -31,13 +31,14 @@ def _photos_by_kind(world: World) -> dict[str, tuple[int, int]]:
         fine = [p for p in photos if not world.photo_info(p["id"]).placeholder]
         if len(fine) >= 2:  # a second photo, so that removing one leaves the observation some
             (licensed if fine[1]["license_code"] else unlicensed).append((obs_id, fine[1]["id"]))
-    assert len(unlicensed) >= 2 and len(licensed) >= 3
+    assert len(unlicensed) >= 2 and len(licensed) >= 4
     return {
         "moved": unlicensed[0],  # run 1 lists it at its old static URL: 403
         "relicensed": unlicensed[1],
         "hidden": licensed[0],
         "removed": licensed[1],
         "unlicensed": licensed[2],
+        "renamed": licensed[3],  # a new attribution and position, the same file: not fetched again
     }
 
 
@@ -72,6 +73,9 @@ def updated(tmp_path_factory):
         world.edit_photo(chosen["hidden"][1], placeholder=True)
         world.edit_photo(chosen["removed"][1], removed=True)
         world.edit_photo(chosen["unlicensed"][1], license_code=None)
+        world.edit_photo(
+            chosen["renamed"][1], attribution="(c) Zoë, some rights reserved (CC BY)", position=7
+        )
         sim.clear_log()
         update = run_cli(tmp, *args, "--update", *local(sim, out))
         fetched = photo_requests(sim.log)
@@ -112,6 +116,8 @@ def test_every_photo_row_after_update_is_what_a_fresh_harvest_writes(updated):
     assert {row[4] for row in _rows(out, updated["chosen"]["hidden"][1])} == {"skipped"}
     assert _rows(out, updated["chosen"]["removed"][1]) == []
     assert {row[5] for row in _rows(out, updated["chosen"]["unlicensed"][1])} == {None}
+    renamed = _rows(out, updated["chosen"]["renamed"][1])
+    assert {(row[4], row[6]) for row in renamed} == {("done", "(c) Zoë, some rights reserved (CC BY)")}
 
 
 def test_files_whose_url_changed_are_fetched_again_and_nothing_else(updated):
