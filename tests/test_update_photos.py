@@ -59,7 +59,7 @@ def _rows(out: Path, photo_id: int) -> list[tuple]:
 def updated(tmp_path_factory):
     """Run 1, the photos changed, --update; and a fresh harvest of the changed world."""
     tmp = tmp_path_factory.mktemp("update_photos")
-    world = World({PLACE: 150}, seed=29, photos=(1, 4), placeholder_rate=0.0, photo_scale=0.01)
+    world = World({PLACE: 60}, seed=29, photos=(1, 4), placeholder_rate=0.0, photo_scale=0.01)
     chosen = _photos_by_kind(world)
     world.edit_photo(chosen["moved"][1], moved=True)  # files on the open bucket, listed on static
     out, fresh = tmp / "out", tmp / "fresh"
