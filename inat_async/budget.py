@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Network delays can bring two requests a hair closer at the server than they were sent;
-# each window is counted a little longer than it is to keep a margin.
+# each window is counted a little longer than it is to keep a margin: 1% of it, and at least
+# GUARD_SECONDS, since the delays of a busy machine or network do not shrink with the window.
 GUARD = 0.01
+GUARD_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class Ledger:
 
     def _earliest(self, key: str, window: Window, amount: float, slot: float) -> float:
         """The earliest time >= slot at which the window has room for ``amount`` more."""
-        span = window.span * (1 + GUARD)
+        span = window.span + max(window.span * GUARD, GUARD_SECONDS)
         rows = self._db.execute(
             "SELECT t, amount FROM spent WHERE key = ? AND t > ? ORDER BY t", (key, slot - span)
         ).fetchall()
