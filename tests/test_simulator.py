@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ import aiohttp
 import pytest
 
 from inat_async.simulator import FAULT_KINDS, Faults, RateLimit, Simulator, SimulatorThread, World
+from inat_async.simulator.images import SIZES
 from inat_async.simulator.templates import result_window_body
 from inat_async.simulator.text import TRICKY_NA
 
@@ -632,3 +635,78 @@ def test_a_million_observations() -> None:
           f"{', '.join(f'{t * 1000:.0f}ms' for t in timings)}")  # fmt: skip
     assert built < 30
     assert min(timings) < 1.0
+
+
+def test_an_offline_harvest_gives_images_that_open_at_their_sizes(tmp_path) -> None:
+    """Every photo file of a harvest from the simulator is a JPEG, PNG or GIF that Pillow
+    opens, of the dimensions of its size, and can be thumbnailed: offline harvests can be
+    looked at and trained on."""
+    from PIL import Image
+
+    from inat_async import harvest_blocking
+    from inat_async.simulator.images import rendition_dimensions
+
+    world = World({7101: 400}, seed=71, photo_scale=0.02)
+    out = tmp_path / "o"
+    with SimulatorThread(world) as sim:
+        summary = harvest_blocking(
+            [7101], out=out, api_url=sim.api_url, limits=False, sizes=list(SIZES), all_photos=True
+        )
+    formats = set()
+    for path in (out / "photos").rglob("*.*"):
+        photo_id, size = path.stem.split("_")
+        info = world.photo_info(int(photo_id))
+        assert info is not None
+        with Image.open(path) as image:
+            image.load()
+            assert image.size == rendition_dimensions(size, info.width, info.height), path
+            formats.add(image.format)
+            assert {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "gif": "GIF"}[
+                info.ext.lower()
+            ] == image.format
+            image.thumbnail((32, 32))
+        assert path.read_bytes() == world.photo_bytes(int(photo_id), size)
+    assert formats == {"JPEG", "PNG", "GIF"} and summary.photos["done"] > 1000
+
+
+def test_images_are_padded_to_the_length_of_their_photo() -> None:
+    world = World({7102: 50}, seed=72, photo_scale=1.0)
+    photos = [p for o in world.ids for p in world.photo_ids(o)]
+    whole = [p for p in photos if all(world.photo_bytes(p, size) for size in SIZES)][:20]
+    for photo in whole:
+        lengths = [len(world.photo_bytes(photo, size) or b"") for size in SIZES]
+        assert lengths == sorted(lengths) and lengths[-1] > 200_000  # grows with the size, as real ones
+
+
+def test_places_lie_where_they_are() -> None:
+    world = World({128892: 300, 7103: 300}, seed=73)
+    lat, lng, radius = world.place_area(128892)
+    assert abs(lat - 38.45) < 0.1 and abs(lng + 9.0) < 0.1  # off Arrábida, Portugal
+    assert radius <= 0.1
+    for observation in world.observations():
+        if observation["location"] is None:
+            continue
+        place = 128892 if 128892 in observation["place_ids"] else 7103
+        olat, olng = map(float, observation["location"].split(","))
+        clat, clng, r = world.place_area(place)
+        assert abs(olat - clat) <= r and abs(olng - clng) <= r
+        if place == 128892:
+            assert observation["observed_time_zone"] == "Europe/Lisbon"
+
+
+def test_the_readme_says_how_much_the_offline_demo_downloads() -> None:
+    from inat_async.simulator.__main__ import build_parser, command_world
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    serve = re.search(r"^python -m inat_async\.simulator (.+)$", readme, re.M)
+    said = re.search(r"That downloads about ([\d,]+) MB into `demo/` \(about ([\d,]+) photo files", readme)
+    assert serve and said
+    args = build_parser().parse_args(serve.group(1).split())
+    world = command_world(args.observations, args.places, args.seed)
+    sizes = [len(data) for o in world.matching_ids({**DEFAULT_FILTERS, "place_id": "128892"})
+             if (photos := world.photo_ids(o)) for size in ("square", "medium", "original")
+             if (data := world.photo_bytes(photos[0], size))]  # fmt: skip
+    megabytes, files = (int(group.replace(",", "")) for group in said.groups())
+    assert abs(sum(sizes) / 1e6 - megabytes) < 0.05 * megabytes
+    assert abs(len(sizes) - files) < 0.05 * files
+    assert sum(sizes) < 500e6  # a demo, not a download

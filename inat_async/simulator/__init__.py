@@ -6,7 +6,7 @@ Tests, benchmarks and users trying the harvester offline run it on 127.0.0.1::
     async with Simulator(world, faults=Faults(api={"500": 0.02})) as sim:
         ...  # harvest from sim.api_url; photo URLs point at sim.hosts
 
-or from a shell: ``python -m inat_async.simulator --observations 20000 --places 128892``.
+or from a shell: ``python -m inat_async.simulator --places 128892``.
 """
 
 from .faults import FAULT_KINDS, Faults, RateLimit, max_in_window, violations

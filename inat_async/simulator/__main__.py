@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--observations",
         type=_number(int),
-        default=20_000,
-        help="observations in total, spread evenly over the places (default 20000)",
+        default=2_000,
+        help="observations in total, spread evenly over the places (default 2000)",
     )
     parser.add_argument(
         "--places", type=_places, default=[128892], help="comma-separated place ids (default 128892)"
@@ -128,12 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_world(observations: int, places: list[int], seed: int) -> World:
+    """The world the command serves: ``observations`` spread evenly over ``places``."""
+    share, extra = divmod(observations, len(places))
+    return World({place: share + (1 if k < extra else 0) for k, place in enumerate(places)}, seed=seed)
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    count = len(args.places)
-    share, extra = divmod(args.observations, count)
-    world = World(
-        {place: share + (1 if k < extra else 0) for k, place in enumerate(args.places)}, seed=args.seed
-    )
+    world = command_world(args.observations, args.places, args.seed)
     faults = Faults.uniform(args.fault_rate, seed=args.seed) if args.fault_rate else None
     limit = None
     if args.rate_limit is not None:

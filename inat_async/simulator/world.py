@@ -57,6 +57,11 @@ _TIMEZONES: tuple[tuple[str, int], ...] = (
     ("Asia/Kolkata", 330),
     ("Australia/Sydney", 600),
 )
+#: Places whose whereabouts are known: (latitude, longitude, radius in degrees, time zone,
+#: its UTC offset in minutes). Others are put somewhere at random, in a zone that fits.
+KNOWN_PLACES: dict[int, tuple[float, float, float, str, int]] = {
+    128892: (38.455, -9.02, 0.05, "Europe/Lisbon", 0)  # Parque Marinho Luiz Saldanha, Portugal
+}
 _DIMENSIONS: tuple[tuple[int, int], ...] = (
     (2048, 1536),
     (1536, 2048),
@@ -297,12 +302,22 @@ class World:
 
     # ------------------------------------------------------------------ building
 
-    def _make_place(self, place_id: int) -> tuple[float, float, str, int, tuple[int, ...]]:
+    def _make_place(self, place_id: int) -> tuple[float, float, float, str, int, tuple[int, ...]]:
+        """(latitude, longitude, radius in degrees, time zone, its offset, ancestor places)."""
         r = random.Random(_mix(self.seed, place_id, 1))
         ancestors = [a for a in ANCESTOR_PLACES if a not in self._place_index]
         chosen = tuple(sorted(r.sample(ancestors, min(len(ancestors), r.randint(2, 4)))))
-        tz_name, minutes = r.choice(_TIMEZONES)
-        return r.uniform(-45.0, 60.0), r.uniform(-150.0, 150.0), tz_name, minutes, chosen
+        if place_id in KNOWN_PLACES:
+            return (*KNOWN_PLACES[place_id], chosen)
+        lat, lng, radius = r.uniform(-45.0, 60.0), r.uniform(-150.0, 150.0), r.uniform(0.02, 0.5)
+        # The zone whose offset is nearest the sun's: 15 degrees of longitude an hour.
+        tz_name, minutes = min(_TIMEZONES, key=lambda zone: abs(zone[1] - lng * 4))
+        return lat, lng, radius, tz_name, minutes, chosen
+
+    def place_area(self, place_id: int) -> tuple[float, float, float]:
+        """(latitude, longitude, radius in degrees) of the square a place's observations lie in."""
+        lat, lng, radius, *_ = self._place_meta[self._place_index[place_id]]
+        return lat, lng, radius
 
     def _draw(self, rng: np.random.Generator, place: npt.NDArray[np.int32]) -> dict[str, npt.NDArray[Any]]:
         n = len(place)
@@ -620,7 +635,7 @@ class World:
         template = self._templates[t_index]
         user = self._user(r.randrange(self._user_pool))
         place_k = int(cols.place[pos])
-        lat0, lng0, tz_name, minutes, ancestors = self._place_meta[place_k]
+        lat0, lng0, radius, tz_name, minutes, ancestors = self._place_meta[place_k]
         places = [*ancestors, self.place_ids[place_k]]
         if cols.in_next[pos]:
             places.append(self.place_ids[place_k + 1])
@@ -633,7 +648,7 @@ class World:
         geo = bool(cols.geo[pos])
         obscured = geo and r.random() < 0.08
         accuracy = r.choice((None, 5, 8, 12, 20, 65, 500))
-        lat, lng = lat0 + r.uniform(-1, 1), lng0 + r.uniform(-1, 1)
+        lat, lng = lat0 + r.uniform(-1, 1) * radius, lng0 + r.uniform(-1, 1) * radius
         if geo:
             location: str | None = f"{lat:.10f},{lng:.10f}"
             geojson: dict[str, Any] | None = {"type": "Point", "coordinates": [lng, lat]}
