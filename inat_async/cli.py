@@ -40,24 +40,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
 
 
-# Budgets fields set from the command line, with what a user reads of each.
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default said once, and only when it has one worth saying (no
+    ``None``, ``False`` or ``[]``); the description and epilog kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        unsaid = default is None or default is False or default == [] or default is argparse.SUPPRESS
+        if unsaid or not action.option_strings or "default" in text:
+            return text
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+
+# Budgets fields set from the command line: (metavar, what a user reads of each).
 _BUDGET_HELP = {
-    "api_rpm": "API requests in any sliding minute (iNaturalist asks <= 60)",
-    "api_daily": "API requests in any sliding 24 hours (iNaturalist asks <= 10,000)",
-    "media_rpm": "photo requests a minute per photo host",
-    "media_gb_per_hour": "GB of photos per host in any sliding hour (blocking starts at 5)",
-    "media_gb_per_day": "GB of photos per host in any sliding day (blocking starts at 24)",
-    "media_concurrency": "photo downloads at once per photo host",
+    "api_rpm": ("N", "API requests in any sliding minute (iNaturalist asks <= 60)"),
+    "api_daily": ("N", "API requests in any sliding 24 hours (iNaturalist asks <= 10,000)"),
+    "media_rpm": ("N", "photo requests a minute per photo host"),
+    "media_gb_per_hour": ("GB", "GB of photos per host in any sliding hour (blocking starts at 5)"),
+    "media_gb_per_day": ("GB", "GB of photos per host in any sliding day (blocking starts at 24)"),
+    "media_concurrency": ("N", "photo downloads at once per photo host"),
 }
+_USAGE = f"""\
+{PROG} --place ID [--place ID ...] [options]
+       {PROG} export OUT [--format LIST] [--api-url URL]"""
+_EPILOG = f"""\
+other command:
+  export OUT            write exports (csv, parquet, dwca) from a harvest folder
+                        alone, with no request; see {PROG} export --help"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     b = Budgets()
     p = _Parser(
         prog=PROG,
-        description="Harvest iNaturalist observations and their photos into a folder: "
-        "a resumable SQLite state, photos/, observations.csv and photos.csv.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        usage=_USAGE,
+        description="Harvest iNaturalist observations and their photos into a folder: a resumable\n"
+        "SQLite state, photos/, observations.csv and photos.csv.",
+        epilog=_EPILOG,
+        formatter_class=_HelpFormatter,
     )
     what = p.add_argument_group("what to harvest")
     what.add_argument(
@@ -84,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--sizes",
         default=",".join(DEFAULT_SIZES),
+        metavar="LIST",
         help=f"photo sizes, comma separated, of {', '.join(SIZES)}",
     )
     what.add_argument(
@@ -131,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="API base URL (or the INAT_API_URL environment variable)",
     )
     speed = p.add_argument_group("speed and politeness")
-    speed.add_argument("--workers", type=int, default=16, help="concurrent photo downloads")
+    speed.add_argument(
+        "--workers", type=int, default=16, metavar="N", help="photo downloads at once, all hosts together"
+    )
     speed.add_argument(
         "--ranges",
         type=int,
@@ -139,10 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="id ranges of a query paged at once, so API latency does not leave the request budget unused",
     )
-    for field_name, help_text in _BUDGET_HELP.items():
+    for field_name, (metavar, help_text) in _BUDGET_HELP.items():
         default = getattr(b, field_name)
         speed.add_argument(f"--{field_name.replace('_', '-')}", type=type(default), default=default,
-                           help=help_text)  # fmt: skip
+                           metavar=metavar, help=help_text)  # fmt: skip
     speed.add_argument(
         "--no-limits", action="store_true", help="lift every limit: only for a local simulator or mirror"
     )
@@ -158,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="give up on a request whose server sends nothing for this long",
+        help="a request whose server sends nothing for this long is retried",
     )
     speed.add_argument(
         "--max-photo-mb",
@@ -172,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         metavar="SECONDS",
-        help="first backoff before a retry; it doubles, with jitter",
+        help="first backoff before a retry; it doubles, with jitter, up to 5 minutes",
     )
     # Shrinks every budget window (minute, hour, day) for tests that must run in seconds.
     speed.add_argument("--budget-window-scale", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -237,10 +263,13 @@ def _setup_logging(args: argparse.Namespace, console: Console | None) -> None:
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     handler: logging.Handler
     if console is not None:
+        # RichHandler prints the time and level itself: the message alone, or basicConfig's
+        # default format would print the level a second time ("INFO INFO:inat_async:...").
         handler = RichHandler(console=console, show_path=False, log_time_format="%H:%M:%S")
+        handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     handler.setLevel(level)
     handlers = [handler]
     if args.log_file is not None:
@@ -290,15 +319,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export_main(argv: list[str]) -> int:
-    """``inat-async export OUT --format csv,parquet,dwca``: exports from the state, no request."""
+    """`inat-async export OUT --format csv,parquet,dwca`: exports from the state, no request."""
     p = _Parser(
         prog=f"{PROG} export",
-        description=_export_main.__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Write exports of a harvest folder from its state alone, with no request.",
+        formatter_class=_HelpFormatter,
     )
-    p.add_argument("out", type=Path, help="a harvest folder")
-    p.add_argument("--format", default="csv", metavar="LIST", help=f"of {', '.join(FORMATS)}")
-    p.add_argument("--api-url", default=None, help="named in the Darwin Core metadata as the source")
+    p.add_argument("out", type=Path, metavar="OUT", help="a harvest folder")
+    p.add_argument(
+        "--format", default="csv", metavar="LIST", help=f"exports to write, of {', '.join(FORMATS)}"
+    )
+    p.add_argument(
+        "--api-url",
+        default=None,
+        metavar="URL",
+        help="the source named in the Darwin Core metadata (default: the URL the folder was harvested from)",
+    )
     args = p.parse_args(argv)
     try:
         formats = parse_formats(args.format)

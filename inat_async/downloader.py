@@ -105,7 +105,7 @@ class Downloader:
                     await _write(part, chunks, append=written > 0, executor=self._writer)
                     chunks, written = [], size
             if length is not None and size != length:
-                raise TransientError(f"body ended at {size} of {length} bytes")
+                raise TransientError(f"body shorter than its Content-Length ({size} of {length} bytes)")
             if not looks_like_image(head):
                 raise TransientError("body is not a JPEG, PNG or GIF file")
             await _write(part, chunks, append=written > 0, rename_to=final, executor=self._writer)

@@ -1,24 +1,50 @@
-"""--dry-run: what a harvest would take, from a few cheap requests; nothing is downloaded or written.
+"""--dry-run: what the same command would do, from a few cheap requests; nothing is downloaded
+or written.
 
 One ``per_page=0`` count per place and per query, one sample page, and a HEAD request for a
-few photo files of each size give the observations, API requests, photo files and bytes, and
-the time each budget implies.
+few photo files of each size give the observations, API requests, photo files and bytes. An
+output folder that already holds the harvest is read (never written): a resumed harvest is
+estimated for what it has left, and ``--update`` for what changed since its last complete
+run. The time is what the limits the command would run under allow (see pace.py), or with
+``--no-limits`` what the latency measured allows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import math
+import sqlite3
+import time
 from collections import Counter
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from statistics import fmean
+from typing import TypeVar
 
+from .errors import UsageError
 from .http import Http, host_of
+from .pace import Pace, duration
 from .pager import files_of, queries
+from .pipeline import update_since
 from .politeness import Politeness
 from .settings import Settings
+from .state import STATE_FILE
 
 HEADS_PER_SIZE = 3
+T = TypeVar("T")
+
+
+@dataclass
+class Stored:
+    """What the output folder holds already (nothing, for a new folder)."""
+
+    observations: int = 0
+    files_left: int = 0  # pending, or failed and to be tried again
+    paged: bool = False  # every range paged to its end
+    since: str | None = None  # what --update would page from
+    fetched: set[tuple[int, str]] = field(default_factory=set)  # (photo id, size) finished
 
 
 @dataclass
@@ -26,104 +52,227 @@ class Estimate:
     """The numbers a dry run prints."""
 
     per_place: dict[int, int]
-    observations: int  # after overlap
+    matching: int  # observations the queries match, after overlap
+    observations: int  # of those, to page
     api_requests: int
     sampled: int
-    files: dict[str, int] = field(default_factory=dict)
+    stored: Stored = field(default_factory=Stored)
+    files: dict[str, int] = field(default_factory=dict)  # to fetch, by size
     bytes: dict[str, float] = field(default_factory=dict)
+    host_share: dict[str, float] = field(default_factory=dict)  # of the files, by photo host
+    latency: dict[str, float] = field(default_factory=dict)  # seconds a request: api, photos
 
 
 async def estimate(settings: Settings) -> Estimate:
+    stored = read_stored(settings)
     politeness = Politeness(settings)
     politeness.open()
     try:
         async with Http(settings, politeness) as http:
-            return await _estimate(settings, http)
+            return await _Sampler(settings, http, stored).run()
     finally:
         politeness.close()
 
 
-async def _count(http: Http, url: str, params: dict[str, str]) -> int:
-    page = await http.get_json(url, {**params, "per_page": "0"})
-    total = page.get("total_results")
-    return total if isinstance(total, int) else 0
+def read_stored(settings: Settings) -> Stored:
+    """What ``settings.out`` holds, read without a write; the errors the harvest would stop with."""
+    path = settings.out / STATE_FILE
+    if not path.is_file():
+        if settings.update:
+            raise UsageError(f"{settings.out} holds no complete harvest to update")
+        return Stored()
+    with _read_only(path) as db:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        _check_settings(settings, json.loads(meta.get("fingerprint", "{}")))
+        stored = Stored(
+            observations=db.execute("SELECT COUNT(*) FROM observations").fetchone()[0],
+            files_left=db.execute(
+                "SELECT COUNT(*) FROM photos WHERE status IN ('pending', 'failed')"
+            ).fetchone()[0],
+            paged=all(done for (done,) in db.execute("SELECT done FROM cursors")),
+            fetched=set(db.execute("SELECT photo_id, size FROM photos WHERE status != 'pending'").fetchall()),
+        )
+    if settings.update:
+        stored.since = update_since(meta.get, settings.out)
+    return stored
 
 
-async def _estimate(settings: Settings, http: Http) -> Estimate:
-    url = settings.api_url.rstrip("/") + "/observations"
-    per_place = {}
-    for place in settings.places:
-        per_place[place] = await _count(http, url, {**settings.filters, "place_id": str(place)})
-    chunks = [params for _, params in queries(settings)]
-    totals = [await _count(http, url, params) for params in chunks]
-    # Paging: full pages, a last empty page per range, and two requests to plan the ranges.
-    api_requests = sum(math.ceil(t / settings.per_page) + settings.ranges + 3 for t in totals)
-    sample = await http.get_json(url, {**chunks[0], "order_by": "id", "order": "asc", "per_page": "200"})
-    observations = [o for o in sample["results"] if isinstance(o, dict)]
-    result = Estimate(per_place, sum(totals), api_requests, len(observations))
-    if settings.no_photos or not observations:
-        return result
-    files = [f for o in observations for f in files_of(o, settings) if f.status == "pending"]
-    per_size = Counter(f.size for f in files)
-    for size in settings.sizes:
-        result.files[size] = round(per_size[size] / len(observations) * result.observations)
-        urls = [f.url for f in files if f.size == size][:HEADS_PER_SIZE]
-        lengths = [n for n in await asyncio.gather(*(_length(http, u) for u in urls)) if n]
-        result.bytes[size] = fmean(lengths) * result.files[size] if lengths else 0.0
-    return result
-
-
-async def _length(http: Http, url: str) -> int | None:
-    """A photo file's Content-Length from a HEAD request; None when the server won't say."""
-
-    async def head() -> int | None:
-        async with (
-            http.politeness.media_turn(host_of(url)),
-            http.session.head(url, allow_redirects=False) as response,
-        ):
-            return response.content_length if response.status == 200 else None
-
+@contextlib.contextmanager
+def _read_only(path: object) -> Iterator[sqlite3.Connection]:
     try:
-        return await http.retrying(host_of(url), 2, head)
-    except Exception:  # an estimate goes on without one sample
-        return None
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise UsageError(f"{path} is not a readable harvest state ({exc})") from exc
+    try:
+        yield db
+    except sqlite3.Error as exc:
+        raise UsageError(f"{path} is not a readable harvest state ({exc})") from exc
+    finally:
+        db.close()
+
+
+def _check_settings(settings: Settings, before: dict[str, object]) -> None:
+    now = settings.fingerprint()
+    differs = [k for k in now if k in before and before[k] != now[k]]
+    if differs:
+        what = "; ".join(f"{k} was {before[k]} and is now {now[k]}" for k in differs)
+        raise UsageError(f"{settings.out} holds a harvest made with other settings ({what})")
+
+
+class _Sampler:
+    """The few requests a dry run makes, timed."""
+
+    def __init__(self, settings: Settings, http: Http, stored: Stored):
+        self.settings = settings
+        self.http = http
+        self.stored = stored
+        self.url = settings.api_url.rstrip("/") + "/observations"
+        self.extra = {"updated_since": stored.since} if stored.since else {}
+        self.times: dict[str, list[float]] = {"api": [], "photos": []}
+
+    async def _timed(self, kind: str, request: Awaitable[T]) -> T:
+        start = time.monotonic()
+        result = await request
+        self.times[kind].append(time.monotonic() - start)
+        return result
+
+    async def _count(self, params: dict[str, str]) -> int:
+        page = await self._timed("api", self.http.get_json(self.url, {**params, "per_page": "0"}))
+        total = page.get("total_results")
+        return total if isinstance(total, int) else 0
+
+    async def run(self) -> Estimate:
+        s, stored = self.settings, self.stored
+        per_place = {}
+        for place in s.places:
+            per_place[place] = await self._count({**s.filters, **self.extra, "place_id": str(place)})
+        chunks = [params for _, params in queries(s, self.extra)]
+        totals = [await self._count(params) for params in chunks]
+        pace = Pace.of(s)
+        matching = sum(totals)
+        if stored.since or not stored.observations:
+            to_page, requests = matching, sum(pace.paging_requests(t) for t in totals)
+        elif stored.paged:
+            to_page, requests = 0, 0
+        else:  # a resumed harvest goes on with the ranges it planned
+            to_page = max(0, matching - stored.observations)
+            requests = math.ceil(to_page / s.per_page) + s.ranges
+        result = Estimate(per_place, matching, to_page, requests, 0, stored)
+        if not s.no_photos:
+            await self._sample_files(chunks[0], result)
+        result.latency = {kind: fmean(times) for kind, times in self.times.items() if times}
+        return result
+
+    async def _sample_files(self, params: dict[str, str], result: Estimate) -> None:
+        query = {**params, "order_by": "id", "order": "asc", "per_page": "200"}
+        sample = await self._timed("api", self.http.get_json(self.url, query))
+        observations = [o for o in sample["results"] if isinstance(o, dict)]
+        result.sampled = len(observations)
+        files = [f for o in observations for f in files_of(o, self.settings) if f.status == "pending"]
+        if self.stored.since:  # an update fetches only what the folder does not hold
+            files = [f for f in files if (f.photo_id, f.size) not in self.stored.fetched]
+        per_size = Counter(f.size for f in files)
+        per_observation = len(observations) or 1
+        hosts = Counter(host_of(f.url) for f in files)
+        result.host_share = {host: n / len(files) for host, n in hosts.items()}
+        left_files = self.stored.files_left
+        for size in self.settings.sizes:
+            share = per_size[size] / len(files) if files else 1 / len(self.settings.sizes)
+            count = round(per_size[size] / per_observation * result.observations + share * left_files)
+            result.files[size] = count
+            urls = [f.url for f in files if f.size == size][:HEADS_PER_SIZE]
+            lengths = [n for n in await asyncio.gather(*(self._length(u) for u in urls)) if n]
+            result.bytes[size] = fmean(lengths) * count if lengths else 0.0
+
+    async def _length(self, url: str) -> int | None:
+        """A photo file's Content-Length from a HEAD request; None when the server won't say."""
+        http = self.http
+
+        async def head() -> int | None:
+            async with (
+                http.politeness.media_turn(host_of(url)),
+                http.session.head(url, allow_redirects=False) as response,
+            ):
+                return response.content_length if response.status == 200 else None
+
+        try:
+            return await self._timed("photos", http.retrying(host_of(url), 2, head))
+        except Exception:  # an estimate goes on without one sample
+            return None
 
 
 def report(settings: Settings, e: Estimate) -> str:
     """The dry run's table, as the CLI prints it."""
-    b = settings.budgets
-    lines = ["place            observations"]
+    since = e.stored.since
+    lines = [f"--update: observations created or changed since {since}"] if since else []
+    lines.append("place            observations")
     lines += [f"{place:<16} {count:>12,}" for place, count in e.per_place.items()]
-    lines.append(f"{'all (once each)':<16} {e.observations:>12,}")
-    lines.append("")
-    api_minutes = e.api_requests / b.api_rpm
-    api_days = e.api_requests / b.api_daily
-    lines.append(
-        f"API requests: {e.api_requests:,}: {_duration(api_minutes * 60)} at {b.api_rpm}/minute"
-        + (f", {api_days:.1f} days at {b.api_daily:,}/day" if api_days >= 1 else "")
-    )
-    if e.files:
-        lines.append(f"photo files (estimated from {e.sampled} observations):")
-        for size, count in e.files.items():
-            lines.append(f"  {size:<9} {count:>12,} files  {e.bytes.get(size, 0) / 1e9:>9.2f} GB")
-        files, gigabytes = sum(e.files.values()), sum(e.bytes.values()) / 1e9
-        by_rate = files / b.media_rpm * 60
-        by_bytes = max(gigabytes / b.media_gb_per_hour * 3600, gigabytes // b.media_gb_per_day * 86400)
-        least = _duration(max(by_rate, by_bytes))
-        lines.append(f"  all       {files:>12,} files  {gigabytes:>9.2f} GB: at least {least}")
+    lines.append(f"{'all (once each)':<16} {e.matching:>12,}")
+    if e.stored.observations:
         lines.append(
-            f"  (at {b.media_rpm}/minute, {b.media_gb_per_hour:g} GB/hour"
-            f" and {b.media_gb_per_day:g} GB/day per host)"
+            f"{settings.out} holds {e.stored.observations:,} observations already, "
+            f"and {e.stored.files_left:,} photo files left to fetch; to page: {e.observations:,}"
         )
+    lines.append("")
+    pace = Pace.of(settings)
+    api = _api_seconds(pace, e)
+    lines.append(f"API requests: {e.api_requests:,}: {_time(api)} {_api_terms(settings, e)}")
+    photos = 0.0 if not e.files else _photo_seconds(settings, pace, e)
+    if e.files:
+        lines += _photo_lines(settings, e, photos)
+    total = None if api is None or photos is None else max(api, photos)
+    lines.append(f"the whole harvest: {_time(total)}")
     lines.append("nothing was downloaded or written")
     return "\n".join(lines)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+def _api_seconds(pace: Pace, e: Estimate) -> float | None:
+    if pace.limits:
+        return pace.api_seconds(e.api_requests)
+    latency = e.latency.get("api")  # each range pages one request after another
+    return pace.api_seconds(e.api_requests, pace.ranges / latency if latency else None)
+
+
+def _photo_seconds(settings: Settings, pace: Pace, e: Estimate) -> float | None:
+    """The photo host with most to fetch sets the time: each host has budgets of its own."""
+    files, nbytes = sum(e.files.values()), sum(e.bytes.values())
+    latency = e.latency.get("photos")
+    observed = None if pace.limits or not latency else settings.workers / latency
+    times = [pace.photo_seconds(files * share, nbytes * share, observed) for share in e.host_share.values()]
+    if any(t is None for t in times):
+        return None
+    return max((t for t in times if t is not None), default=0.0)
+
+
+def _api_terms(settings: Settings, e: Estimate) -> str:
+    b = settings.budgets
+    if not settings.limits:
+        latency = e.latency.get("api", 0.0)
+        return f"with no limits, {settings.ranges} ranges at the {latency * 1000:.0f} ms a request measured"
+    return f"at {b.api_rpm}/minute and {b.api_daily:,}/day"
+
+
+def _photo_lines(settings: Settings, e: Estimate, seconds: float | None) -> list[str]:
+    b = settings.budgets
+    lines = [f"photo files to fetch (estimated from {e.sampled} observations):"]
+    for size, count in e.files.items():
+        lines.append(f"  {size:<9} {count:>12,} files  {e.bytes.get(size, 0) / 1e9:>9.2f} GB")
+    files, gigabytes = sum(e.files.values()), sum(e.bytes.values()) / 1e9
+    lines.append(f"  all       {files:>12,} files  {gigabytes:>9.2f} GB: {_time(seconds)}")
+    shares = ", ".join(f"{share:.0%} from {host}" for host, share in e.host_share.items())
+    if settings.limits:
+        lines.append(
+            f"  ({shares}; each host at {b.media_rpm}/minute, {b.media_gb_per_hour:g} GB/hour"
+            f" and {b.media_gb_per_day:g} GB/day)"
+        )
+    else:
+        latency = e.latency.get("photos", 0.0)
+        lines.append(
+            f"  ({shares}; with no limits, {settings.workers} at once"
+            f" at the {latency * 1000:.0f} ms a request measured)"
+        )
+    return lines
+
+
+def _time(seconds: float | None) -> str:
+    return "about " + duration(seconds) if seconds is not None else "unknown"

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import json
+import logging
+import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_exponential_jitter
 
 from . import __version__
@@ -27,7 +31,12 @@ from .settings import Settings
 USER_AGENT = f"inat_async/{__version__}"
 RETRYABLE = (TransientError, aiohttp.ClientError, asyncio.TimeoutError)
 _BLOCKED = "This IP has been blocked"
+# A host that never answered and cannot be reached this way is given few tries: a wrong URL
+# or a network that is down is said in seconds. Once it has answered, every try is spent.
+UNREACHABLE = frozenset({"name does not resolve", "connection refused"})
+_UNREACHABLE_TRIES = 3
 T = TypeVar("T")
+log = logging.getLogger("inat_async")
 
 
 def host_of(url: str) -> str:
@@ -62,10 +71,15 @@ def _transient_for(response: aiohttp.ClientResponse) -> TransientError | None:
 class Http:
     """The harvest's HTTP session with its timeouts, User-Agent and politeness."""
 
-    def __init__(self, settings: Settings, politeness: Politeness):
+    def __init__(
+        self, settings: Settings, politeness: Politeness, on_retry: Callable[[str, float], None] | None = None
+    ):
         self.settings = settings
         self.politeness = politeness
         self.api_requests = 0
+        self.retries: Counter[str] = Counter()  # by reason, this run
+        self._on_retry = on_retry or (lambda reason, wait: None)
+        self._reached: set[str] = set()  # hosts that answered at least once
         self._session: aiohttp.ClientSession | None = None
         self._blocked: BlockedError | None = None
 
@@ -120,13 +134,25 @@ class Http:
             after = exc.retry_after if isinstance(exc, TransientError) else None
             return max(backoff(state), after or 0.0)
 
+        def give_up(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            if exc is None or retry_reason(exc) not in UNREACHABLE:
+                self._reached.add(host)
+            elif host not in self._reached and state.attempt_number >= _UNREACHABLE_TRIES:
+                return True
+            return state.attempt_number >= attempts
+
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
+            assert exc is not None
+            quick = host not in self._reached and retry_reason(exc) in UNREACHABLE
+            tries = min(attempts, _UNREACHABLE_TRIES) if quick else attempts
+            self._tell_retry(host, exc, state.upcoming_sleep, state.attempt_number, tries)
             if isinstance(exc, TransientError) and exc.throttled:
                 self.politeness.throttled(host, exc.retry_after)
 
         async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(attempts),
+            stop=give_up,
             wait=wait,
             retry=retry_if_exception_type(RETRYABLE),
             before_sleep=before_sleep,
@@ -134,8 +160,20 @@ class Http:
         ):
             with attempt:
                 result = await call()
+        self._reached.add(host)
         self.politeness.succeeded(host)
         return result
+
+    def _tell_retry(self, host: str, exc: BaseException, wait: float, tried: int, attempts: int) -> None:
+        """Count a retry by its reason, log it (at info the first time of its kind, then at
+        debug) and show it while its backoff lasts."""
+        reason = retry_reason(exc)
+        level = logging.DEBUG if self.retries[reason] else logging.INFO
+        self.retries[reason] += 1
+        said = str(exc) if isinstance(exc, TransientError) else reason  # ours have their details
+        log.log(level, "retrying %s: %s, next try in %.1f s (%d of %d tries)", host, said, wait, tried,
+                attempts)  # fmt: skip
+        self._on_retry(reason, wait)
 
     async def get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
         """GET an API URL and return its JSON object, retrying what can be retried."""
@@ -152,6 +190,11 @@ class Http:
         try:
             return await self.retrying(host, self.settings.api_attempts, once)
         except RETRYABLE as exc:
+            if host not in self._reached:
+                raise ServerError(
+                    f"cannot reach the API at {self.settings.api_url}: {retry_reason(exc)}; "
+                    "check --api-url and the network"
+                ) from exc
             raise ServerError(
                 f"{url} kept failing ({describe(exc)}) after {self.settings.api_attempts} tries; "
                 "run the same command again later to continue"
@@ -174,6 +217,26 @@ async def _api_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise TransientError("the answer is JSON but not an observations page")
     return data
+
+
+def retry_reason(exc: BaseException) -> str:
+    """A retryable failure's kind, the same words for every instance of it: what the log, the
+    display and the summary's count of retries by reason name. Details in parentheses (byte
+    counts, say) are left out."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, socket.gaierror):
+            return "name does not resolve"
+        return "connection refused" if isinstance(exc.os_error, ConnectionRefusedError) else "cannot connect"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "connection dropped mid-body"
+    if isinstance(exc, aiohttp.ClientOSError):
+        reset = exc.errno == errno.ECONNRESET
+        return "connection reset" if reset else (exc.strerror or "network error").lower()
+    return str(exc).split(" (", 1)[0] or type(exc).__name__
 
 
 def describe(exc: BaseException) -> str:

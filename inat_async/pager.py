@@ -188,12 +188,12 @@ class Pager:
             last_id,
             done,
         )
-        log.debug("page above id %d: %d observations, %d new photo files", r.last_id, len(fresh), added)
+        pending = added["pending"]
+        log.debug("page above id %d: %d observations, %d files to fetch", r.last_id, len(fresh), pending)
         if fresh:
             r.span = max(1, last_id - r.last_id)
         r.last_id, r.done = last_id, done
-        self.progress.paged += len(fresh)
-        self.progress.queued += added
+        self.progress.page_saved(len(fresh), added)
         self.on_page()
 
 

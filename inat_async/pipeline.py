@@ -14,7 +14,7 @@ import errno
 import fcntl
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +25,9 @@ from .errors import DiskFullError, HarvestError, UsageError
 from .export import write_exports
 from .feeder import Feeders
 from .http import Http, host_of
+from .pace import Pace
 from .pager import Pager, queries
-from .politeness import Politeness
+from .politeness import Politeness, WaitClock
 from .progress import Progress, report
 from .settings import REAL_API_HOST, Settings
 from .state import STATE_FILE, PhotoJob, State
@@ -47,6 +48,7 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
         log.warning("--no-limits against %s: you risk having this IP blocked", REAL_API_HOST)
     with locked_state(settings.out) as state:
         state.check_fingerprint(settings.fingerprint())
+        state.set_meta("api_url", settings.api_url)  # named as the source by later exports
         state.retry_failed()
         extra = _update_filter(settings, state)
         paged = state.paging_done(key for key, _ in queries(settings, extra))
@@ -55,11 +57,11 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
         log.info(
             "harvesting %d place(s) into %s from %s", len(settings.places), settings.out, settings.api_url
         )
-        progress = Progress()
+        progress = _progress_from(state, settings)
         politeness = Politeness(settings, on_wait=lambda what: setattr(progress, "waiting", what))
         politeness.open()
         try:
-            async with Http(settings, politeness) as http:
+            async with Http(settings, politeness, on_retry=progress.retried) as http:
                 await _run_stages(settings, state, http, progress, extra, console)
             today = politeness.api_requests_today(host_of(settings.api_url))
         finally:
@@ -71,15 +73,32 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
             state.set_meta("update_since", None)
         try:
             write_exports(state, settings.out, settings.formats, settings.api_url)
-            summary = _summary(settings, state, progress, politeness.waited, http.api_requests, today)
+            summary = _summary(settings, state, progress, politeness.clock, http, today)
             write_summary(summary)
         except (OSError, sqlite3.OperationalError) as exc:
             raise _disk_full(exc, settings.out) from exc
         return summary
 
 
+def _progress_from(state: State, settings: Settings) -> Progress:
+    """Progress that starts from what the folder holds, and says so when it holds some."""
+    counts = state.photo_counts()
+    rows, observations = sum(counts.values()), state.observation_count()
+    finished = rows - counts.get("pending", 0)
+    progress = Progress(pace=Pace.of(settings), rows_before=rows, finished_before=finished)
+    if not settings.update:  # an update's bar counts what it pages, of what changed
+        progress.stored_before = observations
+        if observations or rows:
+            log.info(
+                "resuming: %s observations and %s files already done",
+                f"{observations:,}",
+                f"{counts.get('done', 0):,}",
+            )
+    return progress
+
+
 def _summary(
-    settings: Settings, state: State, progress: Progress, waited: float, requests: int, today: int | None
+    settings: Settings, state: State, progress: Progress, clock: WaitClock, http: Http, today: int | None
 ) -> Summary:
     return Summary(
         out=settings.out,
@@ -87,11 +106,13 @@ def _summary(
         per_place=per_place(state, settings.places),
         photos=state.photo_counts(),
         bytes_on_disk=state.bytes_done(),
-        api_requests=requests,
+        api_requests=http.api_requests,
         api_requests_today=today,
         bytes_this_run=progress.bytes,
         elapsed=progress.elapsed(),
-        seconds_waiting=waited,
+        seconds_waiting=clock.total,
+        waiting=clock.by_budget(),
+        retries=dict(http.retries.most_common()),
         failed_examples=state.failed_photos(),
     )
 
@@ -104,18 +125,25 @@ def _update_filter(settings: Settings, state: State) -> dict[str, str] | None:
     """With --update: only what changed since the last complete run began (less a margin)."""
     if not settings.update:
         return None
-    since = state.meta("update_since")
-    if since is None:
-        completed = state.meta("completed_at")
-        if completed is None:
-            raise UsageError(
-                f"{settings.out} holds no complete harvest to update: run the same command "
-                "without --update to finish it first"
-            )
-        since = (datetime.fromisoformat(completed) - UPDATE_MARGIN).isoformat(timespec="seconds")
-        state.set_meta("update_since", since)
+    since = update_since(state.meta, settings.out)
+    state.set_meta("update_since", since)  # a resumed update goes on from the same moment
     log.info("updating: observations created or changed since %s", since)
     return {"updated_since": since}
+
+
+def update_since(meta: Callable[[str], str | None], out: Path) -> str:
+    """The moment an update of the harvest in ``out`` pages from, from its state's ``meta``:
+    the start of its last complete run, less a margin; an update under way keeps its own."""
+    since = meta("update_since")
+    if since is not None:
+        return since
+    completed = meta("completed_at")
+    if completed is None:
+        raise UsageError(
+            f"{out} holds no complete harvest to update: run the same command "
+            "without --update to finish it first"
+        )
+    return (datetime.fromisoformat(completed) - UPDATE_MARGIN).isoformat(timespec="seconds")
 
 
 async def _run_stages(
@@ -129,15 +157,15 @@ async def _run_stages(
     new_page = asyncio.Event()
     paging_done = asyncio.Event()
     stop_report = asyncio.Event()
-    progress.backlog = state.photo_counts().get("pending", 0)
 
     def record(job: PhotoJob, status: str, nbytes: int | None, reason: str | None) -> None:
         state.finish_photo(job.seq, status, nbytes, reason)
-        progress.finished(status, nbytes)
+        progress.finished(status, nbytes, job.host)
 
     async def page() -> None:
         try:
             await Pager(settings, state, http, progress, new_page.set, extra).run()
+            progress.paging_done = True
         finally:
             paging_done.set()
             new_page.set()
@@ -146,9 +174,14 @@ async def _run_stages(
     feeders = Feeders(state, downloader, record, settings.workers, new_page, paging_done)
     try:
         async with asyncio.TaskGroup() as group:
-            reporter = group.create_task(report(progress, settings.progress_interval, stop_report, console))
+            reporter = group.create_task(
+                report(progress, settings.progress_interval, stop_report, console,
+                       photos=not settings.no_photos, pending=state.pending_by_host)
+            )  # fmt: skip
             group.create_task(page())
             await feeders.run()
+            stored = progress.paged if settings.update else state.observation_count()
+            progress.settle(stored, state.photo_counts())
             stop_report.set()
             await reporter
     except* Exception as group_error:
@@ -187,6 +220,8 @@ def locked_state(out: Path) -> Iterator[State]:
     """The output folder, locked for this harvest, and its state database."""
     if not out.parent.is_dir():
         raise UsageError(f"--out: the folder {out.parent} does not exist")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} is a file, not a folder")
     try:
         out.mkdir(exist_ok=True)
         lock = open(out / ".lock", "w")  # noqa: SIM115 - held for the whole harvest

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
@@ -39,6 +40,41 @@ class _Host:
     waited: float = field(default=0.0)
 
 
+class WaitClock:
+    """Wall time during which work was held, per budget and by any: the waits of parallel
+    workers overlap, and a second of it counts once however many wait in it."""
+
+    ANY = ""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self._holding: Counter[str] = Counter()
+        self._since: dict[str, float] = {}
+
+    @contextmanager
+    def held(self, budget: str) -> Iterator[None]:
+        keys, start = (budget, self.ANY), time.monotonic()
+        for key in keys:
+            if not self._holding[key]:
+                self._since[key] = start
+            self._holding[key] += 1
+        try:
+            yield
+        finally:
+            end = time.monotonic()
+            for key in keys:
+                self._holding[key] -= 1
+                if not self._holding[key]:
+                    self.seconds[key] += end - self._since.pop(key)
+
+    @property
+    def total(self) -> float:
+        return self.seconds[self.ANY]
+
+    def by_budget(self) -> dict[str, float]:
+        return {budget: s for budget, s in self.seconds.items() if budget != self.ANY and s > 0}
+
+
 class Politeness:
     """Gatekeeper for every request of one harvest; a no-op with ``limits=False``."""
 
@@ -50,7 +86,7 @@ class Politeness:
         self._ledger: Ledger | None = None
         self._hosts: dict[str, _Host] = {}
         self._in_flight = asyncio.Semaphore(settings.workers)
-        self.waited = 0.0  # seconds spent waiting on a budget or a Retry-After
+        self.clock = WaitClock()  # wall time held by each budget and Retry-After
         self._last_wait_log: dict[str, float] = {}
 
     def open(self) -> None:
@@ -82,14 +118,17 @@ class Politeness:
     async def _api_slot(self, host: str, state: _Host) -> bool:
         b = self.budgets
         rpm = max(1.0, b.api_rpm * state.factor)
+        daily = f"{b.api_daily} API requests a {_span(b.day)}"
         windows = (
             Window(int(rpm), b.minute, f"{int(rpm)} API requests a {_span(b.minute)}"),
-            Window(b.api_daily, b.day, f"{b.api_daily} API requests a {_span(b.day)}"),
+            Window(b.api_daily, b.day, daily),
         )
         assert self._ledger is not None
         key = f"api {host}"
         slot, reason = await asyncio.to_thread(self._ledger.reserve, key, windows, b.minute / rpm)
-        await self._sleep_until(slot, reason, "API")
+        # Spacing and the minute window are one budget, however far a 429 has slowed it.
+        budget = daily if reason == daily else f"{b.api_rpm} API requests a {_span(b.minute)}"
+        await self._sleep_until(slot, reason, "API", budget)
         if (now := time.time()) > slot + _LATE:
             await asyncio.to_thread(self._ledger.postpone, key, slot, now)
         return state.not_before <= time.time()
@@ -116,7 +155,9 @@ class Politeness:
                     if state.limiter is None:
                         rpm = max(1.0, self.budgets.media_rpm * state.factor)
                         state.limiter = AsyncLimiter(1, self.budgets.minute / rpm)
-                    await state.limiter.acquire()
+                    b = self.budgets
+                    with self.clock.held(f"{b.media_rpm} photo requests a {_span(b.minute)} to {host}"):
+                        await state.limiter.acquire()
                     if state.not_before <= time.time():
                         break
                 yield
@@ -131,7 +172,7 @@ class Politeness:
         for limit_gb, span in ((b.media_gb_per_hour, b.hour), (b.media_gb_per_day, b.day)):
             window = Window(limit_gb * 1e9, span, f"{limit_gb:g} GB of photos a {_span(span)} from {host}")
             when = await asyncio.to_thread(self._ledger.room_at, f"bytes {host}", window)
-            await self._sleep_until(when, window.name, "media")
+            await self._sleep_until(when, window.name, "media", window.name)
 
     # -- feedback from responses ------------------------------------------------------------
     def throttled(self, host: str, retry_after: float | None) -> None:
@@ -140,9 +181,11 @@ class Politeness:
         if retry_after:
             state.not_before = max(state.not_before, time.time() + retry_after)
         if self.enabled:
+            level = logging.INFO if state.factor == 1 else logging.DEBUG  # said once, then in -v
             state.factor = max(_MIN_FACTOR, state.factor / 2)
             state.limiter = None
-            log.info("%s asked us to slow down: rate now %.0f%% of the budget", host, 100 * state.factor)
+            percent = state.factor * 100
+            log.log(level, "%s asked us to slow down: rate now %.0f%% of the budget", host, percent)
 
     def succeeded(self, host: str) -> None:
         state = self._hosts.get(host)
@@ -152,13 +195,18 @@ class Politeness:
 
     async def _wait_retry_after(self, host: str, state: _Host) -> None:
         if state.not_before > time.time():
-            await self._sleep_until(state.not_before, f"Retry-After from {host}", host)
+            reason = f"Retry-After from {host}"
+            await self._sleep_until(state.not_before, reason, host, reason)
 
-    async def _sleep_until(self, when: float, reason: str | None, topic: str) -> None:
+    async def _sleep_until(self, when: float, reason: str | None, topic: str, budget: str) -> None:
+        """Wait until ``when`` for ``budget``, telling the user why when it is long."""
         delay = when - time.time()
         if delay <= 0:
             return
-        self.waited += delay
+        with self.clock.held(budget):
+            await self._sleep_and_tell(when, delay, reason, topic)
+
+    async def _sleep_and_tell(self, when: float, delay: float, reason: str | None, topic: str) -> None:
         if not reason or delay <= _LOG_WAITS_LONGER_THAN:  # a pacing gap: nothing to tell
             await asyncio.sleep(delay)
             return

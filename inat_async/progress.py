@@ -1,91 +1,292 @@
 """Where a harvest stands: counters the stages update, shown live in a terminal (rich) or as a
-log line every few seconds elsewhere (a file, a pipe, a scheduler's log)."""
+log line every few seconds elsewhere (a file, a pipe, a scheduler's log).
+
+The counts are of what the folder holds (a resumed harvest starts from what earlier runs
+stored), and the time left is modelled from the budgets (see pace.py) and the rates seen
+lately, since a harvest is held by its budgets more than by its network.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.console import Console, RenderableType
+from rich.progress import BarColumn, TextColumn
 from rich.progress import Progress as Bars
+from rich.table import Column
+from rich.text import Text
+
+from .pace import Pace
 
 log = logging.getLogger("inat_async")
+
+#: Rates are measured over this many seconds of samples, and only once this many have passed.
+_RATE_WINDOW = 30.0
+_RATE_MIN_SPAN = 5.0
+FINISHED = ("done", "missing", "skipped", "failed")
 
 
 @dataclass
 class Progress:
     """Counters of one run; the stages add to them, the display reads them."""
 
+    pace: Pace | None = None
     expected: int = 0  # total_results of the queries, as the API counted them
-    paged: int = 0
-    queued: int = 0  # photo files added to the queue this run
-    backlog: int = 0  # photo files left pending by an earlier run
+    stored_before: int = 0  # observations earlier runs stored (0 for an update)
+    paged: int = 0  # observations paged this run
+    pages: int = 0
+    paging_done: bool = False
+    rows_before: int = 0  # photo files earlier runs recorded
+    finished_before: int = 0  # of which done, missing or skipped
+    queued: int = 0  # photo files recorded this run, less those an update dropped
+    finished_on_pages: int = 0  # of which finished as recorded (skipped), less those dropped
     done: int = 0
     missing: int = 0
     skipped: int = 0
     failed: int = 0
     bytes: int = 0
-    waiting: str | None = None  # what the harvest waits for, while it waits
+    pending: dict[str, int] = field(default_factory=dict)  # files to fetch per host, as last read
+    fetched: Counter[str] = field(default_factory=Counter)  # files finished this run per host
+    fetched_bytes: Counter[str] = field(default_factory=Counter)
+    waiting: str | None = None  # the budget the harvest waits on, while it waits
+    retrying: str | None = None  # the reason of the last retry, while its backoff lasts
+    retry_at: float = 0.0
     started: float = field(default_factory=time.monotonic)
+    settled: tuple[int, int, int] | None = None  # (observations, files, finished) read at the end
+    _samples: deque[tuple[float, int, Counter[str]]] = field(default_factory=deque)
 
-    def finished(self, status: str, nbytes: int | None) -> None:
+    # -- what the stages report ---------------------------------------------------------------
+    def page_saved(self, observations: int, changes: Mapping[str, int]) -> None:
+        """A page committed ``observations`` and changed photo rows by status: new ones (a
+        skipped one finished at once) less those an update dropped."""
+        self.paged += observations
+        self.pages += 1
+        self.queued += sum(changes.values())
+        self.finished_on_pages += sum(n for status, n in changes.items() if status in FINISHED)
+
+    def finished(self, status: str, nbytes: int | None, host: str = "") -> None:
         setattr(self, status, getattr(self, status) + 1)
         self.bytes += nbytes or 0
+        self.fetched[host] += 1
+        self.fetched_bytes[host] += nbytes or 0
+
+    def retried(self, reason: str, wait: float) -> None:
+        self.retrying, self.retry_at = reason, time.monotonic() + wait
+
+    def settle(self, observations: int, counts: Mapping[str, int]) -> None:
+        """The final numbers, as the state holds them."""
+        total = sum(counts.values())
+        self.settled = (observations, total, total - counts.get("pending", 0))
+
+    # -- what the display shows -------------------------------------------------------------
+    @property
+    def observations(self) -> int:
+        return self.settled[0] if self.settled else self.stored_before + self.paged
 
     @property
     def files(self) -> int:
-        return self.done + self.missing + self.skipped + self.failed
+        """Photo files finished: done, missing, skipped or failed."""
+        if self.settled:
+            return self.settled[2]
+        fetched = self.done + self.missing + self.skipped + self.failed
+        return self.finished_before + self.finished_on_pages + fetched
+
+    @property
+    def files_total(self) -> int:
+        return self.settled[1] if self.settled else self.rows_before + self.queued
 
     def elapsed(self) -> float:
         return max(time.monotonic() - self.started, 1e-9)
 
+    def retry_note(self) -> str | None:
+        left = self.retry_at - time.monotonic()
+        if self.retrying is None or left <= 0:
+            return None
+        return f"retrying: {self.retrying}, next try in {math.ceil(left)} s"
+
+    def status(self) -> str:
+        """What the harvest waits for, if it waits."""
+        notes = [self.retry_note(), f"waiting: {self.waiting}" if self.waiting else None]
+        return " | ".join(n for n in notes if n)
+
     def line(self) -> str:
         total = f"/{self.expected:,}" if self.expected else ""
-        waiting = f" | waiting: {self.waiting}" if self.waiting else ""
+        left = self.time_left()
+        eta = f" | {_clock(left)} left" if left is not None and not self.settled else ""
+        status = f" | {self.status()}" if self.status() else ""
         return (
-            f"observations {self.paged:,}{total} | photos {self.files:,}/{self.queued + self.backlog:,}"
+            f"observations {self.observations:,}{total} | photos {self.files:,}/{self.files_total:,}"
             f" ({self.failed:,} failed) | {self.bytes / 1e6:,.1f} MB"
-            f" | {self.done / self.elapsed():,.1f} files/s | {self.elapsed():,.0f} s{waiting}"
+            f" | {self.done / self.elapsed():,.1f} files/s | {self.elapsed():,.0f} s{eta}{status}"
         )
 
+    # -- time left ------------------------------------------------------------------------------
+    def sample(self) -> None:
+        """Note the counters now, for the rates of the last half minute."""
+        now = time.monotonic()
+        self._samples.append((now, self.pages, Counter(self.fetched)))
+        while self._samples and self._samples[0][0] < now - _RATE_WINDOW:
+            self._samples.popleft()
 
-async def report(progress: Progress, interval: float, stop: asyncio.Event, console: Console | None) -> None:
-    """Show ``progress`` until ``stop`` is set: live bars on ``console``, else log lines."""
-    if console is None:
-        while not await _stopped(stop, interval):
-            log.info("%s", progress.line())
-        return
-    with Bars(
-        TextColumn("{task.description:<12}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bars:
-        observations = bars.add_task("observations", total=None, rate="")
-        photos = bars.add_task("photos", total=None, rate="")
-        status = bars.add_task("", total=None, rate="", start=False)
+    def rates(self) -> tuple[float | None, dict[str, float]]:
+        """Pages a second and files a second per host, lately; None or absent until measured."""
+        if len(self._samples) < 2 or self._samples[-1][0] - self._samples[0][0] < _RATE_MIN_SPAN:
+            return None, {}
+        (t0, pages0, fetched0), (t1, pages1, fetched1) = self._samples[0], self._samples[-1]
+        span = t1 - t0
+        files = {host: (n - fetched0[host]) / span for host, n in fetched1.items() if n > fetched0[host]}
+        return ((pages1 - pages0) / span or None), files
+
+    def _observations_left(self) -> int | None:
+        if self.paging_done:
+            return 0
+        return max(0, self.expected - self.observations) if self.expected else None
+
+    def paging_left(self) -> float | None:
+        """Seconds until every page is in, at the API budget's pace (or the pace seen, if slower)."""
+        left = self._observations_left()
+        if left is None or self.pace is None:
+            return None
+        if left == 0:
+            return 0.0
+        requests = math.ceil(left / self.pace.per_page) + self.pace.ranges
+        return self.pace.api_seconds(requests, self.rates()[0])
+
+    def photos_left(self) -> float | None:
+        """Seconds until every photo file is fetched: of the host with most left to fetch,
+        counting the files of observations not yet paged."""
+        left = self._observations_left()
+        if self.pace is None or left is None:
+            return None
+        per_observation = self.queued / self.paged if self.paged else 0.0
+        hosts = _shares(self.pending, self.fetched)
+        _, rates = self.rates()
+        mean_bytes = self.bytes / self.done if self.done else 0.0
+        times = []
+        for host, share in hosts.items():
+            files = self.pending.get(host, 0) + left * per_observation * share
+            host_mean = self.fetched_bytes[host] / self.fetched[host] if self.fetched[host] else mean_bytes
+            times.append(self.pace.photo_seconds(files, files * host_mean, rates.get(host)))
+        if any(t is None for t in times):
+            return None
+        return max((t for t in times if t is not None), default=0.0)
+
+    def time_left(self) -> float | None:
+        """Seconds until the harvest is done: photos cannot finish before the last page."""
+        paging, photos = self.paging_left(), self.photos_left()
+        if paging is None or photos is None:
+            return None
+        return max(paging, photos)
+
+
+def _shares(pending: Mapping[str, int], fetched: Mapping[str, int]) -> dict[str, float]:
+    """Each photo host's share of the files, from those it has left and those it fetched."""
+    counts = {host: pending.get(host, 0) + fetched.get(host, 0) for host in {*pending, *fetched}}
+    total = sum(counts.values())
+    return {host: n / total for host, n in counts.items()} if total else {"": 1.0}
+
+
+def _clock(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class _Bars(Bars):
+    """Rich's bars, one line for each live part, and below them what the harvest waits for:
+    a line of its own, so a long reason never widens the bars' columns."""
+
+    status: str = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.status:
+            yield Text(self.status, no_wrap=True, overflow="ellipsis")
+
+
+class Display:
+    """The live display of a :class:`Progress` on a terminal."""
+
+    def __init__(self, console: Console, photos: bool = True):
+        self.bars = _Bars(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=10)),
+            TextColumn("{task.fields[count]}", justify="right"),
+            TextColumn("{task.fields[rate]}", justify="right"),
+            TextColumn("{task.fields[eta]}", justify="right"),
+            console=console,
+            transient=False,
+            expand=True,
+        )
+        fields = {"count": "", "rate": "", "eta": ""}
+        self.observations = self.bars.add_task("observations", total=None, **fields)
+        self.photos = self.bars.add_task("photos", total=None, visible=photos, **fields)
+
+    def show(self, p: Progress) -> None:
+        """Set the bars from ``p``: counts of what is stored, rates and time left while live."""
+        paging = p.paging_left()
+        self.bars.update(
+            self.observations,
+            completed=p.observations,
+            total=p.expected or None,
+            count=f"{p.observations:,}/{p.expected:,}" if p.expected else f"{p.observations:,}",
+            rate="" if p.paging_done else f"{p.paged / p.elapsed():,.0f}/s",
+            eta="done" if p.paging_done else _clock(paging) if paging is not None else "",
+        )
+        photos_done = p.paging_done and p.files >= p.files_total
+        left = p.time_left()
+        self.bars.update(
+            self.photos,
+            completed=p.files,
+            total=p.files_total or None,
+            count=f"{p.files:,}/{p.files_total:,}",
+            rate=f"{p.bytes / 1e6:,.0f} MB" if photos_done else f"{_files_rate(p)} {p.bytes / 1e6:,.0f} MB",
+            eta="done" if photos_done else _clock(left) if left is not None else "",
+        )
+        self.bars.status = p.status()
+        self.bars.refresh()
+
+
+def _files_rate(p: Progress) -> str:
+    _, rates = p.rates()
+    return f"{sum(rates.values()):,.0f}/s" if rates else f"{p.done / p.elapsed():,.0f}/s"
+
+
+async def report(
+    progress: Progress,
+    interval: float,
+    stop: asyncio.Event,
+    console: Console | None,
+    photos: bool = True,
+    pending: Callable[[], dict[str, int]] | None = None,
+) -> None:
+    """Show ``progress`` until ``stop`` is set: live bars on ``console``, else log lines.
+    ``pending`` reads the files left to fetch per host, for the time left."""
+    tick, ticks_per_read = (0.25, 20) if console is not None else (min(interval, 1.0), 5)
+    display = Display(console, photos) if console is not None else None
+    last_line, count = time.monotonic(), 0
+    with display.bars if display is not None else contextlib.nullcontext():
         while True:
-            stopping = await _stopped(stop, 0.25)
-            p = progress
-            bars.update(
-                observations,
-                completed=p.paged,
-                total=p.expected or None,
-                rate=f"{p.paged / p.elapsed():,.0f}/s",
-            )
-            bars.update(
-                photos,
-                completed=p.files,
-                total=(p.queued + p.backlog) or None,
-                rate=f"{p.done / p.elapsed():,.0f}/s {p.bytes / 1e6:,.0f} MB",
-            )
-            bars.update(status, description=f"waiting: {p.waiting}" if p.waiting else "")
+            stopping = await _stopped(stop, tick)
+            if pending is not None and count % ticks_per_read == 0:
+                progress.pending = pending()
+            if count % max(1, round(1 / tick)) == 0:
+                progress.sample()
+            count += 1
+            if display is not None:
+                display.show(progress)
+            elif time.monotonic() - last_line >= interval and not stopping:
+                last_line = time.monotonic()
+                log.info("%s", progress.line())
             if stopping:
                 return
 

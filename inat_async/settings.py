@@ -92,6 +92,8 @@ class Settings:
             "all_photos": self.all_photos,
             "no_photos": self.no_photos,
             "photo_licenses": sorted(self.photo_licenses) if self.photo_licenses else None,
+            # The photo rows and cursors hold what this API answered: another one is another harvest.
+            "api_url": self.api_url.rstrip("/"),
         }
 
     @cached_property  # asked once per observation paged

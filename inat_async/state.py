@@ -14,6 +14,7 @@ import json
 import logging
 import sqlite3
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,7 @@ class _StoredPhoto:
     url: str
     path: str | None
     reason: str | None
+    status: str
 
     def holds(self, wanted: PhotoFile) -> bool:
         """The same file from the same URL (or, for a row with no file, the same skip)."""
@@ -217,7 +219,11 @@ class State:
             self.set_meta("fingerprint", json.dumps(fingerprint, sort_keys=True))
             return
         before = json.loads(stored)
-        differs = [k for k in fingerprint if before.get(k) != fingerprint[k]]
+        # A setting an older version did not record (the API URL, say) is taken as it is now.
+        if unrecorded := [k for k in fingerprint if k not in before]:
+            before.update({k: fingerprint[k] for k in unrecorded})
+            self.set_meta("fingerprint", json.dumps(before, sort_keys=True))
+        differs = [k for k in fingerprint if before[k] != fingerprint[k]]
         if differs:
             what = "; ".join(f"{k} was {before.get(k)} and is now {fingerprint[k]}" for k in differs)
             raise UsageError(
@@ -267,8 +273,9 @@ class State:
         photos: Iterable[PhotoFile],
         last_id: int,
         done: bool,
-    ) -> int:
-        """Commit one page atomically; returns how many photo files it queued to fetch."""
+    ) -> Counter[str]:
+        """Commit one page atomically; returns how its photo rows changed, by status (pending:
+        files to fetch; skipped: finished by rule; less the rows it dropped)."""
         columns = ", ".join(f'"{c}"' for c in (*SQL_COLUMNS, "raw"))
         marks = ", ".join("?" * (len(SQL_COLUMNS) + 1))
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in (*SQL_COLUMNS[1:], "raw"))
@@ -287,9 +294,9 @@ class State:
             )
         return added
 
-    def _put_photos(self, observation_ids: list[int], photos: Iterable[PhotoFile]) -> int:
+    def _put_photos(self, observation_ids: list[int], photos: Iterable[PhotoFile]) -> Counter[str]:
         """Make the photo rows of these observations what a fresh harvest would write from
-        ``photos``; returns how many files it queued to fetch.
+        ``photos``; returns how the rows changed, by status (new ones less dropped ones).
 
         A row whose file is unchanged (same URL and path) keeps its outcome, so a file done is
         not fetched again, and takes the new licence, attribution and position. Any other row
@@ -347,7 +354,9 @@ class State:
         )
         if self._hosts is not None:
             self._hosts.update(host for host in hosts if host)
-        return sum(p.status == "pending" for p in new)
+        changes = Counter(p.status for p in new)
+        changes.subtract(row.status for row in dropped)
+        return changes
 
     def _stored_photos(
         self, observation_ids: list[int], photo_ids: set[int]
@@ -358,7 +367,7 @@ class State:
             for start in range(0, len(values), _IN_LIST):
                 chunk = values[start : start + _IN_LIST]
                 rows = self._db.execute(
-                    "SELECT photo_id, size, seq, observation_id, url, path, reason FROM photos"
+                    "SELECT photo_id, size, seq, observation_id, url, path, reason, status FROM photos"
                     f" WHERE {column} IN ({','.join('?' * len(chunk))})",
                     chunk,
                 )
@@ -429,6 +438,13 @@ class State:
                     "UPDATE photos SET status = 'done', bytes = ?, reason = NULL WHERE seq = ?", self._done
                 )
             self._done.clear()
+
+    def pending_by_host(self) -> dict[str, int]:
+        """Files left to fetch on each host (those done since the last batch still count)."""
+        rows = self._db.execute(
+            "SELECT host, COUNT(*) FROM photos WHERE status = 'pending' AND host IS NOT NULL GROUP BY host"
+        )
+        return dict(rows.fetchall())
 
     def photo_counts(self) -> dict[str, int]:
         self._write_done()

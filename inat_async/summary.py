@@ -26,7 +26,9 @@ class Summary:
     api_requests_today: int | None  # by every harvest of this user in the last 24 h
     bytes_this_run: int
     elapsed: float  # seconds, this run
-    seconds_waiting: float  # on budgets and Retry-After, this run
+    seconds_waiting: float  # wall time this run during which a budget or Retry-After held work
+    waiting: dict[str, float] = field(default_factory=dict)  # the same, for each budget
+    retries: dict[str, int] = field(default_factory=dict)  # this run's retries, by reason
     failed_examples: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
@@ -53,8 +55,15 @@ class Summary:
         )
         lines.append(
             f"this run: {self.elapsed:,.0f} s, {self.api_requests:,} API requests{today}, "
-            f"{self.bytes_this_run / 1e6:,.1f} MB, {self.seconds_waiting:,.0f} s waiting on budgets"
+            f"{self.bytes_this_run / 1e6:,.1f} MB"
         )
+        if self.waiting:
+            lines.append(f"  held by budgets for {self.seconds_waiting:,.0f} s of it:")
+            lines += [f"    {seconds:>7,.0f} s  {budget}" for budget, seconds in self.waiting.items()]
+        if self.retries:
+            lines.append(f"  {sum(self.retries.values()):,} retries:")
+            by_count = sorted(self.retries.items(), key=lambda item: -item[1])
+            lines += [f"    {count:>7,}    {reason}" for reason, count in by_count]
         lines += [f"  failed: photo {pid} {size}: {reason}" for pid, size, reason in self.failed_examples]
         if self.photos_failed:
             lines.append("failed photos are listed in photos.csv; the same command again retries them")

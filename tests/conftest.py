@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -50,6 +52,37 @@ def start_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
         env=cli_env(tmp_path),
         cwd=tmp_path,
     )
+
+
+def run_in_terminal(tmp_path: Path, *args: str, columns: int = 120) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal ``columns`` wide, as a person at a terminal sees it:
+    its exit status and everything it drew (escape sequences and all)."""
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "inat_async", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**cli_env(tmp_path), "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm"},
+        cwd=tmp_path,
+        close_fds=True,
+    )
+    os.close(follower)
+    output = bytearray()
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            child.kill()
+            break
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        output += data
+    os.close(leader)
+    return child.wait(timeout=60), output.decode("utf-8", "replace")
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:

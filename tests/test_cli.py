@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
+import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import error_line, expected_ids, local, photo_requests, read_observations, read_photos, run_cli
+from conftest import (
+    ROOT,
+    error_line,
+    expected_ids,
+    local,
+    photo_requests,
+    read_observations,
+    read_photos,
+    run_cli,
+)
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -62,8 +73,14 @@ def test_unwritable_out_is_refused_before_any_request(sim, tmp_path):
 def test_out_that_is_a_file_or_has_no_parent_is_refused(sim, tmp_path):
     (tmp_path / "file").write_text("not a folder")
     sim.clear_log()
-    for out in (tmp_path / "file", tmp_path / "no" / "such" / "dir"):
-        _one_line_error(run_cli(tmp_path, "--place", "2001", "--api-url", sim.api_url, "--out", str(out)))
+    for out, words in (
+        (tmp_path / "file", ["is a file"]),
+        (Path("/etc/passwd"), ["/etc/passwd is a file"]),
+        (tmp_path / "no" / "such" / "dir", ["does not exist"]),
+    ):
+        _one_line_error(
+            run_cli(tmp_path, "--place", "2001", "--api-url", sim.api_url, "--out", str(out)), *words
+        )
     assert sim.log == []
 
 
@@ -122,6 +139,62 @@ def test_a_folder_harvested_with_other_settings_is_refused_with_what_differs(sim
     assert (out / "observations.csv").read_bytes() == before
 
 
+def _option_blocks(help_text: str) -> dict[str, str]:
+    """Each option's help, by option, from argparse's output."""
+    blocks: dict[str, str] = {}
+    for block in re.split(r"\n(?=  -)", help_text):
+        if match := re.match(r"\s+(?:-\w, )?(--[\w-]+)", block):
+            blocks[match.group(1)] = " ".join(block.split())
+    return blocks
+
+
+def test_help_says_each_real_default_once_and_lists_the_export_command(tmp_path):
+    result = run_cli(tmp_path, "--help")
+    assert result.returncode == 0
+    blocks = _option_blocks(result.stdout)
+    assert len(blocks) > 25
+    for option, text in blocks.items():
+        assert "(default: [])" not in text and "None" not in text and "False" not in text, text
+        assert text.lower().count("default") <= 1, option
+    assert "(default: 16)" in blocks["--workers"] and "(default: 4)" in blocks["--media-gb-per-hour"]
+    assert "~/.cache/inat_async/budget.sqlite" in blocks["--budget-file"]
+    assert re.search(r"^  export OUT .*harvest folder", result.stdout, re.M)
+    assert "inat-async export OUT" in result.stdout.split("\n\n")[0]  # in the usage too
+
+
+def test_export_help_is_plain_text(tmp_path):
+    result = run_cli(tmp_path, "export", "--help")
+    assert result.returncode == 0
+    assert "``" not in result.stdout and "None" not in result.stdout
+    assert "--format LIST" in result.stdout and "(default: csv)" in result.stdout
+
+
+def test_timeout_is_described_as_the_readme_describes_it(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    row = re.search(r"^\| `--timeout S` \| (\S+) \| (.+) \|$", readme, re.M)
+    assert row is not None
+    default, meaning = row.groups()
+    text = _option_blocks(run_cli(tmp_path, "--help").stdout)["--timeout"]
+    assert f"{meaning} (default: {default})" in text
+
+
+def test_the_api_url_belongs_to_the_harvest(sim, tmp_path):
+    """Recorded with the harvest: named by a later export, and another one refused."""
+    out = tmp_path / "o"
+    base = ["--place", "2002", "--no-photos", "--no-limits", "--out", str(out)]
+    assert run_cli(tmp_path, *base, "--api-url", sim.api_url, "--format", "csv").returncode == 0
+    assert run_cli(tmp_path, "export", str(out), "--format", "dwca").returncode == 0
+    with zipfile.ZipFile(out / "dwca.zip") as archive:
+        eml = archive.read("eml.xml").decode()
+    assert sim.api_url in eml and "unrecorded" not in eml
+    with SimulatorThread(sim.world) as other:
+        result = run_cli(tmp_path, *base, "--api-url", other.api_url)
+        assert other.log == []
+    _one_line_error(result, "api_url", sim.api_url, other.api_url, "new --out folder")
+    again = run_cli(tmp_path, *base, "--api-url", sim.api_url + "/")  # the same URL
+    assert again.returncode == 0, again.stderr
+
+
 def test_help_lists_every_option_with_its_default(tmp_path):
     result = run_cli(tmp_path, "--help")
     assert result.returncode == 0
@@ -152,3 +225,22 @@ def test_console_script_and_module_run_the_same_cli(tmp_path):
 
     result = subprocess.run([script, "--version"], capture_output=True, text=True)
     assert result.stdout.strip() == run_cli(tmp_path, "--version").stdout.strip()
+
+
+def test_the_readme_recipes_that_share_a_folder_ask_for_the_same_harvest():
+    """A recipe run after another into the same folder is refused when it asks for another
+    harvest: the README gives each harvest an --out of its own."""
+    from inat_async.cli import build_parser
+    from inat_async.settings import parse_places
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Recipes", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.replace("\\\n", " ").splitlines() if line.startswith("python -m")]
+    assert len(commands) >= 6
+    harvests: dict[str, set[tuple]] = {}
+    for command in commands:
+        args = build_parser().parse_args(command.split()[3:])
+        what = (parse_places(args.place), str(args.places_file), tuple(args.param), args.sizes,
+                args.all_photos, args.no_photos, str(args.photo_license).lower(), args.api_url)  # fmt: skip
+        harvests.setdefault(args.out, set()).add(what)
+    assert all(len(kinds) == 1 for kinds in harvests.values()), harvests

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import DEFAULTS, expected_ids, run_cli
+from conftest import DEFAULTS, expected_ids, local, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -47,3 +47,59 @@ def test_dry_run_numbers_match_the_simulator_and_nothing_is_written(tmp_path):
     assert len(api) == 3 + 1 + 1  # a count per place, one for all, one sample page
     heads = [r for r in log if r.host != "api"]
     assert 0 < len(heads) <= 9 and {r.method for r in heads} == {"HEAD"}  # a few HEADs, no download
+
+
+def _dry_run(tmp_path, sim, out, *extra):
+    return run_cli(
+        tmp_path, "--place", "8101", "--api-url", sim.api_url, "--out", str(out), "--dry-run", *extra
+    )
+
+
+def test_an_update_dry_run_estimates_the_update_and_writes_nothing(tmp_path):
+    world = World({8101: 600}, seed=22, photo_scale=0.02)
+    out = tmp_path / "o"
+    with SimulatorThread(world) as sim:
+        assert run_cli(tmp_path, "--place", "8101", *local(sim, out), "--sizes", "square").returncode == 0
+        added = world.add_observations(8101, 30)
+        state = (out / "harvest.sqlite").read_bytes()
+        sim.clear_log()
+        result = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update")
+        log = sim.log
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    changed = len(set(added) & set(expected_ids(world, [8101])))
+    assert re.search(rf"^all \(once each\)\s+{changed:,}$", text, re.M), text
+    assert re.search(r"^API requests: 8: about 8 s at 60/minute", text, re.M)  # one page, 4 ranges, the plan
+    new_files = [o for o in added if o in expected_ids(world, [8101]) and world.photo_ids(o)]
+    fetchable = [o for o in new_files if not world.photo_info(world.photo_ids(o)[0]).placeholder]
+    assert re.search(rf"^  square\s+{len(fetchable):,} files", text, re.M), text
+    assert all("updated_since" in r.query for r in log if r.host == "api")
+    assert (out / "harvest.sqlite").read_bytes() == state
+
+
+def test_a_dry_run_of_a_finished_folder_says_nothing_is_left(tmp_path):
+    world = World({8101: 300}, seed=23, photo_scale=0.02)
+    out = tmp_path / "o"
+    with SimulatorThread(world) as sim:
+        assert run_cli(tmp_path, "--place", "8101", *local(sim, out), "--sizes", "square").returncode == 0
+        result = _dry_run(tmp_path, sim, out, "--sizes", "square")
+    assert result.returncode == 0, result.stderr
+    stored = len(expected_ids(world, [8101]))
+    assert (
+        f"holds {stored:,} observations already, and 0 photo files left to fetch; to page: 0" in result.stdout
+    )
+    assert re.search(r"^API requests: 0:", result.stdout, re.M)
+    assert re.search(r"^  square\s+0 files", result.stdout, re.M)
+
+
+def test_a_dry_run_without_limits_is_estimated_without_them(tmp_path):
+    world = World({8101: 300}, seed=24, photo_scale=0.02)
+    with SimulatorThread(world) as sim:
+        limited = _dry_run(tmp_path, sim, tmp_path / "o")
+        unlimited = _dry_run(tmp_path, sim, tmp_path / "o", "--no-limits")
+    assert limited.returncode == unlimited.returncode == 0, limited.stderr + unlimited.stderr
+    assert "at 60/minute" in limited.stdout and "600/minute" in limited.stdout
+    assert "/minute" not in unlimited.stdout and "/hour" not in unlimited.stdout
+    assert re.search(
+        r"^API requests: \d+: about \d+ s with no limits, 4 ranges at the \d+ ms", unlimited.stdout, re.M
+    )

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
 import zipfile
 
 import pandas as pd
 import pytest
-from conftest import ROOT, cli_env, expected_ids, local, read_photos, run_cli
+from conftest import expected_ids, local, read_photos, run_cli, run_in_terminal
 
 import inat_async
 from inat_async.simulator import SimulatorThread, World
@@ -27,39 +22,9 @@ def sim():
         yield running
 
 
-def _run_in_terminal(tmp_path, *args: str) -> tuple[int, str]:
-    """Run the CLI on a pseudo-terminal, as a person at a terminal sees it."""
-    leader, follower = pty.openpty()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "inat_async", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env={**cli_env(tmp_path), "COLUMNS": "120", "TERM": "xterm"},
-        cwd=ROOT,
-        close_fds=True,
-    )
-    os.close(follower)
-    output = bytearray()
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            child.kill()
-            break
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        output += data
-    os.close(leader)
-    return child.wait(timeout=60), output.decode("utf-8", "replace")
-
-
 def test_a_terminal_shows_live_progress_bars_and_the_summary(sim, tmp_path):
     out = tmp_path / "o"
-    code, screen = _run_in_terminal(tmp_path, "--place", "9501", *local(sim, out), "--sizes", "square,medium")
+    code, screen = run_in_terminal(tmp_path, "--place", "9501", *local(sim, out), "--sizes", "square,medium")
     assert code == 0, screen
     assert "observations" in screen and "photos" in screen
     assert "━" in screen  # rich's bar

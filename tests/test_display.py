@@ -1,0 +1,220 @@
+"""What the user reads while a harvest runs and after: the live display at a terminal (through a
+pseudo-terminal, or rich's captured output), the log lines, the summary and summary.json."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import socket
+import time
+
+import pyte
+import pytest
+from conftest import local, photo_requests, read_photos, run_cli, run_in_terminal, start_cli
+from rich.console import Console
+
+from inat_async.pace import Pace
+from inat_async.progress import Display, Progress
+from inat_async.settings import Budgets, make_settings
+from inat_async.simulator import Faults, SimulatorThread, World
+
+WORLD = World({9601: 400, 9602: 200}, seed=61, photo_scale=0.02)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorThread(WORLD, photo_latency=0.002) as running:
+        yield running
+
+
+def _screen(output: str, columns: int = 80) -> list[str]:
+    """The terminal's last screen, as a terminal of ``columns`` would show it."""
+    screen = pyte.Screen(columns, 60)
+    pyte.Stream(screen).feed(output)
+    return [line.rstrip() for line in screen.display if line.strip()]
+
+
+def _text(output: str) -> str:
+    """What a terminal shows, as one line: escape sequences out, line breaks as spaces."""
+    return " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output).split())
+
+
+def _bar(lines: list[str], name: str) -> str:
+    return next(line for line in reversed(lines) if line.startswith(name))
+
+
+# -- 1. retries --------------------------------------------------------------------------------
+def test_every_retry_is_logged_with_its_reason_and_wait_and_counted_in_the_summary(tmp_path):
+    faults = Faults()
+    faults.inject("api", "503", None, "500", "reset", "html", "500", "504")
+    faults.inject("photo", "truncated", "502", "html", "502")
+    out = tmp_path / "o"
+    with SimulatorThread(WORLD, faults=faults) as server:
+        result = run_cli(
+            tmp_path, "--place", "9602", *local(server, out), "--retry-wait", "0.01", "--per-page", "50",
+            "--sizes", "square", "--log-file", str(tmp_path / "log.txt"),
+        )  # fmt: skip
+        served = [r.fault for r in server.log if r.fault]
+    assert result.returncode == 0, result.stderr
+    assert len(served) == 10
+    want = {
+        "HTTP 503": 1,
+        "HTTP 500": 2,
+        "HTTP 504": 1,
+        "HTTP 502": 2,
+        "connection dropped mid-body": 2,  # the reset API page and the truncated photo
+        "HTTP 200 answer is not JSON": 1,
+        "answer is text/html, not an image": 1,
+    }
+    assert json.loads((out / "summary.json").read_text())["retries"] == want
+    # Each kind said once at the default level; every retry, with its wait, in the log file.
+    told = re.findall(r"INFO retrying \S+: (.+), next try in [\d.]+ s", result.stderr)
+    assert sorted(told) == sorted(want)
+    logged = re.findall(
+        r"retrying \S+: .+, next try in [\d.]+ s \(\d of \d tries\)", (tmp_path / "log.txt").read_text()
+    )
+    assert len(logged) == sum(want.values())
+    assert "10 retries:" in result.stdout and "HTTP 500" in result.stdout
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_refused_api_fails_in_three_tries_and_the_display_says_it_is_retrying(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    args = ["--place", "9601", "--api-url", url, "--out", str(tmp_path / "o"), "--retry-wait", "1.2"]
+    code, output = run_in_terminal(tmp_path, *args, "--log-file", str(tmp_path / "log.txt"), columns=80)
+    assert code == 5, output
+    assert re.search(r"retrying: connection refused, next try in [12] s", _text(output))
+    assert f"inat-async: error: cannot reach the API at {url}: connection refused; check" in _text(output)
+    # Both requests that plan the ranges tried three times, and no more.
+    tries = re.findall(r"retrying \S+: connection refused, next try in [\d.]+ s \((\d) of 3 tries\)",
+                       (tmp_path / "log.txt").read_text())  # fmt: skip
+    assert sorted(tries) == ["1", "1", "2", "2"]
+
+
+def test_a_name_that_does_not_resolve_fails_in_three_tries_with_that_reason(tmp_path):
+    url = "http://no-such-host.invalid/v1"
+    result = run_cli(tmp_path, "--place", "9601", "--api-url", url, "--out", str(tmp_path / "o"),
+                     "--retry-wait", "0.01", "-v")  # fmt: skip
+    assert result.returncode == 5, result.stderr
+    tries = re.findall(r"retrying no-such-host.invalid: name does not resolve, .* \((\d) of 3 tries\)",
+                       result.stderr)  # fmt: skip
+    assert sorted(tries) == ["1", "1", "2", "2"]
+    assert "name does not resolve; check --api-url" in result.stderr.strip().splitlines()[-1]
+
+
+# -- 2, 3, 6. the live display -----------------------------------------------------------------
+def test_a_terminal_shows_two_labelled_bars_that_reach_what_is_stored_in_80_columns(sim, tmp_path):
+    out = tmp_path / "o"
+    args = ["--place", "9601", *local(sim, out), "--sizes", "square,small"]
+    code, output = run_in_terminal(tmp_path, *args, columns=80)
+    assert code == 0, output
+    summary = json.loads((out / "summary.json").read_text())
+    files = sum(summary["photos"].values())
+    assert summary["photos"]["skipped"] > 0  # placeholders: finished, though never fetched
+    lines = _screen(output)
+    observations = f"{summary['observations']:,}"
+    assert re.search(
+        rf"^observations .*━ +{observations}/{observations} .*done$", _bar(lines, "observations")
+    )
+    assert re.search(rf"^photos .*━ +{files:,}/{files:,} .*done$", _bar(lines, "photos"))
+    assert "0/?" not in output and "INFO INFO" not in output and "INFO:inat_async" not in output
+    assert re.search(r"\d\d:\d\d:\d\d INFO +harvesting", _text(output))
+
+
+def test_a_resumed_run_says_what_is_stored_and_its_bars_count_it(sim, tmp_path):
+    out = tmp_path / "o"
+    args = ["--place", "9601", *local(sim, out), "--sizes", "square,small,medium", "--workers", "2"]
+    sim.clear_log()
+    first = start_cli(tmp_path, *args)
+    deadline = time.monotonic() + 30
+    while len(photo_requests(sim.log)) < 100 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=30)
+    assert first.returncode == 130
+    code, output = run_in_terminal(tmp_path, *args)
+    assert code == 0, output
+    said = re.search(r"resuming: ([\d,]+) observations and ([\d,]+) files already done", _text(output))
+    assert said and int(said.group(2).replace(",", "")) >= 50
+    files = len(read_photos(out))
+    lines = _screen(output, 120)
+    assert f"{files:,}/{files:,}" in _bar(lines, "photos")
+    stored = json.loads((out / "summary.json").read_text())["observations"]
+    assert f"{stored:,}/{stored:,}" in _bar(lines, "observations")
+    assert f"finished: observations {stored:,}/{stored:,} | photos {files:,}/{files:,}" in _text(output)
+
+
+# -- 4. time held by budgets ---------------------------------------------------------------------
+def test_time_held_by_a_budget_is_wall_time_however_many_wait(sim, tmp_path):
+    out = tmp_path / "o"
+    budget = ["--api-rpm", "30", "--budget-window-scale", "0.05"]  # 10 requests a second
+    result = run_cli(tmp_path, "--place", "9601", "--no-photos", "--per-page", "20", "--ranges", "4",
+                     "--api-url", sim.api_url, "--out", str(out), *budget)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    held = summary["waiting"]["30 API requests a 3 s"]
+    # Four ranges wait for the budget at once: their waits overlap, and count once.
+    assert 0.5 * summary["elapsed"] < held <= summary["seconds_waiting"] <= summary["elapsed"]
+    assert re.search(r"held by budgets for \d+ s of it:\n +\d+ s  30 API requests a 3 s", result.stdout)
+
+
+def _render(progress: Progress, width: int = 80, photos: bool = True) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    display = Display(console, photos)
+    display.show(progress)
+    console.print(display.bars.get_renderable())
+    return console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+
+
+def _pace(**budgets: float) -> Pace:
+    settings = make_settings([1], budgets=Budgets(**budgets))  # type: ignore[arg-type]
+    return Pace.of(settings)
+
+
+def test_time_left_is_what_the_budgets_allow_for_what_is_left():
+    # 8,000 observations left at 200 a page: 40 pages and a last one for each of 4 ranges,
+    # at 60 requests a minute.
+    progress = Progress(pace=_pace(), expected=10_000, stored_before=2_000)
+    assert _bar(_render(progress), "observations").endswith("0:00:44")
+    # Photos: 6,000 files queued and as many to come with the 6,000 observations left (one
+    # file an observation, as paged so far), at 600 a minute: 20 minutes.
+    progress.stored_before, progress.paged, progress.queued = 3_000, 1_000, 1_000
+    progress.pending = {"open": 6_000}
+    assert _bar(_render(progress), "photos").endswith("0:20:00")
+
+
+def test_time_left_counts_whole_hours_of_a_byte_budget():
+    progress = Progress(pace=_pace(media_gb_per_hour=1.0), expected=100, stored_before=100)
+    progress.pending = {"open": 5_000}
+    progress.finished("done", 500_000, "open")  # 0.5 MB a file: 2.5 GB, 3 hours' budgets
+    assert _bar(_render(progress), "photos").endswith("2:00:00")
+
+
+# -- 6. what the display shows, and only while it is live ---------------------------------------
+def test_the_display_fits_80_columns_and_a_wait_does_not_widen_it():
+    progress = Progress(pace=_pace(), expected=1_234_567, stored_before=234_567, rows_before=3_456_789)
+    progress.pending = {"open": 3_000_000}
+    quiet = _render(progress)
+    progress.waiting = "10000 API requests a day, until 2026-11-30 10:14:26 and a long reason besides that"
+    progress.retried("HTTP 503", 30)
+    waiting = _render(progress)
+    assert all(len(line) <= 80 for line in quiet + waiting)
+    assert waiting[:2] == quiet[:2]  # the bars keep their columns
+    assert "234,567/1,234,567" in waiting[0] and "0/3,456,789" in waiting[1]
+    assert waiting[2].startswith("retrying: HTTP 503, next try in 30 s | waiting: 10000 API requests a day")
+    assert len(waiting) == 3
+
+
+def test_what_has_ended_shows_no_rate_and_no_photos_bar_without_photos():
+    progress = Progress(pace=_pace(), expected=500, paged=500, paging_done=True)
+    progress.retried("HTTP 500", 0)  # its wait is over: not shown
+    lines = _render(progress, photos=False)
+    assert len(lines) == 1
+    assert re.fullmatch(r"observations ━+ 500/500 +done", lines[0])
