@@ -24,7 +24,7 @@ from pathlib import Path
 # each window is counted a little longer than it is to keep a margin: 1% of it, and at least
 # GUARD_SECONDS, since the delays of a busy machine or network do not shrink with the window.
 GUARD = 0.01
-GUARD_SECONDS = 0.05
+GUARD_SECONDS = 0.1
 
 
 @dataclass(frozen=True)

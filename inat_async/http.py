@@ -108,8 +108,14 @@ class Http:
             total=None, connect=s.connect_timeout, sock_connect=s.connect_timeout, sock_read=s.request_timeout
         )
         connector = aiohttp.TCPConnector(limit=max(100, s.workers * 2), ttl_dns_cache=300)
+        sent = aiohttp.TraceConfig()
+        sent.on_request_headers_sent.append(_note_sent)
         self._session = aiohttp.ClientSession(
-            timeout=timeout, connector=connector, headers={"User-Agent": USER_AGENT}, auto_decompress=True
+            timeout=timeout,
+            connector=connector,
+            headers={"User-Agent": USER_AGENT},
+            auto_decompress=True,
+            trace_configs=[sent],
         )
         return self
 
@@ -180,12 +186,16 @@ class Http:
         host = host_of(url)
 
         async def once() -> dict[str, Any]:
-            await self.politeness.api_turn(host)
+            slot = await self.politeness.api_turn(host)
             self.stop_if_blocked()
             self.api_requests += 1
-            async with self.session.get(url, params=params) as response:
-                await self.check_status(response)
-                return await _api_json(response)
+            sent = _Sent()
+            try:
+                async with self.session.get(url, params=params, trace_request_ctx=sent) as response:
+                    await self.check_status(response)
+                    return await _api_json(response)
+            finally:
+                await self.politeness.api_sent(host, slot, sent.at)
 
         try:
             return await self.retrying(host, self.settings.api_attempts, once)
@@ -217,6 +227,17 @@ async def _api_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise TransientError("the answer is JSON but not an observations page")
     return data
+
+
+class _Sent:
+    """When a request's headers were written: the time its budget slot was really used."""
+
+    at: float | None = None
+
+
+async def _note_sent(_: aiohttp.ClientSession, context: Any, __: Any) -> None:
+    if isinstance(context.trace_request_ctx, _Sent):
+        context.trace_request_ctx.at = time.time()
 
 
 def retry_reason(exc: BaseException) -> str:

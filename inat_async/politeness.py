@@ -106,16 +106,25 @@ class Politeness:
         return state
 
     # -- the API ----------------------------------------------------------------------------
-    async def api_turn(self, host: str) -> None:
-        """Wait for this host's Retry-After and a slot in the API budget."""
+    async def api_turn(self, host: str) -> float | None:
+        """Wait for this host's Retry-After and a slot in the API budget; returns the time the
+        request is booked at (None without limits), for :meth:`api_sent`."""
         if not self.enabled:
-            return
+            return None
         state = self._host(host)
         # A 429 may arrive while we wait for our slot: then the slot is given up, not used.
-        while state.not_before > time.time() or not await self._api_slot(host, state):
+        while state.not_before > time.time() or (slot := await self._api_slot(host, state)) is None:
             await self._wait_retry_after(host, state)
+        return slot
 
-    async def _api_slot(self, host: str, state: _Host) -> bool:
+    async def api_sent(self, host: str, slot: float | None, sent: float | None) -> None:
+        """The request booked at ``slot`` went at ``sent`` (its headers written): a late one
+        (a busy machine, a new connection) is booked then, so the slots reserved after it keep
+        their distance from when it really went, as the server counts."""
+        if self._ledger is not None and slot is not None and sent is not None and sent > slot + _LATE:
+            await asyncio.to_thread(self._ledger.postpone, f"api {host}", slot, sent)
+
+    async def _api_slot(self, host: str, state: _Host) -> float | None:
         b = self.budgets
         rpm = max(1.0, b.api_rpm * state.factor)
         daily = f"{b.api_daily} API requests a {_span(b.day)}"
@@ -129,9 +138,7 @@ class Politeness:
         # Spacing and the minute window are one budget, however far a 429 has slowed it.
         budget = daily if reason == daily else f"{b.api_rpm} API requests a {_span(b.minute)}"
         await self._sleep_until(slot, reason, "API", budget)
-        if (now := time.time()) > slot + _LATE:
-            await asyncio.to_thread(self._ledger.postpone, key, slot, now)
-        return state.not_before <= time.time()
+        return slot if state.not_before <= time.time() else None
 
     # -- photo hosts ------------------------------------------------------------------------
     @asynccontextmanager
