@@ -646,27 +646,25 @@ def test_an_offline_harvest_gives_images_that_open_at_their_sizes(tmp_path) -> N
     from inat_async import harvest_blocking
     from inat_async.simulator.images import rendition_dimensions
 
-    world = World({7101: 400}, seed=71, photo_scale=0.02)
+    world = World({7101: 120}, seed=71, photo_scale=0.02)
     out = tmp_path / "o"
     with SimulatorThread(world) as sim:
         summary = harvest_blocking(
             [7101], out=out, api_url=sim.api_url, limits=False, sizes=list(SIZES), all_photos=True
         )
-    formats = set()
+    formats = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "gif": "GIF"}
+    seen = set()
     for path in (out / "photos").rglob("*.*"):
         photo_id, size = path.stem.split("_")
         info = world.photo_info(int(photo_id))
         assert info is not None
         with Image.open(path) as image:
-            image.load()
             assert image.size == rendition_dimensions(size, info.width, info.height), path
-            formats.add(image.format)
-            assert {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "gif": "GIF"}[
-                info.ext.lower()
-            ] == image.format
-            image.thumbnail((32, 32))
+            assert image.format == formats[info.ext.lower()]
+            image.thumbnail((32, 32))  # decodes it (a JPEG at an eighth of its size)
+            seen.add(image.format)
         assert path.read_bytes() == world.photo_bytes(int(photo_id), size)
-    assert formats == {"JPEG", "PNG", "GIF"} and summary.photos["done"] > 1000
+    assert seen == {"JPEG", "PNG", "GIF"} and summary.photos["done"] > 500
 
 
 def test_images_are_padded_to_the_length_of_their_photo() -> None:
