@@ -2,14 +2,16 @@
 
 __version__ = "0.1.0"
 
-from .errors import HarvestError, UsageError
+from .errors import HarvestError, SettingError, UsageError
 from .library import export, harvest, harvest_blocking
-from .settings import Budgets, Settings, make_settings
+from .settings import Budgets, HarvestOptions, Settings, make_settings
 from .summary import Summary
 
 __all__ = [
     "Budgets",
     "HarvestError",
+    "HarvestOptions",
+    "SettingError",
     "Settings",
     "Summary",
     "UsageError",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import math
 import signal
 import sys
 from collections.abc import Awaitable
@@ -15,19 +17,21 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from . import __version__, dryrun
-from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError, UsageError
-from .export import FORMATS, parse_formats
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError, SettingError
 from .library import export, harvest
 from .settings import (
-    DEFAULT_SIZES,
+    DEFAULT_FILTERS,
+    FORMATS,
     PHOTO_LICENSES,
     SIZES,
     Budgets,
     Settings,
     api_url_default,
     make_settings,
+    parse_formats,
     parse_params,
     read_places_file,
+    setting_default,
 )
 
 PROG = "inat-async"
@@ -72,6 +76,37 @@ other command:
                         alone, with no request; see {PROG} export --help"""
 
 
+# The flag of each setting whose flag is not its name with dashes (see flag_of).
+_FLAGS = {
+    "places": "--place",
+    "filters": "--param",
+    "photo_licenses": "--photo-license",
+    "formats": "--format",
+    "request_timeout": "--timeout",
+    "connect_timeout": "--timeout",
+    "max_photo_bytes": "--max-photo-mb",
+    "backoff_initial": "--retry-wait",
+    "limits": "--no-limits",
+    "minute": "--budget-window-scale",
+    "hour": "--budget-window-scale",
+    "day": "--budget-window-scale",
+}
+_SETTINGS = {f.name for f in dataclasses.fields(Settings)} | {f.name for f in dataclasses.fields(Budgets)}
+
+
+def flag_of(setting: str) -> str:
+    """The flag that sets ``setting`` (a Settings or Budgets field): errors name it so."""
+    if setting in _FLAGS:
+        return _FLAGS[setting]
+    if setting in _SETTINGS or setting == "places_file":
+        return f"--{setting.replace('_', '-')}"
+    return f"{{{setting}}}"  # not a setting: left as written
+
+
+def _default_list(setting: str) -> str:
+    return ",".join(setting_default(setting))
+
+
 def build_parser() -> argparse.ArgumentParser:
     b = Budgets()
     p = _Parser(
@@ -101,19 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="add or override an API filter (defaults: geo=true identified=true "
-        "rank=species); KEY= drops one",
+        help="add or override an API filter (defaults: "
+        f"{' '.join(f'{k}={v}' for k, v in DEFAULT_FILTERS.items())}); KEY= drops one",
     )
     what.add_argument(
         "--sizes",
-        default=",".join(DEFAULT_SIZES),
+        default=_default_list("sizes"),
         metavar="LIST",
         help=f"photo sizes, comma separated, of {', '.join(SIZES)}",
     )
     what.add_argument(
         "--per-page",
         type=int,
-        default=200,
+        default=setting_default("per_page"),
         metavar="N",
         help="observations per API request (at most 200; smaller helps a heavy query)",
     )
@@ -141,12 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_argument_group("where")
     where.add_argument(
         "--out",
-        default="inat_harvest",
+        default=str(setting_default("out")),
         metavar="DIR",
         help="output folder; running again continues the harvest in it",
     )
     where.add_argument(
-        "--format", default="csv", metavar="LIST", help=f"exports written at the end, of {', '.join(FORMATS)}"
+        "--format",
+        default=_default_list("formats"),
+        metavar="LIST",
+        help=f"exports written at the end, of {', '.join(FORMATS)}",
     )
     where.add_argument(
         "--api-url",
@@ -156,12 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     speed = p.add_argument_group("speed and politeness")
     speed.add_argument(
-        "--workers", type=int, default=16, metavar="N", help="photo downloads at once, all hosts together"
+        "--workers",
+        type=int,
+        default=setting_default("workers"),
+        metavar="N",
+        help="photo downloads at once, all hosts together",
     )
     speed.add_argument(
         "--ranges",
         type=int,
-        default=4,
+        default=setting_default("ranges"),
         metavar="N",
         help="id ranges of a query paged at once, so API latency does not leave the request budget unused",
     )
@@ -182,21 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
+        default=setting_default("request_timeout"),
         metavar="SECONDS",
         help="a request whose server sends nothing for this long is retried",
     )
     speed.add_argument(
         "--max-photo-mb",
         type=float,
-        default=64.0,
+        default=setting_default("max_photo_bytes") / 1e6,
         metavar="MB",
         help="refuse a photo file larger than this (no photo is near it)",
     )
     speed.add_argument(
         "--retry-wait",
         type=float,
-        default=1.0,
+        default=setting_default("backoff_initial"),
         metavar="SECONDS",
         help="first backoff before a retry; it doubles, with jitter, up to 5 minutes",
     )
@@ -211,19 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The flags as :class:`Settings`; every check is the Settings' own (see flag_of)."""
+    windows = Budgets()
     scale = args.budget_window_scale
-    if args.timeout <= 0 or args.max_photo_mb <= 0 or args.retry_wait < 0:
-        raise UsageError("--timeout, --max-photo-mb and --retry-wait must be positive")
-    if not 1 <= args.per_page <= 200:
-        raise UsageError("--per-page must be from 1 to 200")
-    for name in ("workers", "ranges", *_BUDGET_HELP):
-        if getattr(args, name) <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive")
     budgets = Budgets(
         **{name: getattr(args, name) for name in _BUDGET_HELP},
-        minute=60.0 * scale,
-        hour=3600.0 * scale,
-        day=86400.0 * scale,
+        minute=windows.minute * scale,
+        hour=windows.hour * scale,
+        day=windows.day * scale,
     )
     places = list(args.place)
     if args.places_file is not None:
@@ -238,7 +275,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         no_photos=args.no_photos,
         update=args.update,
         photo_licenses=args.photo_license,
-        formats=parse_formats(args.format),
+        formats=args.format,
         workers=args.workers,
         limits=not args.no_limits,
         budgets=budgets,
@@ -247,9 +284,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         per_page=args.per_page,
         ranges=args.ranges,
         request_timeout=args.timeout,
-        connect_timeout=min(args.timeout, 15.0),
-        max_photo_bytes=int(args.max_photo_mb * 1e6),
+        max_photo_bytes=_bytes(args.max_photo_mb),
     )
+
+
+def _bytes(megabytes: float) -> int:
+    """MB as bytes; NaN and infinity stay as they are, for Settings to refuse."""
+    return round(megabytes * 1e6) if math.isfinite(megabytes) else megabytes  # type: ignore[return-value]
 
 
 def _console(args: argparse.Namespace) -> Console | None:
@@ -301,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
             print(dryrun.report(settings, asyncio.run(_until_signal(dryrun.estimate(settings)))))
             return EXIT_OK
         summary = asyncio.run(_until_signal(harvest(settings, console=console)))
+    except SettingError as exc:
+        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
+        return exc.exit_code
     except HarvestError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -327,7 +371,10 @@ def _export_main(argv: list[str]) -> int:
     )
     p.add_argument("out", type=Path, metavar="OUT", help="a harvest folder")
     p.add_argument(
-        "--format", default="csv", metavar="LIST", help=f"exports to write, of {', '.join(FORMATS)}"
+        "--format",
+        default=_default_list("formats"),
+        metavar="LIST",
+        help=f"exports to write, of {', '.join(FORMATS)}",
     )
     p.add_argument(
         "--api-url",
@@ -339,6 +386,9 @@ def _export_main(argv: list[str]) -> int:
     try:
         formats = parse_formats(args.format)
         export(args.out, formats, args.api_url)
+    except SettingError as exc:
+        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
+        return exc.exit_code
     except HarvestError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 
 class HarvestError(Exception):
     """A harvest stopped; the message is one line for the user. State stays consistent."""
@@ -13,6 +16,26 @@ class UsageError(HarvestError):
     """Bad input: options, places, an output folder that cannot hold this harvest."""
 
     exit_code = 2
+
+
+# A setting named inside a problem's text: "{update}" reads "update" from the library and
+# "--update" from the command line.
+_MENTION = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+class SettingError(UsageError):
+    """A setting is invalid. ``setting`` is its keyword (a Settings or Budgets field); the
+    message names it, and any setting written ``{name}`` in ``problem``, as the library's
+    keywords; the CLI renders the same message with its flags (:meth:`render`)."""
+
+    def __init__(self, setting: str, problem: str):
+        self.setting = setting
+        self.problem = problem
+        super().__init__(self.render(str))
+
+    def render(self, name_of: Callable[[str], str]) -> str:
+        """The message with each setting named by ``name_of`` (a keyword, or a CLI flag)."""
+        return f"{name_of(self.setting)}: " + _MENTION.sub(lambda m: name_of(m[1]), self.problem)
 
 
 class BlockedError(HarvestError):

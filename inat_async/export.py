@@ -40,9 +40,6 @@ PHOTO_COLUMNS = (
 PHOTO_ORDER = f"observation_id, api_order, photo_id, instr('{','.join(SIZES)}', size)"
 
 
-FORMATS = ("csv", "parquet", "dwca")
-
-
 @contextlib.contextmanager
 def replacing(target: Path) -> Iterator[Path]:
     """A temporary name beside ``target`` to write to, renamed over ``target`` only when the
@@ -57,7 +54,8 @@ def replacing(target: Path) -> Iterator[Path]:
 
 
 def write_exports(state: State, out: Path, formats: tuple[str, ...], api_url: str | None = None) -> None:
-    """Write each of ``formats`` from the state alone: no request is made."""
+    """Write each of ``formats`` (settings.FORMATS, checked there) from the state alone: no
+    request is made."""
     from .dwca import write_dwca
     from .parquet import write_parquet
 
@@ -68,16 +66,6 @@ def write_exports(state: State, out: Path, formats: tuple[str, ...], api_url: st
             write_parquet(state, out)
         else:
             write_dwca(state, out, api_url=api_url)
-
-
-def parse_formats(value: str) -> tuple[str, ...]:
-    from .errors import UsageError
-
-    formats = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise UsageError(f"--format: {unknown[0] if unknown else value!r} is not one of {', '.join(FORMATS)}")
-    return formats
 
 
 def write_csvs(state: State, out: Path) -> None:

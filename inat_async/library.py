@@ -1,5 +1,5 @@
 """The library API: ``await inat_async.harvest(...)`` and its blocking twin, for notebooks and
-scripts. The CLI is a thin layer over these."""
+scripts. The CLI is a thin layer over these; both take the same checked :class:`Settings`."""
 
 from __future__ import annotations
 
@@ -7,47 +7,71 @@ import asyncio
 import concurrent.futures
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 from rich.console import Console
 
 from . import pipeline
 from .errors import UsageError
-from .export import FORMATS, write_exports
+from .export import write_exports
 from .pipeline import locked_state
-from .settings import Settings, make_settings
+from .settings import (
+    FORMATS,
+    HarvestOptions,
+    Places,
+    Settings,
+    make_settings,
+    parse_api_url,
+    parse_formats,
+    with_options,
+)
 from .state import STATE_FILE
 from .summary import Summary
 
 
 async def harvest(
-    places: Iterable[int | str] | Settings, *, console: Console | None = None, **options: Any
+    places: Places | Settings, *, console: Console | None = None, **options: Unpack[HarvestOptions]
 ) -> Summary:
-    """Harvest ``places`` (or run ready-made :class:`Settings`) into ``options['out']``.
+    """Harvest ``places`` (ids, place URLs, or a comma list in one str) into ``out``, or run
+    ready-made :class:`Settings` (with ``options`` changed, if any).
 
-    ``options`` are :class:`Settings` fields, with the CLI's defaults: ``out``, ``sizes``
-    ("square,medium" or a list), ``filters``, ``all_photos``, ``no_photos``, ``workers``,
-    ``budgets``, ``limits``, ``photo_licenses``, ``formats``, ``update``, ``api_url``, ...
+    ``options`` are the :class:`Settings` fields, with the CLI's defaults: ``out``, ``sizes``
+    ("square,medium" or a list), ``formats`` (likewise), ``filters``, ``all_photos``,
+    ``no_photos``, ``workers``, ``budgets``, ``limits``, ``photo_licenses``, ``update``,
+    ``api_url``, ``per_page``, ``ranges``, ... Every value is checked as the CLI checks it,
+    before any request: a bad one raises :class:`inat_async.SettingError` (a
+    :class:`UsageError`) naming the keyword, an unknown keyword a :class:`TypeError`.
     Running it again on the same ``out`` continues where it stopped.
     """
-    settings = places if isinstance(places, Settings) else make_settings(places, **options)
+    if isinstance(places, Settings):
+        settings = with_options(places, **options) if options else places
+    else:
+        settings = make_settings(places, **options)
     return await pipeline.run_harvest(settings, console)
 
 
-def harvest_blocking(places: Iterable[int | str] | Settings, **options: Any) -> Summary:
+def harvest_blocking(
+    places: Places | Settings, *, console: Console | None = None, **options: Unpack[HarvestOptions]
+) -> Summary:
     """:func:`harvest` for plain code; inside a running event loop (Jupyter) it runs the
     harvest on a worker thread with a loop of its own, and still blocks until done."""
+    work = harvest(places, console=console, **options)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(harvest(places, **options))
+        return asyncio.run(work)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, harvest(places, **options)).result()
+        return pool.submit(asyncio.run, work).result()
 
 
-def export(out: str | Path, formats: Iterable[str] = FORMATS, api_url: str | None = None) -> None:
-    """Write exports of the harvest in ``out`` from its state alone, with no request."""
+def export(out: str | Path, formats: str | Iterable[str] = FORMATS, api_url: str | None = None) -> None:
+    """Write exports of the harvest in ``out`` from its state alone, with no request.
+    ``formats`` as for :func:`harvest`; ``api_url`` is named in the Darwin Core metadata as
+    the source (default: the one the folder was harvested from)."""
+    kinds = parse_formats(formats)
+    if api_url is not None:
+        parse_api_url(api_url)
     if not (Path(out) / STATE_FILE).is_file():
         raise UsageError(f"{out} holds no harvest (no {STATE_FILE})")
     with locked_state(Path(out)) as state:
-        write_exports(state, Path(out), tuple(formats), api_url)
+        write_exports(state, Path(out), kinds, api_url)

@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from .downloader import Downloader
-from .errors import DiskFullError, HarvestError, UsageError
+from .errors import DiskFullError, HarvestError, SettingError, UsageError
 from .export import write_exports
 from .feeder import Feeders
 from .http import Http, host_of
@@ -45,7 +45,7 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
     seconds.
     """
     if not settings.limits and REAL_API_HOST in settings.api_url:
-        log.warning("--no-limits against %s: you risk having this IP blocked", REAL_API_HOST)
+        log.warning("every limit lifted against %s: you risk having this IP blocked", REAL_API_HOST)
     with locked_state(settings.out) as state:
         state.check_fingerprint(settings.fingerprint())
         state.set_meta("api_url", settings.api_url)  # named as the source by later exports
@@ -139,9 +139,9 @@ def update_since(meta: Callable[[str], str | None], out: Path) -> str:
         return since
     completed = meta("completed_at")
     if completed is None:
-        raise UsageError(
-            f"{out} holds no complete harvest to update: run the same command "
-            "without --update to finish it first"
+        raise SettingError(
+            "update",
+            f"{out} holds no complete harvest to update: harvest it without {{update}} to finish it first",
         )
     return (datetime.fromisoformat(completed) - UPDATE_MARGIN).isoformat(timespec="seconds")
 
@@ -219,14 +219,14 @@ def _disk_full(error: BaseException, out: Path) -> BaseException:
 def locked_state(out: Path) -> Iterator[State]:
     """The output folder, locked for this harvest, and its state database."""
     if not out.parent.is_dir():
-        raise UsageError(f"--out: the folder {out.parent} does not exist")
+        raise SettingError("out", f"the folder {out.parent} does not exist")
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {out} is a file, not a folder")
+        raise SettingError("out", f"{out} is a file, not a folder")
     try:
         out.mkdir(exist_ok=True)
         lock = open(out / ".lock", "w")  # noqa: SIM115 - held for the whole harvest
     except OSError as exc:
-        raise UsageError(f"--out: cannot write to {out} ({exc.strerror})") from None
+        raise SettingError("out", f"cannot write to {out} ({exc.strerror})") from None
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

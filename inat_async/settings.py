@@ -1,25 +1,37 @@
-"""What one harvest is asked to do: the validated settings shared by the CLI and the library."""
+"""What one harvest is asked to do: the settings shared by the CLI and the library, each
+default written once and every value checked when a :class:`Settings` or :class:`Budgets` is
+made (``__post_init__``), so the library refuses what the CLI refuses, before any request.
+
+A bad value raises :class:`SettingError` naming the setting by its keyword; the CLI prints
+the same message with its flag instead.
+"""
 
 from __future__ import annotations
 
+import difflib
+import math
+import numbers
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
-from .errors import UsageError
+from .errors import SettingError
 from .photos import ALL_RIGHTS_RESERVED
 
 DEFAULT_API_URL = "https://api.inaturalist.org/v1"
 REAL_API_HOST = "api.inaturalist.org"
 SIZES = ("square", "thumb", "small", "medium", "large", "original")
 DEFAULT_SIZES = ("square", "medium", "original")
+# The exports a harvest can write (export.py has a writer for each).
+FORMATS = ("csv", "parquet", "dwca")
 # The seed's filters: observations with public coordinates, identified to species.
 DEFAULT_FILTERS = {"geo": "true", "identified": "true", "rank": "species"}
-# Paging is ours to control: a user's --param may not break the keyset cursor.
+# Paging is ours to control: a user's filter may not break the keyset cursor.
 RESERVED_PARAMS = frozenset({"order", "order_by", "per_page", "page", "id_above", "id_below"})
 # The photo hosts iNaturalist serves from; the API's own host is added at run time.
 PHOTO_HOSTS = ("inaturalist-open-data.s3.amazonaws.com", "static.inaturalist.org")
@@ -38,9 +50,102 @@ LICENSE_CODES = (
 PHOTO_LICENSES = (*LICENSE_CODES, ALL_RIGHTS_RESERVED)
 
 
+# -- the checks: each returns a value in its one form or raises SettingError naming it ---------
+def _kind(value: object) -> str:
+    return f"{value!r:.60} ({type(value).__name__})"
+
+
+def _whole_number(name: str, value: object, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SettingError(name, f"must be a whole number, not {_kind(value)}")
+    number = int(value)
+    if high is not None and not 1 <= number <= high:
+        raise SettingError(name, f"must be from 1 to {high}")
+    if number < 1:
+        raise SettingError(name, "must be positive")
+    return number
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SettingError(name, f"must be a number, not {_kind(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise SettingError(name, "must be a finite number")
+    return number
+
+
+def _positive_number(name: str, value: object) -> float:
+    number = _number(name, value)
+    if number <= 0:
+        raise SettingError(name, "must be positive")
+    return number
+
+
+def _not_negative(name: str, value: object) -> float:
+    number = _number(name, value)
+    if number < 0:
+        raise SettingError(name, "must not be negative")
+    return number
+
+
+def _yes_no(name: str, value: object) -> bool:
+    if not isinstance(value, bool):  # "no" and 0 are refused: either would read as meant
+        raise SettingError(name, f"must be True or False, not {_kind(value)}")
+    return value
+
+
+def _folder(name: str, value: object) -> Path:
+    if not isinstance(value, str | os.PathLike) or not isinstance(os.fspath(value), str):
+        raise SettingError(name, f"must be a path, not {_kind(value)}")
+    if not str(value).strip():
+        raise SettingError(name, "give a path")
+    return Path(value)
+
+
+def _optional_folder(name: str, value: object) -> Path | None:
+    return None if value is None else _folder(name, value)
+
+
+def _budgets(name: str, value: object) -> Budgets:
+    if not isinstance(value, Budgets):
+        raise SettingError(name, f"must be an inat_async.Budgets, not {_kind(value)}")
+    return value
+
+
+def parse_api_url(value: object, name: str = "api_url") -> str:
+    """An http(s) URL with a host, or :class:`SettingError`."""
+    if not isinstance(value, str):
+        raise SettingError(name, f"must be an http(s) URL, not {_kind(value)}")
+    try:
+        parts = urlsplit(value)
+        good = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bad port or IPv6 literal
+        good = False
+    if not good or value != value.strip() or " " in value:
+        raise SettingError(name, f"{value[:80]!r} is not an http(s) URL")
+    return value
+
+
+def _names(name: str, value: object) -> tuple[str, ...]:
+    """Names from 'a,B' or a list of them (each may be a comma list too): stripped,
+    lowercased, in order, once each. A str is one list, never a sequence of letters."""
+    if isinstance(value, str):
+        parts: list[object] = [value]
+    elif isinstance(value, Iterable) and not isinstance(value, (Mapping, bytes)):
+        parts = list(value)
+    else:
+        parts = [value]
+    if not all(isinstance(part, str) for part in parts):
+        raise SettingError(name, f"must be a comma list or a list of names, not {_kind(value)}")
+    names = (n.strip().lower() for part in parts for n in str(part).split(","))
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
 @dataclass(frozen=True)
 class Budgets:
-    """Politeness limits, each counted over a sliding window (see budget.py)."""
+    """Politeness limits, each counted over a sliding window (see budget.py). Every one must
+    be positive: the whole numbers are counts, the others GB or seconds."""
 
     api_rpm: int = 60
     api_daily: int = 10_000
@@ -53,10 +158,18 @@ class Budgets:
     hour: float = 3600.0
     day: float = 86400.0
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check = _whole_number if f.type == "int" else _positive_number
+            object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
+
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a harvest needs; build it with :func:`make_settings` to get validation."""
+    """Everything a harvest needs. Making one checks every field and brings it to its one
+    form (``places=[7]`` or ``"7,8"``, ``sizes="square,medium"``, ``formats="parquet"``, a
+    str ``out``); a bad value raises :class:`SettingError`. :func:`make_settings` is the typed
+    way to pass those looser forms."""
 
     places: tuple[int, ...]
     out: Path = Path("inat_harvest")
@@ -76,12 +189,20 @@ class Settings:
     ranges: int = 4
     max_photo_bytes: int = 64_000_000
     request_timeout: float = 60.0
-    connect_timeout: float = 15.0
+    connect_timeout: float = 15.0  # used as at most request_timeout
     api_attempts: int = 8
     photo_attempts: int = 5
     backoff_initial: float = 1.0
     max_backoff: float = 300.0
     progress_interval: float = 5.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _CHECKS[f.name](f.name, getattr(self, f.name)))
+        if self.all_photos and self.no_photos:
+            raise SettingError("no_photos", "cannot be combined with {all_photos}")
+        # A connection is part of a request: it may not outwait the request.
+        object.__setattr__(self, "connect_timeout", min(self.connect_timeout, self.request_timeout))
 
     def fingerprint(self) -> dict[str, object]:
         """What makes two runs the same harvest: stored in the state, compared on resume."""
@@ -101,6 +222,72 @@ class Settings:
         return frozenset((*PHOTO_HOSTS, urlsplit(self.api_url).hostname or ""))
 
 
+Places = int | str | Iterable[int | str]
+PathArg = str | os.PathLike[str]
+
+
+class HarvestOptions(TypedDict, total=False):
+    """The keywords of :func:`inat_async.harvest` and :func:`make_settings`: the
+    :class:`Settings` fields but ``places``, in the forms people write them."""
+
+    out: PathArg
+    api_url: str
+    filters: Mapping[str, str | int | float | None]
+    sizes: str | Iterable[str]
+    all_photos: bool
+    no_photos: bool
+    update: bool
+    photo_licenses: str | Iterable[str] | None
+    formats: str | Iterable[str]
+    workers: int
+    limits: bool
+    budgets: Budgets
+    budget_file: PathArg | None
+    per_page: int
+    ranges: int
+    max_photo_bytes: int
+    request_timeout: float
+    connect_timeout: float
+    api_attempts: int
+    photo_attempts: int
+    backoff_initial: float
+    max_backoff: float
+    progress_interval: float
+
+
+def make_settings(places: Places, **options: Unpack[HarvestOptions]) -> Settings:
+    """Checked :class:`Settings` from ``places`` and keywords; a bad value raises
+    :class:`SettingError` naming it, an unknown keyword a :class:`TypeError` naming it."""
+    _refuse_unknown(options)
+    return Settings(places, **options)  # type: ignore[arg-type]  # loose forms: __post_init__
+
+
+def with_options(settings: Settings, **options: Unpack[HarvestOptions]) -> Settings:
+    """``settings`` with some fields changed, checked as :func:`make_settings` checks them."""
+    _refuse_unknown(options)
+    return replace(settings, **options)  # type: ignore[arg-type]
+
+
+def _refuse_unknown(options: Mapping[str, object]) -> None:
+    known = HarvestOptions.__annotations__
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, 1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"unexpected keyword argument {name!r}{hint}")
+
+
+def setting_default(name: str) -> Any:
+    """The default of the :class:`Settings` field ``name``: the CLI's defaults come from here."""
+    f = next(f for f in fields(Settings) if f.name == name)
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def api_url_default() -> str:
+    """The CLI's API URL: the INAT_API_URL environment variable, else the Settings default."""
+    return os.environ.get("INAT_API_URL", DEFAULT_API_URL)
+
+
 _ID = re.compile(r"[0-9]+")
 # An iNaturalist place page (any of its network's sites, with or without the scheme), the id
 # ending its path or followed by more of it, a query or a fragment.
@@ -118,9 +305,11 @@ def place_id(text: str) -> int | None:
     return number if number > 0 else None
 
 
-def parse_places(values: Iterable[str | int]) -> tuple[int, ...]:
-    """Place ids from repeatable values, each a comma list of ids or one place URL; order
-    kept, duplicates dropped."""
+def parse_places(values: Places) -> tuple[int, ...]:
+    """Place ids from one value or several, each an id, a comma list of ids or one place URL;
+    order kept, duplicates dropped. A str is one value, never a sequence of digits."""
+    if isinstance(values, str | int) or not isinstance(values, Iterable):
+        values = [values]
     places: dict[int, None] = {}
     for value in values:
         text = str(value)
@@ -129,11 +318,18 @@ def parse_places(values: Iterable[str | int]) -> tuple[int, ...]:
                 continue
             number = place_id(part)
             if number is None:
-                raise UsageError(
-                    f"--place: {part.strip()[:80]!r} is not a place id (a positive integer) or URL"
+                raise SettingError(
+                    "places", f"{part.strip()[:80]!r} is not a place id (a positive integer) or URL"
                 )
             places[number] = None
     return tuple(places)
+
+
+def _places(name: str, value: object) -> tuple[int, ...]:
+    places = parse_places(value)  # type: ignore[arg-type]  # whatever it is, str() tells
+    if not places:
+        raise SettingError(name, "give at least one place id or URL")
+    return places
 
 
 _COMMENT = re.compile(r"(?:^|\s)#")
@@ -145,7 +341,7 @@ def read_places_file(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--places-file: cannot read {path} ({exc})") from None
+        raise SettingError("places_file", f"cannot read {path} ({exc})") from None
     places = []
     for number, line in enumerate(text.splitlines(), 1):
         value = _COMMENT.split(line, maxsplit=1)[0].strip()
@@ -153,8 +349,8 @@ def read_places_file(path: Path) -> list[str]:
             continue
         place = place_id(value)
         if place is None:
-            raise UsageError(
-                f"--places-file: line {number} of {path} is not a place id or URL: {value[:60]!r}"
+            raise SettingError(
+                "places_file", f"line {number} of {path} is not a place id or URL: {value[:60]!r}"
             )
         places.append(str(place))
     return places
@@ -163,64 +359,104 @@ def read_places_file(path: Path) -> list[str]:
 def parse_licenses(value: str | Iterable[str]) -> tuple[str, ...]:
     """Photo licence codes from 'cc0,CC-BY' or a list, lowercased; an unknown code is refused
     with the list of known ones (a typo would otherwise skip every photo)."""
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    codes = tuple(dict.fromkeys(str(p).strip().lower() for p in parts if str(p).strip()))
+    codes = _names("photo_licenses", value)
     unknown = [c for c in codes if c not in PHOTO_LICENSES]
     if unknown or not codes:
         what = f"{unknown[0]!r} is not a licence code" if unknown else "give at least one licence code"
-        raise UsageError(f"--photo-license: {what}; known codes: {', '.join(PHOTO_LICENSES)}")
+        raise SettingError("photo_licenses", f"{what}; known codes: {', '.join(PHOTO_LICENSES)}")
     return codes
+
+
+def _licenses(name: str, value: object) -> tuple[str, ...] | None:
+    return None if value is None else parse_licenses(value)  # type: ignore[arg-type]
 
 
 def parse_sizes(value: str | Iterable[str]) -> tuple[str, ...]:
     """Photo sizes from 'square,medium' or a list; each must be one iNaturalist serves."""
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    sizes = tuple(dict.fromkeys(p.strip().lower() for p in parts if p.strip()))
+    sizes = _names("sizes", value)
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
-        raise UsageError(f"--sizes: unknown size {unknown[0]!r} (choose from {', '.join(SIZES)})")
+        raise SettingError("sizes", f"unknown size {unknown[0]!r} (choose from {', '.join(SIZES)})")
     if not sizes:
-        raise UsageError("--sizes: give at least one size")
+        raise SettingError("sizes", "give at least one size")
     return sizes
 
 
+def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Export formats from 'csv,parquet' or a list; each must be one of :data:`FORMATS`."""
+    formats = _names("formats", value)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        what = f"{unknown[0]!r} is not one of" if unknown else "give at least one of"
+        raise SettingError("formats", f"{what} {', '.join(FORMATS)}")
+    return formats
+
+
+def _filters(name: str, value: object) -> dict[str, str]:
+    """API filters as strings; None or '' drops one. Paging's own parameters and place_id
+    (places have their own setting) are refused."""
+    if not isinstance(value, Mapping):
+        raise SettingError(name, f"must be a mapping of API parameters to values, not {_kind(value)}")
+    filters = {}
+    for key, raw in value.items():
+        if not isinstance(key, str) or not key.strip():
+            raise SettingError(name, f"{key!r} is not an API parameter name")
+        key = key.strip()
+        if key in RESERVED_PARAMS:
+            raise SettingError(name, f"{key} is set by the harvester's paging and cannot be changed")
+        if key == "place_id":
+            raise SettingError(name, "give places with {places}")
+        if isinstance(raw, bool):
+            raw = str(raw).lower()  # the API's spelling
+        if raw is not None and not isinstance(raw, str | int | float):
+            raise SettingError(name, f"the value of {key} must be a string or a number, not {_kind(raw)}")
+        text = "" if raw is None else str(raw).strip()
+        if text:
+            filters[key] = text
+    return filters
+
+
 def parse_params(values: Iterable[str]) -> dict[str, str]:
-    """The default filters with each KEY=VALUE applied; an empty VALUE drops the filter."""
+    """The default filters with each KEY=VALUE applied; an empty VALUE drops the filter.
+    Which keys may be set is checked by :class:`Settings`."""
     filters = dict(DEFAULT_FILTERS)
     for item in values:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UsageError(f"--param: {item!r} is not KEY=VALUE")
-        if key in RESERVED_PARAMS:
-            raise UsageError(f"--param: {key} is set by the harvester's paging and cannot be changed")
-        if key == "place_id":
-            raise UsageError("--param: give places with --place")
-        if value.strip():
-            filters[key] = value.strip()
-        else:
-            filters.pop(key, None)
+            raise SettingError("filters", f"{item!r} is not KEY=VALUE")
+        filters[key] = value
     return filters
 
 
-def api_url_default() -> str:
-    return os.environ.get("INAT_API_URL", DEFAULT_API_URL)
+def _whole_number_to(high: int) -> Callable[[str, object], int]:
+    return lambda name, value: _whole_number(name, value, high)
 
 
-def make_settings(places: Iterable[str | int], **options: object) -> Settings:
-    """Validated :class:`Settings`; raises :class:`UsageError` with a one-line message."""
-    parsed = parse_places(places)
-    if not parsed:
-        raise UsageError("give at least one --place")
-    if "sizes" in options:
-        options["sizes"] = parse_sizes(options["sizes"])  # type: ignore[arg-type]
-    if options.get("photo_licenses") is not None:
-        options["photo_licenses"] = parse_licenses(options["photo_licenses"])  # type: ignore[arg-type]
-    if "out" in options:
-        options["out"] = Path(options["out"])  # type: ignore[arg-type]
-    settings = Settings(places=parsed, **options)  # type: ignore[arg-type]
-    if settings.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if not settings.api_url.startswith(("http://", "https://")):
-        raise UsageError(f"--api-url: {settings.api_url!r} is not an http(s) URL")
-    return settings
+# Every Settings field's check, in one place; __post_init__ runs them in field order.
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "places": _places,
+    "out": _folder,
+    "api_url": lambda name, value: parse_api_url(value, name),
+    "filters": _filters,
+    "sizes": lambda _, value: parse_sizes(value),
+    "all_photos": _yes_no,
+    "no_photos": _yes_no,
+    "update": _yes_no,
+    "photo_licenses": _licenses,
+    "formats": lambda _, value: parse_formats(value),
+    "workers": _whole_number,
+    "limits": _yes_no,
+    "budgets": _budgets,
+    "budget_file": _optional_folder,
+    "per_page": _whole_number_to(200),
+    "ranges": _whole_number,
+    "max_photo_bytes": _whole_number,
+    "request_timeout": _positive_number,
+    "connect_timeout": _positive_number,
+    "api_attempts": _whole_number,
+    "photo_attempts": _whole_number,
+    "backoff_initial": _not_negative,
+    "max_backoff": _not_negative,
+    "progress_interval": _positive_number,
+}

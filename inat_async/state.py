@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import SettingError
 from .http import host_of
 from .photos import PhotoFile, is_photo_path, photos_in_order
 from .records import SQL_COLUMNS
@@ -134,8 +134,9 @@ class State:
             self._db.executescript(_SCHEMA)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
-            raise UsageError(
-                f"{path} is not a readable harvest state ({exc}); move it away or use a new --out folder"
+            raise SettingError(
+                "out",
+                f"{path} is not a readable harvest state ({exc}); move it away or use a new {{out}} folder",
             ) from exc
 
     def _upgrade(self, version: str | None) -> None:
@@ -145,10 +146,11 @@ class State:
             return
         steps = {1: self._add_photo_hosts, 2: self._take_photo_order_from_the_api}
         if not version.isdigit() or int(version) not in steps:
-            raise UsageError(
+            raise SettingError(
+                "out",
                 f"{self.path} was written by an incompatible version of inat_async "
                 f"(state version {version}, this one reads {SCHEMA_VERSION}); "
-                "harvest into a new --out folder"
+                "harvest into a new {out} folder",
             )
         for step in range(int(version), SCHEMA_VERSION):
             with self._transaction():
@@ -226,9 +228,10 @@ class State:
         differs = [k for k in fingerprint if before[k] != fingerprint[k]]
         if differs:
             what = "; ".join(f"{k} was {before.get(k)} and is now {fingerprint[k]}" for k in differs)
-            raise UsageError(
+            raise SettingError(
+                "out",
                 f"{self.path.parent} holds a harvest made with other settings ({what}): "
-                "run the same command as before, or harvest into a new --out folder"
+                "run the same command as before, or harvest into a new {out} folder",
             )
 
     # -- paging -----------------------------------------------------------------------------
