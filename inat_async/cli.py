@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from . import __version__, dryrun
-from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError, SettingError
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError
 from .library import export, harvest
 from .settings import (
     DEFAULT_FILTERS,
@@ -342,11 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             print(dryrun.report(settings, asyncio.run(_until_signal(dryrun.estimate(settings)))))
             return EXIT_OK
         summary = asyncio.run(_until_signal(harvest(settings, console=console)))
-    except SettingError as exc:
-        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
-        return exc.exit_code
     except HarvestError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a log file or folder the system refuses
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -386,11 +383,8 @@ def _export_main(argv: list[str]) -> int:
     try:
         formats = parse_formats(args.format)
         export(args.out, formats, args.api_url)
-    except SettingError as exc:
-        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
-        return exc.exit_code
     except HarvestError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
         return exc.exit_code
     print(f"wrote {', '.join(formats)} in {args.out}")
     return EXIT_OK

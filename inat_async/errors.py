@@ -5,11 +5,29 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+# A setting named in a message: "{update}" reads "update" from the library (its keyword) and
+# "--update" from the command line (its flag).
+_MENTION = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+NameOf = Callable[[str], str]
+
+
+def _named(text: str, name_of: NameOf) -> str:
+    return _MENTION.sub(lambda m: name_of(m[1]), text)
+
 
 class HarvestError(Exception):
-    """A harvest stopped; the message is one line for the user. State stays consistent."""
+    """A harvest stopped; the message is one line for the user. State stays consistent.
+    A setting is named in it as ``{keyword}``: ``str()`` says the keyword, and the CLI says
+    its flag through :meth:`render`."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return self.render(str)
+
+    def render(self, name_of: NameOf) -> str:
+        """The message with each setting named by ``name_of`` (a keyword, or a CLI flag)."""
+        return _named(str(self.args[0]) if self.args else "", name_of)
 
 
 class UsageError(HarvestError):
@@ -18,24 +36,17 @@ class UsageError(HarvestError):
     exit_code = 2
 
 
-# A setting named inside a problem's text: "{update}" reads "update" from the library and
-# "--update" from the command line.
-_MENTION = re.compile(r"\{([a-z][a-z0-9_]*)\}")
-
-
 class SettingError(UsageError):
-    """A setting is invalid. ``setting`` is its keyword (a Settings or Budgets field); the
-    message names it, and any setting written ``{name}`` in ``problem``, as the library's
-    keywords; the CLI renders the same message with its flags (:meth:`render`)."""
+    """A setting is invalid: ``setting`` is its keyword (a Settings or Budgets field), which
+    the message starts with, ``problem`` the rest."""
 
     def __init__(self, setting: str, problem: str):
+        super().__init__(setting, problem)  # args that rebuild it (copy, pickle)
         self.setting = setting
         self.problem = problem
-        super().__init__(self.render(str))
 
-    def render(self, name_of: Callable[[str], str]) -> str:
-        """The message with each setting named by ``name_of`` (a keyword, or a CLI flag)."""
-        return f"{name_of(self.setting)}: " + _MENTION.sub(lambda m: name_of(m[1]), self.problem)
+    def render(self, name_of: NameOf) -> str:
+        return f"{name_of(self.setting)}: {_named(self.problem, name_of)}"
 
 
 class BlockedError(HarvestError):

@@ -203,7 +203,7 @@ class Http:
             if host not in self._reached:
                 raise ServerError(
                     f"cannot reach the API at {self.settings.api_url}: {retry_reason(exc)}; "
-                    "check --api-url and the network"
+                    "check {api_url} and the network"
                 ) from exc
             raise ServerError(
                 f"{url} kept failing ({describe(exc)}) after {self.settings.api_attempts} tries; "

@@ -5,6 +5,7 @@ Python, the flag from the command line); the CLI's defaults are the Settings' ow
 from __future__ import annotations
 
 import math
+import socket
 import zipfile
 from dataclasses import fields
 
@@ -14,7 +15,7 @@ from conftest import api_requests, error_line, expected_ids, local, run_cli
 
 import inat_async
 from inat_async import Budgets, HarvestOptions, SettingError, Settings, UsageError, make_settings
-from inat_async.cli import build_parser, settings_from_args
+from inat_async.cli import build_parser, flag_of, settings_from_args
 from inat_async.settings import setting_default
 from inat_async.simulator import SimulatorThread, World
 
@@ -204,6 +205,18 @@ def test_an_update_of_no_complete_harvest_names_update_by_keyword(sim, tmp_path)
         inat_async.harvest_blocking([PLACE], out=out, api_url=sim.api_url, limits=False, update=True)
     assert str(refused.value).startswith("update: ")
     assert "without update " in str(refused.value) and "--" not in str(refused.value)
+
+
+def test_an_api_out_of_reach_names_api_url_by_keyword_in_the_library(tmp_path):
+    with socket.socket() as closed:  # a port nothing listens on once closed
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+    with pytest.raises(inat_async.HarvestError) as failed:
+        inat_async.harvest_blocking(
+            [PLACE], out=tmp_path / "o", api_url=url, limits=False, api_attempts=1, backoff_initial=0.01
+        )
+    assert str(failed.value).endswith("; check api_url and the network")
+    assert failed.value.render(flag_of).endswith("; check --api-url and the network")  # the CLI's
 
 
 def test_the_command_lines_defaults_are_the_settings_defaults(monkeypatch):
