@@ -5,7 +5,7 @@ file is a decodable image of its rendition's dimensions (a baseline JPEG, a PNG 
 its extension says) in one flat colour set by its key, so users and tests can open, thumbnail
 and train on what an offline harvest gives. A flat image compresses to almost nothing and is
 written here without an imaging library: its JPEG scan is the first block's bits and then
-zeros, its PNG and GIF pixels are cached by size. Each file is then padded to the length its
+zeros, each size's images are cached (a few dozen colours). Each file is then padded to the length its
 photo is given (a slice of one pool of random bytes in a JPEG comment, a private PNG chunk or
 a GIF comment, all of which decoders skip), so lengths still vary per photo and grow with the
 size name like real iNaturalist renditions.
@@ -18,6 +18,7 @@ import itertools
 import random
 import struct
 import zlib
+from collections.abc import Callable
 
 #: Size names, smallest first, and the longest edge of each rendition.
 SIZES: tuple[str, ...] = ("square", "thumb", "small", "medium", "large", "original")
@@ -94,12 +95,16 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 def colour(key: int) -> tuple[int, int, int]:
     """The flat colour of a photo: an earthy, leafy or watery tone set by its key."""
-    hue = _TONES[key % len(_TONES)]
-    shade = (key >> 8) % 48 - 24
-    return tuple(max(0, min(255, c + shade)) for c in hue)  # type: ignore[return-value]
+    return _COLOURS[key % len(_COLOURS)]
 
 
 _TONES = ((96, 128, 64), (64, 96, 128), (140, 110, 80), (200, 180, 90), (60, 140, 120), (170, 80, 60))
+#: Each tone in 8 shades: 48 colours in all, so that each size's few images can be cached.
+_COLOURS = [
+    (max(0, r + shade), max(0, g + shade), max(0, b + shade))
+    for shade in range(-24, 24, 6)
+    for r, g, b in _TONES
+]
 
 
 # -- JPEG: baseline, YCbCr 4:2:0, one flat colour ------------------------------------------------
@@ -153,6 +158,7 @@ def _jpeg_scan(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     return bytes(data).replace(b"\xff", b"\xff\x00")
 
 
+@functools.lru_cache(maxsize=4096)
 def _jpeg(width: int, height: int, rgb: tuple[int, int, int]) -> tuple[bytes, bytes]:
     """(head, rest): padding goes between them, as comment segments."""
     frame = b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", height, width)
@@ -166,6 +172,8 @@ def _jpeg_padding(filler: bytes) -> bytes:
     segments = -(-len(filler) // (65535 + 2))
     if len(filler) < 4 * segments or not filler:
         return b""
+    if segments == 1:  # the usual case, made quick: the simulator serves many a second
+        return b"\xff\xfe" + (len(filler) - 2).to_bytes(2, "big") + filler[4:]
     parts = _split(filler[: len(filler) - 4 * segments], segments)
     return b"".join(b"\xff\xfe" + struct.pack(">H", len(part) + 2) + part for part in parts)
 
@@ -180,6 +188,7 @@ def _png_pixels(width: int, height: int) -> bytes:
     return _png_chunk(b"IDAT", zlib.compress(bytes((1 + (width + 7) // 8) * height), 9))
 
 
+@functools.lru_cache(maxsize=1024)
 def _png(width: int, height: int, rgb: tuple[int, int, int]) -> tuple[bytes, bytes]:
     header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 3, 0, 0, 0))
     head = b"\x89PNG\r\n\x1a\n" + header + _png_chunk(b"PLTE", bytes(rgb))
@@ -227,6 +236,7 @@ def _lzw_zeros(pixels: int) -> bytes:
     return value.to_bytes(-(-shift // 8), "little")
 
 
+@functools.lru_cache(maxsize=1024)
 def _gif(width: int, height: int, rgb: tuple[int, int, int]) -> tuple[bytes, bytes]:
     head = b"GIF89a" + struct.pack("<HH", width, height) + b"\x80\x00\x00" + bytes(rgb) + b"\x00\x00\x00"
     return head, _gif_pixels(width, height) + b"\x3b"
@@ -250,7 +260,12 @@ def _split(data: bytes, parts: int) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(cuts)]
 
 
-_FORMATS = {"png": (_png, _png_padding), "gif": (_gif, _gif_padding)}
+#: An image of (width, height, colour) as the parts before and after its padding.
+_Writer = Callable[[int, int, tuple[int, int, int]], tuple[bytes, bytes]]
+_FORMATS: dict[str, tuple[_Writer, Callable[[bytes], bytes]]] = {
+    "png": (_png, _png_padding),
+    "gif": (_gif, _gif_padding),
+}
 
 
 def image_bytes(key: int, ext: str, width: int, height: int, length: int) -> bytes:
