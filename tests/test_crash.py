@@ -17,7 +17,7 @@ from conftest import api_requests, error_line, local, photo_requests, run_cli, s
 
 from inat_async.simulator import SimulatorThread, World
 
-WORLD = World({9301: 900, 9302: 300}, seed=31, photo_scale=0.03)
+WORLD = World({9301: 600, 9302: 200}, seed=31, photo_scale=0.03)
 WORKERS = 6
 RANGES = 3
 

@@ -87,7 +87,7 @@ def _closed_port() -> int:
 
 def test_a_refused_api_fails_in_three_tries_and_the_display_says_it_is_retrying(tmp_path):
     url = f"http://127.0.0.1:{_closed_port()}/v1"
-    args = ["--place", "9601", "--api-url", url, "--out", str(tmp_path / "o"), "--retry-wait", "1.2"]
+    args = ["--place", "9601", "--api-url", url, "--out", str(tmp_path / "o"), "--retry-wait", "0.6"]
     code, output = run_in_terminal(tmp_path, *args, "--log-file", str(tmp_path / "log.txt"), columns=80)
     assert code == 5, output
     assert re.search(r"retrying: connection refused, next try in [12] s", _text(output))

@@ -55,18 +55,26 @@ def _dry_run(tmp_path, sim, out, *extra):
     )
 
 
-def test_an_update_dry_run_estimates_the_update_and_writes_nothing(tmp_path):
-    world = World({8101: 600}, seed=22, photo_scale=0.02)
+def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tmp_path):
+    world = World({8101: 400}, seed=22, photo_scale=0.02)
     out = tmp_path / "o"
     with SimulatorThread(world) as sim:
         assert run_cli(tmp_path, "--place", "8101", *local(sim, out), "--sizes", "square").returncode == 0
-        added = world.add_observations(8101, 30)
         state = (out / "harvest.sqlite").read_bytes()
+        finished = _dry_run(tmp_path, sim, out, "--sizes", "square")
+        added = world.add_observations(8101, 30)
         sim.clear_log()
-        result = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update")
+        update = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update")
         log = sim.log
-    assert result.returncode == 0, result.stderr
-    text = result.stdout
+    assert finished.returncode == update.returncode == 0, finished.stderr + update.stderr
+    # The same command would find nothing left to do.
+    stored = len(expected_ids(world, [8101])) - len(set(added) & set(expected_ids(world, [8101])))
+    said = f"holds {stored:,} observations already, and 0 photo files left to fetch; to page: 0"
+    assert said in finished.stdout
+    assert re.search(r"^API requests: 0:", finished.stdout, re.M)
+    assert re.search(r"^  square\s+0 files", finished.stdout, re.M)
+    # With --update: what changed, not the whole harvest.
+    text = update.stdout
     changed = len(set(added) & set(expected_ids(world, [8101])))
     assert re.search(rf"^all \(once each\)\s+{changed:,}$", text, re.M), text
     assert re.search(r"^API requests: 8: about 8 s at 60/minute", text, re.M)  # one page, 4 ranges, the plan
@@ -75,21 +83,6 @@ def test_an_update_dry_run_estimates_the_update_and_writes_nothing(tmp_path):
     assert re.search(rf"^  square\s+{len(fetchable):,} files", text, re.M), text
     assert all("updated_since" in r.query for r in log if r.host == "api")
     assert (out / "harvest.sqlite").read_bytes() == state
-
-
-def test_a_dry_run_of_a_finished_folder_says_nothing_is_left(tmp_path):
-    world = World({8101: 300}, seed=23, photo_scale=0.02)
-    out = tmp_path / "o"
-    with SimulatorThread(world) as sim:
-        assert run_cli(tmp_path, "--place", "8101", *local(sim, out), "--sizes", "square").returncode == 0
-        result = _dry_run(tmp_path, sim, out, "--sizes", "square")
-    assert result.returncode == 0, result.stderr
-    stored = len(expected_ids(world, [8101]))
-    assert (
-        f"holds {stored:,} observations already, and 0 photo files left to fetch; to page: 0" in result.stdout
-    )
-    assert re.search(r"^API requests: 0:", result.stdout, re.M)
-    assert re.search(r"^  square\s+0 files", result.stdout, re.M)
 
 
 def test_a_dry_run_without_limits_is_estimated_without_them(tmp_path):

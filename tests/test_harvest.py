@@ -1,7 +1,13 @@
-"""The core harvester against the simulator: one place past 10,000 results and two that overlap."""
+"""The core harvester against the simulator: one place past 10,000 results and two that overlap.
+
+One size (thumb: not the API's square, so every URL is rewritten) keeps the 11,000 photo files
+to a few seconds; byte-exact files of the other sizes are checked by test_cli, test_crash and
+test_simulator.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -14,7 +20,8 @@ from inat_async.records import SEED_COLUMNS
 from inat_async.simulator import SimulatorThread, World
 
 PLACES = (128892, 1001, 1002)
-SIZES = ("square", "medium", "original")
+SIZES = ("thumb",)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +46,8 @@ def harvested(world, tmp_path_factory):
             "--no-limits",
             "--workers",
             "24",
+            "--sizes",
+            ",".join(SIZES),
             "-q",
         ]
         first = run_cli(tmp, *args)
@@ -83,10 +92,10 @@ def test_pages_by_id_never_by_page_number(harvested):
 
 def test_observations_csv_reads_back_exactly(world, harvested):
     frame = read_observations(harvested["out"]).set_index("id")
-    for obs in world.observations():
-        if obs["id"] not in frame.index:
-            continue
-        row = frame.loc[obs["id"]]
+    rows = frame.to_dict("index")
+    sample = list(frame.index[::4])  # 2,700 rows: the simulator renders each one again
+    for obs in json.loads(world.render_results(sample)):
+        row = rows[obs["id"]]
         lat, lng = (float(v) for v in obs["location"].split(","))
         expect = {
             "taxon.name": obs["taxon"]["name"],
@@ -117,7 +126,7 @@ def test_every_requested_photo_file_byte_exact(world, harvested):
     assert set(zip(photos.observation_id, photos.photo_id, photos["size"], strict=True)) == wanted
     assert len(photos) == len(wanted)
     counts = photos.status.value_counts().to_dict()
-    assert set(counts) <= {"done", "missing", "skipped"} and counts["done"] > 20_000
+    assert set(counts) <= {"done", "missing", "skipped"} and counts["done"] > 8_000
     for row in photos.itertuples():
         expected = world.photo_bytes(row.photo_id, row.size)
         if row.status == "done":

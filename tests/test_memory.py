@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, cli_env, read_observations
 
 from inat_async.simulator import SimulatorThread, World
+
+pytestmark = pytest.mark.slow
 
 
 def _peak_rss_mb(tmp_path, *args: str) -> float:
@@ -42,17 +45,17 @@ def _harvest_peak(tmp_path, places: dict[int, int], *extra: str) -> tuple[float,
     return peak, len(read_observations(out))
 
 
-def test_metadata_harvest_memory_is_flat_from_4000_to_40000_observations(tmp_path):
-    small, n_small = _harvest_peak(tmp_path, {501: 4_000}, "--no-photos")
-    large, n_large = _harvest_peak(tmp_path, {502: 40_000}, "--no-photos")
+def test_metadata_harvest_memory_is_flat_from_2000_to_20000_observations(tmp_path):
+    small, n_small = _harvest_peak(tmp_path, {501: 2_000}, "--no-photos")
+    large, n_large = _harvest_peak(tmp_path, {502: 20_000}, "--no-photos")
     print(f"peak RSS {small:.0f} MB at {n_small} observations, {large:.0f} MB at {n_large}")
     assert n_large >= 9 * n_small
     assert large <= small * 1.15 + 10
 
 
-def test_photo_harvest_memory_is_flat_from_1000_to_8000_observations(tmp_path):
-    small, n_small = _harvest_peak(tmp_path, {601: 1_000}, "--sizes", "square")
-    large, n_large = _harvest_peak(tmp_path, {602: 8_000}, "--sizes", "square")
+def test_photo_harvest_memory_is_flat_from_500_to_4000_observations(tmp_path):
+    small, n_small = _harvest_peak(tmp_path, {601: 500}, "--sizes", "square")
+    large, n_large = _harvest_peak(tmp_path, {602: 4_000}, "--sizes", "square")
     print(f"peak RSS {small:.0f} MB at {n_small} observations, {large:.0f} MB at {n_large}")
     assert n_large >= 7 * n_small
     assert large <= small * 1.15 + 10

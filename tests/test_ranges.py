@@ -29,7 +29,7 @@ def test_parallel_ranges_reach_the_budget_a_single_cursor_cannot(tmp_path):
         many_times = [r.time for r in api_requests(sim.log)]
         sim.clear_log()
         single = start_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "one", *budget, "--ranges", "1"))
-        time.sleep(4)
+        time.sleep(3)
         single.send_signal(signal.SIGTERM)
         single.communicate(timeout=30)
         single_times = [r.time for r in api_requests(sim.log)]
