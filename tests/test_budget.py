@@ -4,6 +4,8 @@ import itertools
 import multiprocessing
 import time
 
+import pytest
+
 from inat_async.budget import GUARD, Ledger, Window
 from inat_async.simulator import max_in_window
 
@@ -35,6 +37,7 @@ def _book(path, count, out):
         out.put(ledger.reserve("api h", [Window(8, 1.0, "8 a s")], 1.0 / 8)[0])
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_budget(tmp_path):
     path = tmp_path / "b.sqlite"
     Ledger(path).close()

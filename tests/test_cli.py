@@ -109,6 +109,7 @@ def test_params_add_override_and_drop_filters(sim, tmp_path):
     assert not (out / "photos").exists() and len(read_photos(out)) == 0
 
 
+@pytest.mark.slow
 def test_all_photos_fetches_every_photo_in_position_order(sim, tmp_path):
     out = tmp_path / "o"
     sim.clear_log()
@@ -129,6 +130,7 @@ def test_all_photos_fetches_every_photo_in_position_order(sim, tmp_path):
     assert {r.path.rsplit("/", 1)[1].split(".")[0] for r in photo_requests(sim.log)} <= {"thumb", "large"}
 
 
+@pytest.mark.slow
 def test_a_folder_harvested_with_other_settings_is_refused_with_what_differs(sim, tmp_path):
     out = tmp_path / "o"
     base = ["--place", "2002", "--no-photos", *local(sim, out)]
@@ -178,6 +180,7 @@ def test_timeout_is_described_as_the_readme_describes_it(tmp_path):
     assert f"{meaning} (default: {default})" in text
 
 
+@pytest.mark.slow
 def test_the_api_url_belongs_to_the_harvest(sim, tmp_path):
     """Recorded with the harvest: named by a later export, and another one refused."""
     out = tmp_path / "o"

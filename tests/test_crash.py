@@ -17,6 +17,8 @@ from conftest import api_requests, error_line, local, photo_requests, run_cli, s
 
 from inat_async.simulator import SimulatorThread, World
 
+pytestmark = pytest.mark.slow
+
 WORLD = World({9301: 600, 9302: 200}, seed=31, photo_scale=0.03)
 WORKERS = 6
 RANGES = 3

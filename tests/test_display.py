@@ -45,6 +45,7 @@ def _bar(lines: list[str], name: str) -> str:
     return next(line for line in reversed(lines) if line.startswith(name))
 
 
+@pytest.mark.slow
 # -- 1. retries --------------------------------------------------------------------------------
 def test_every_retry_is_logged_with_its_reason_and_wait_and_counted_in_the_summary(tmp_path):
     faults = Faults()
@@ -85,6 +86,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_refused_api_fails_in_three_tries_and_the_display_says_it_is_retrying(tmp_path):
     url = f"http://127.0.0.1:{_closed_port()}/v1"
     args = ["--place", "9601", "--api-url", url, "--out", str(tmp_path / "o"), "--retry-wait", "0.6"]
@@ -98,6 +100,7 @@ def test_a_refused_api_fails_in_three_tries_and_the_display_says_it_is_retrying(
     assert sorted(tries) == ["1", "1", "2", "2"]
 
 
+@pytest.mark.slow
 def test_a_name_that_does_not_resolve_fails_in_three_tries_with_that_reason(tmp_path):
     url = "http://no-such-host.invalid/v1"
     result = run_cli(tmp_path, "--place", "9601", "--api-url", url, "--out", str(tmp_path / "o"),
@@ -128,6 +131,7 @@ def test_a_terminal_shows_two_labelled_bars_that_reach_what_is_stored_in_80_colu
     assert re.search(r"\d\d:\d\d:\d\d INFO +harvesting", _text(output))
 
 
+@pytest.mark.slow
 def test_a_resumed_run_says_what_is_stored_and_its_bars_count_it(sim, tmp_path):
     out = tmp_path / "o"
     args = ["--place", "9601", *local(sim, out), "--sizes", "square,small,medium", "--workers", "2"]
@@ -151,6 +155,7 @@ def test_a_resumed_run_says_what_is_stored_and_its_bars_count_it(sim, tmp_path):
     assert f"finished: observations {stored:,}/{stored:,} | photos {files:,}/{files:,}" in _text(output)
 
 
+@pytest.mark.slow
 # -- 4. time held by budgets ---------------------------------------------------------------------
 def test_time_held_by_a_budget_is_wall_time_however_many_wait(sim, tmp_path):
     out = tmp_path / "o"

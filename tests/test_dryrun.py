@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import DEFAULTS, expected_ids, local, run_cli
 
 from inat_async.simulator import SimulatorThread, World
+
+pytestmark = pytest.mark.slow
 
 
 def test_dry_run_numbers_match_the_simulator_and_nothing_is_written(tmp_path):

@@ -19,6 +19,8 @@ from inat_async.errors import UsageError
 from inat_async.simulator import SimulatorThread, World
 from inat_async.state import STATE_FILE, State
 
+pytestmark = pytest.mark.slow
+
 PLACES = (1001, 1002)
 DWC = "http://rs.tdwg.org/dwc/terms/"
 DC = "http://purl.org/dc/terms/"

@@ -26,6 +26,7 @@ def _check_photos_byte_exact(world, out):
     return photos
 
 
+@pytest.mark.slow
 def test_a_few_percent_of_every_fault_is_survived_byte_exact(tmp_path):
     kinds = ["500", "502", "503", "504", "429", "429-no-retry-after", "reset", "truncated", "slow", "html"]
     faults = Faults.uniform(0.04, kinds, seed=4, slow_delay=2.0, retry_after=0.05)
@@ -88,6 +89,7 @@ def test_untrusted_photo_data_never_writes_outside_the_output_folder(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_bodies_larger_than_any_photo_are_refused_and_reported_with_exit_3(tmp_path):
     out = tmp_path / "o"
     with SimulatorThread(WORLD) as sim:
@@ -101,6 +103,7 @@ def test_bodies_larger_than_any_photo_are_refused_and_reported_with_exit_3(tmp_p
     assert "failed" in result.stdout
 
 
+@pytest.mark.slow
 def test_html_where_an_image_was_expected_fails_for_good_after_retries(tmp_path):
     out = tmp_path / "o"
     with SimulatorThread(WORLD, faults=Faults(photo={"html": 1.0})) as sim:
@@ -117,6 +120,7 @@ def test_html_where_an_image_was_expected_fails_for_good_after_retries(tmp_path)
     _check_photos_byte_exact(WORLD, out)
 
 
+@pytest.mark.slow
 def test_a_server_answering_garbage_stops_with_one_line_and_harms_nothing(tmp_path):
     out = tmp_path / "o"
     with SimulatorThread(WORLD) as sim:
@@ -131,6 +135,7 @@ def test_a_server_answering_garbage_stops_with_one_line_and_harms_nothing(tmp_pa
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "version"])
 def test_a_corrupt_or_foreign_state_is_refused_untouched(tmp_path, damage):
     out = tmp_path / "o"
@@ -156,6 +161,7 @@ def test_a_corrupt_or_foreign_state_is_refused_untouched(tmp_path, damage):
     assert state.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_state_of_the_previous_version_is_carried_on(tmp_path):
     """A harvest.sqlite of state version 1 (no photos.host) is upgraded in place, and the
     harvest goes on: the files still to fetch are fetched, nothing else is asked again."""

@@ -17,6 +17,8 @@ from conftest import expected_ids, local, photo_requests, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 
+pytestmark = pytest.mark.slow
+
 PLACE = 6101
 
 

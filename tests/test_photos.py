@@ -57,6 +57,7 @@ def test_size_url_refuses_what_is_not_a_photo_url(bad):
         size_url(bad, "medium")
 
 
+@pytest.mark.slow
 def test_layout_keeps_folders_small_at_millions_of_photos():
     ids = range(100_000_000, 100_000_000 + 2_000_000, 7)
     leaves = Counter(photo_path(i, "medium", "jpg").rsplit("/", 1)[0] for i in ids)

@@ -7,6 +7,7 @@ import operator
 from collections import Counter
 
 import pandas as pd
+import pytest
 from conftest import DEFAULTS, api_requests, expected_ids, local, photo_requests, read_observations, run_cli
 
 from inat_async.pager import PLACES_PER_QUERY, queries
@@ -14,6 +15,7 @@ from inat_async.settings import make_settings
 from inat_async.simulator import SimulatorThread, World
 
 
+@pytest.mark.slow
 def test_thirty_overlapping_places_from_a_file_yield_their_union_once(tmp_path):
     places = {7000 + i: 20 + 4 * i for i in range(30)}
     world = World(places, seed=13, overlap=0.4, photo_scale=0.01)
@@ -57,6 +59,7 @@ def _read(path):
     return path.read_bytes()
 
 
+@pytest.mark.slow
 def test_update_fetches_exactly_what_changed_and_equals_a_fresh_harvest(tmp_path):
     world = World({5001: 400}, seed=17, photo_scale=0.01)
     out = tmp_path / "o"

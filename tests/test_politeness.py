@@ -23,6 +23,7 @@ IN_FLIGHT = 0.1
 WORLD = World({3001: 900, 3002: 900}, seed=5, photo_scale=0.01)
 
 
+@pytest.mark.slow
 def test_api_budget_is_used_to_95_percent_and_never_exceeded_in_any_sliding_window(tmp_path):
     # 30 requests a "minute" of 3 s: 10 a second, evenly spread.
     with SimulatorThread(WORLD, api_limit=RateLimit(30, 3.0, enforce=False)) as sim:
@@ -44,6 +45,7 @@ def test_api_budget_is_used_to_95_percent_and_never_exceeded_in_any_sliding_wind
     assert max_in_window(times, 0.1) <= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("retry_after", [0.7, "http-date", None])
 def test_a_stricter_server_is_respected_and_retry_after_honoured(tmp_path, retry_after):
     # We allow 40 a "minute" of 2 s, the server only 10: it answers 429 past that.
@@ -78,6 +80,7 @@ def test_a_stricter_server_is_respected_and_retry_after_honoured(tmp_path, retry
     assert len(throttled) < len([r for r in log if r.status == 200])
 
 
+@pytest.mark.slow
 def test_daily_budget_survives_a_restart(tmp_path):
     # A "day" of 5 s holding 12 requests; "minutes" are so short they never bind.
     scale = ["--api-daily", "12", "--api-rpm", "1000", "--budget-window-scale", f"{5 / 86400}"]
@@ -102,6 +105,7 @@ def test_daily_budget_survives_a_restart(tmp_path):
     assert times[12] >= times[0] + 5.0
 
 
+@pytest.mark.slow
 def test_two_harvests_at_once_share_one_budget(tmp_path):
     with SimulatorThread(WORLD, api_limit=RateLimit(20, 2.0, enforce=False)) as sim:
         budget = ["--api-rpm", "20", "--budget-window-scale", f"{2 / 60}", "--ranges", "1"]
@@ -128,6 +132,7 @@ def test_an_ip_block_stops_the_harvest_at_once(tmp_path):
     assert len(log) == 1  # never kept knocking
 
 
+@pytest.mark.slow
 def test_a_block_met_by_a_photo_worker_stops_everything(tmp_path):
     with SimulatorThread(WORLD, photo_latency=0.01) as sim:
         args = ["--place", "3002", "--api-url", sim.api_url, "--out", str(tmp_path / "o"), "--no-limits"]
@@ -144,6 +149,7 @@ def test_a_block_met_by_a_photo_worker_stops_everything(tmp_path):
     assert len(after) <= 16 + 2  # the requests already in flight, then silence
 
 
+@pytest.mark.slow
 def test_photo_bytes_budget_per_host_over_a_sliding_hour_waits_and_says_so(tmp_path):
     world = World({3101: 40}, seed=41, photo_scale=1.0)
     hour = 4.0  # a scaled "hour"
@@ -172,6 +178,7 @@ def test_photo_bytes_budget_per_host_over_a_sliding_hour_waits_and_says_so(tmp_p
             assert in_window <= limit + 2 * biggest
 
 
+@pytest.mark.slow
 def test_a_host_that_must_wait_holds_up_no_other_host(tmp_path):
     """The open-data bucket's byte budget is spent (by an earlier harvest, say): every file on
     the static host is fetched while the bucket waits, not behind its files."""

@@ -7,9 +7,12 @@ import sqlite3
 import time
 from collections import Counter
 
+import pytest
 from conftest import api_requests, expected_ids, metadata_args, read_observations, run_cli, start_cli
 
 from inat_async.simulator import RateLimit, SimulatorThread, World
+
+pytestmark = pytest.mark.slow
 
 WORLD = World({4001: 1000, 4002: 1000}, seed=9, photo_scale=0.01)
 PLACES = "4001,4002"

@@ -571,6 +571,7 @@ def test_simulator_thread(world: World) -> None:
         assert len(sim.log) == 2
 
 
+@pytest.mark.slow
 def test_command_line() -> None:
     bad = subprocess.run(
         [sys.executable, "-m", "inat_async.simulator", "--places", "x"],
@@ -637,6 +638,7 @@ def test_a_million_observations() -> None:
     assert min(timings) < 1.0
 
 
+@pytest.mark.slow
 def test_an_offline_harvest_gives_images_that_open_at_their_sizes(tmp_path) -> None:
     """Every photo file of a harvest from the simulator is a JPEG, PNG or GIF that Pillow
     opens, of the dimensions of its size, and can be thumbnailed: offline harvests can be

@@ -39,6 +39,7 @@ def test_without_a_terminal_progress_is_plain_log_lines(sim, tmp_path):
     assert "observations in" in result.stdout
 
 
+@pytest.mark.slow
 def test_summary_matches_the_files_on_disk(sim, tmp_path):
     out = tmp_path / "o"
     result = run_cli(
@@ -65,6 +66,7 @@ def test_summary_matches_the_files_on_disk(sim, tmp_path):
     assert "observations" in (tmp_path / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_photo_licence_filter_checks_each_photo_and_records_the_rest(sim, tmp_path):
     out = tmp_path / "o"
     result = run_cli(
@@ -90,6 +92,7 @@ def test_photo_licence_filter_checks_each_photo_and_records_the_rest(sim, tmp_pa
     assert bad.returncode == 2 and "--photo-license" in bad.stderr
 
 
+@pytest.mark.slow
 def test_export_writes_parquet_and_dwca_from_the_state_without_a_request(sim, tmp_path):
     out = tmp_path / "o"
     assert (
