@@ -2,10 +2,32 @@
 
 __version__ = "0.1.0"
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import HarvestError, SettingError, UsageError
-from .library import export, harvest, harvest_blocking
 from .settings import Budgets, HarvestOptions, Settings, make_settings
-from .summary import Summary
+
+if TYPE_CHECKING:
+    from .library import export, harvest, harvest_blocking
+    from .summary import Summary
+
+# Imported when first used: the command line answers --help and bad input without loading
+# aiohttp and the rest of the harvester (half a second).
+_LAZY = {"export": "library", "harvest": "library", "harvest_blocking": "library", "Summary": "summary"}
+
+# The submodule of the same name is imported now, so that ``inat_async.export`` is the
+# library's function (from __getattr__), never the submodule a later import would bind.
+from . import export as _exports  # noqa: E402
+
+del export, _exports
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Budgets",

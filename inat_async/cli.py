@@ -11,14 +11,10 @@ import signal
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from rich.console import Console
-from rich.logging import RichHandler
-
-from . import __version__, dryrun
+from . import __version__
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError
-from .library import export, harvest
 from .settings import (
     DEFAULT_FILTERS,
     FORMATS,
@@ -34,6 +30,11 @@ from .settings import (
     setting_default,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# The harvester itself (aiohttp, rich, ...) is imported once the options are good: --help and
+# bad input are answered in a fraction of a second.
 PROG = "inat-async"
 T = TypeVar("T")
 
@@ -297,6 +298,8 @@ def _console(args: argparse.Namespace) -> Console | None:
     """Live bars only for a person at a terminal; logs and pipes get plain lines."""
     if args.quiet or not sys.stderr.isatty():
         return None
+    from rich.console import Console
+
     return Console(stderr=True)
 
 
@@ -304,6 +307,8 @@ def _setup_logging(args: argparse.Namespace, console: Console | None) -> None:
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     handler: logging.Handler
     if console is not None:
+        from rich.logging import RichHandler
+
         # RichHandler prints the time and level itself: the message alone, or basicConfig's
         # default format would print the level a second time ("INFO INFO:inat_async:...").
         handler = RichHandler(console=console, show_path=False, log_time_format="%H:%M:%S")
@@ -312,7 +317,7 @@ def _setup_logging(args: argparse.Namespace, console: Console | None) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     handler.setLevel(level)
-    handlers = [handler]
+    handlers: list[logging.Handler] = [handler]
     if args.log_file is not None:
         to_file = logging.FileHandler(args.log_file, encoding="utf-8")
         to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -334,13 +339,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["export"]:
         return _export_main(argv[1:])
     args = build_parser().parse_args(argv)
-    console = _console(args)
     try:
-        _setup_logging(args, console)
         settings = settings_from_args(args)
+        console = _console(args)
+        _setup_logging(args, console)
         if args.dry_run:
+            from . import dryrun
+
             print(dryrun.report(settings, asyncio.run(_until_signal(dryrun.estimate(settings)))))
             return EXIT_OK
+        from .library import harvest
+
         summary = asyncio.run(_until_signal(harvest(settings, console=console)))
     except HarvestError as exc:
         print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
@@ -382,6 +391,8 @@ def _export_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     try:
         formats = parse_formats(args.format)
+        from .library import export
+
         export(args.out, formats, args.api_url)
     except HarvestError as exc:
         print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)

@@ -15,11 +15,13 @@ import io
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .records import COLUMNS, SQL_COLUMNS
 from .settings import SIZES
-from .state import State
+
+if TYPE_CHECKING:  # the CLI imports this module for its formats, before it needs a state
+    from .state import State
 
 CHUNK_ROWS = 5_000
 PHOTO_COLUMNS = (

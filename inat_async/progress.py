@@ -227,9 +227,8 @@ class Display:
             transient=False,
             expand=True,
         )
-        fields = {"count": "", "rate": "", "eta": ""}
-        self.observations = self.bars.add_task("observations", total=None, **fields)
-        self.photos = self.bars.add_task("photos", total=None, visible=photos, **fields)
+        self.observations = self.bars.add_task("observations", total=None, count="", rate="", eta="")
+        self.photos = self.bars.add_task("photos", total=None, visible=photos, count="", rate="", eta="")
 
     def show(self, p: Progress) -> None:
         """Set the bars from ``p``: counts of what is stored, rates and time left while live."""

@@ -119,6 +119,7 @@ def test_library_api_from_plain_code_and_from_a_running_event_loop(sim, tmp_path
         [9502], out=tmp_path / "a", api_url=sim.api_url, limits=False, sizes="square"
     )
     assert isinstance(summary, inat_async.Summary)
+    inat_async.export(tmp_path / "a", formats=["csv"])  # the function, though a submodule shares its name
     assert summary.observations == len(expected_ids(WORLD, [9502]))
 
     async def notebook_cell():
