@@ -12,19 +12,33 @@ limit. Reservations are spread evenly, never bursting at the top of a window.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple, TypeVar
+
+from .errors import DiskFullError, HarvestError, UsageError
+from .pace import duration
+
+log = logging.getLogger("inat_async")
+T = TypeVar("T")
 
 # Network delays can bring two requests a hair closer at the server than they were sent;
 # each window is counted a little longer than it is to keep a margin: 1% of it, and at least
 # GUARD_SECONDS, since the delays of a busy machine or network do not shrink with the window.
 GUARD = 0.01
 GUARD_SECONDS = 0.1
+#: A booking further ahead than a booker may book (its ``lead``) by more than this was made
+#: by a clock ahead of this one (the clock went back, or a harvest ran with its clock ahead).
+FUTURE_SKEW = 5.0
+#: How long SQLite itself retries a busy file before the ledger says what it waits for.
+_BUSY_SLICE = 1.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,18 @@ class Window:
     name: str
 
 
+class Slot(NamedTuple):
+    """When a request may go, which window set that (None: only the even spacing), whether
+    it was booked (a slot further ahead than the lead is not: ask again nearer), and how
+    long from the booking until then: a wait is taken from one reading of the wall clock,
+    so a clock that jumps between two readings cannot stretch it."""
+
+    time: float
+    reason: str | None
+    booked: bool = True
+    wait: float = 0.0
+
+
 def default_budget_file() -> Path:
     env = os.environ.get("INAT_ASYNC_BUDGET_FILE")
     if env:
@@ -45,38 +71,94 @@ def default_budget_file() -> Path:
 
 
 class Ledger:
-    """The shared record of what was spent: rows of (key, time, amount), time in Unix seconds."""
+    """The shared record of what was spent: rows of (key, time, amount), time in Unix seconds.
 
-    def __init__(self, path: Path, keep: float = 2 * 86400.0):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    ``lead``: no slot is booked further ahead than this, so a booking further ahead (by more
+    than FUTURE_SKEW) can only come from a clock ahead of ours: it is counted as made now,
+    with a warning, instead of holding every harvest back until that clock's time.
+    ``busy_wait``: how long to wait for a file another program holds, saying so, before
+    giving up with one line.
+    """
+
+    def __init__(
+        self, path: Path, keep: float = 2 * 86400.0, lead: float = math.inf, busy_wait: float = 30.0
+    ):
+        self.path = path
+        self.lead = lead
+        self.busy_wait = busy_wait
         # Callers run in worker threads (asyncio.to_thread): one at a time on the connection.
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS spent (key TEXT NOT NULL, t REAL NOT NULL, amount REAL NOT NULL)"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS spent_key_t ON spent (key, t)")
-        self._db.execute("DELETE FROM spent WHERE t < ?", (time.time() - keep,))
+        self._db = self._call(self._open, keep)
+
+    def _open(self, keep: float) -> sqlite3.Connection:
+        if self.path.is_dir():
+            raise UsageError(
+                f"the budget file {self.path} is a folder: remove it, or give another file with --budget-file"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"the budget file's folder {self.path.parent} cannot be made ({exc.strerror})"
+            ) from None
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_SLICE, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS spent (key TEXT NOT NULL, t REAL NOT NULL, amount REAL NOT NULL)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS spent_key_t ON spent (key, t)")
+            now = time.time()
+            db.execute("DELETE FROM spent WHERE t < ?", (now - keep,))
+            self._bring_back(db, now, None)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self._db.close()
 
-    def reserve(
-        self, key: str, windows: Sequence[Window], interval: float, amount: float = 1.0
-    ) -> tuple[float, str | None]:
-        """Book ``amount`` at the earliest allowed time; returns (that time, the window that
-        set it or None when only the even spacing did)."""
-        with self._lock:
-            return self._reserve(key, windows, interval, amount)
+    def _call(self, work: Callable[..., T], *args: object) -> T:
+        """Run ``work`` on the file: while another program holds it, wait (saying what for)
+        up to ``busy_wait``; any other error of the file becomes one line naming it."""
+        started = time.monotonic()
+        told = False
+        while True:
+            try:
+                with self._lock:
+                    return work(*args)
+            except sqlite3.Error as exc:
+                if not _busy(exc):
+                    raise budget_error(exc, self.path) from None
+                waited = time.monotonic() - started
+                if waited >= self.busy_wait:
+                    raise UsageError(
+                        f"the budget file {self.path} stayed locked by another program for {waited:.0f} s: "
+                        "end or resume that program (a harvest stopped with Ctrl-Z: fg), then run again"
+                    ) from None
+                if not told:
+                    told = True
+                    log.warning(
+                        "waiting for the budget file %s, locked by another program (a harvest stopped "
+                        "with Ctrl-Z?), for at most %.0f s",
+                        self.path,
+                        self.busy_wait,
+                    )
+                time.sleep(min(0.2, self.busy_wait))
 
-    def _reserve(
-        self, key: str, windows: Sequence[Window], interval: float, amount: float
-    ) -> tuple[float, str | None]:
+    def reserve(self, key: str, windows: Sequence[Window], interval: float, amount: float = 1.0) -> Slot:
+        """Book ``amount`` at the earliest allowed time, unless that is further ahead than
+        the lead: then nothing is booked, and the caller asks again nearer to it."""
+        return self._call(self._reserve, key, windows, interval, amount)
+
+    def _reserve(self, key: str, windows: Sequence[Window], interval: float, amount: float) -> Slot:
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            now = time.time()
+            self._bring_back(self._db, now, key)
             last = self._db.execute("SELECT MAX(t) FROM spent WHERE key = ?", (key,)).fetchone()[0]
-            slot = time.time() if last is None else max(time.time(), last + interval)
+            slot = now if last is None else max(now, last + interval)
             reason = None
             for _ in range(len(windows) * 4):
                 moved = False
@@ -86,36 +168,57 @@ class Ledger:
                         slot, reason, moved = earliest, window.name, True
                 if not moved:
                     break
-            self._db.execute("INSERT INTO spent VALUES (?, ?, ?)", (key, slot, amount))
+            booked = slot <= now + self.lead
+            if booked:
+                self._db.execute("INSERT INTO spent VALUES (?, ?, ?)", (key, slot, amount))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return slot, reason
+        return Slot(slot, reason, booked, slot - now)
+
+    def _bring_back(self, db: sqlite3.Connection, now: float, key: str | None) -> None:
+        """Bookings from the future, beyond what any booker may book ahead, counted as made
+        now (they still count in every window), with a warning."""
+        horizon = now + (self.lead if math.isfinite(self.lead) else 86400.0) + FUTURE_SKEW
+        where, args = ("key = ? AND t > ?", (key, horizon)) if key else ("t > ?", (horizon,))
+        ahead = db.execute(f"SELECT COUNT(*), MAX(t) FROM spent WHERE {where}", args).fetchone()
+        if ahead[0]:
+            db.execute(f"UPDATE spent SET t = ? WHERE {where}", (now, *args))
+            log.warning(
+                "the budget file %s held %d booking(s) up to %s ahead of this clock (the clock went "
+                "back, or a harvest ran with its clock ahead): counted as made now",
+                self.path,
+                ahead[0],
+                duration(ahead[1] - now),
+            )
 
     def record(self, key: str, amount: float) -> None:
         """Book what was spent now, when the amount is known only after the fact (bytes)."""
-        with self._lock:
-            self._db.execute("INSERT INTO spent VALUES (?, ?, ?)", (key, time.time(), amount))
+        self._call(self._db.execute, "INSERT INTO spent VALUES (?, ?, ?)", (key, time.time(), amount))
 
     def postpone(self, key: str, slot: float, actual: float) -> None:
         """A request meant for ``slot`` went at ``actual`` (a busy machine): book it then,
         so the slots reserved after it keep their distance from when it really went."""
-        with self._lock:
-            self._db.execute("UPDATE spent SET t = ? WHERE key = ? AND t = ?", (actual, key, slot))
+        self._call(self._db.execute, "UPDATE spent SET t = ? WHERE key = ? AND t = ?", (actual, key, slot))
 
-    def room_at(self, key: str, window: Window) -> float:
-        """When the window next has room for more (now, if it has): amounts known only after
-        the fact (bytes) are checked before a request and booked when it answers."""
-        with self._lock:
-            return self._earliest(key, window, 0.0, time.time())
+    def wait_for_room(self, key: str, window: Window) -> float:
+        """Seconds until the window next has room for more (0 if it has): amounts known only
+        after the fact (bytes) are checked before a request and booked when it answers."""
+        return self._call(self._wait_for_room, key, window)
+
+    def _wait_for_room(self, key: str, window: Window) -> float:
+        now = time.time()
+        self._bring_back(self._db, now, key)
+        return self._earliest(key, window, 0.0, now) - now
 
     def used(self, key: str, span: float) -> float:
-        with self._lock:
-            row = self._db.execute(
+        row = self._call(
+            lambda: self._db.execute(
                 "SELECT TOTAL(amount) FROM spent WHERE key = ? AND t > ?", (key, time.time() - span)
             ).fetchone()
-        return row[0]
+        )
+        return float(row[0])
 
     def _earliest(self, key: str, window: Window, amount: float, slot: float) -> float:
         """The earliest time >= slot at which the window has room for ``amount`` more."""
@@ -132,3 +235,22 @@ class Ledger:
             excess -= spent
             slot = max(slot, t + span)
         return slot
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def budget_error(exc: sqlite3.Error, path: Path) -> HarvestError:
+    """An error of the budget file, in one line that names it and the remedy."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return DiskFullError(
+            f"no space left for the budget file {path}: free some and run the same command again"
+        )
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return UsageError(f"the budget file {path} cannot be opened ({exc}): give another with --budget-file")
+    return UsageError(
+        f"the budget file {path} is damaged ({exc}). It holds only the counters of what harvests spent "
+        "in the last two days, so it may be removed (rm it and run again; budgets then count from zero)"
+    )

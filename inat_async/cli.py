@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=setting_default("request_timeout"),
         metavar="SECONDS",
-        help="a request whose server sends nothing for this long is retried",
+        help="retry a request whose answer has not begun within this, or whose body then comes below 4 KB/s",
     )
     speed.add_argument(
         "--max-photo-mb",
@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Shrinks every budget window (minute, hour, day) for tests that must run in seconds.
     speed.add_argument("--budget-window-scale", type=float, default=1.0, help=argparse.SUPPRESS)
+    # How long to wait for a budget file another program holds (tests shorten it).
+    speed.add_argument("--budget-lock-wait", type=float, default=30.0, help=argparse.SUPPRESS)
     talk = p.add_argument_group("output")
     talk.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     talk.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -281,6 +283,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         limits=not args.no_limits,
         budgets=budgets,
         budget_file=args.budget_file,
+        budget_lock_wait=args.budget_lock_wait,
         backoff_initial=args.retry_wait,
         per_page=args.per_page,
         ranges=args.ranges,

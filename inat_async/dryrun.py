@@ -26,6 +26,7 @@ from typing import TypeVar
 from .errors import UsageError
 from .http import Http, host_of
 from .pace import Pace, duration
+from .model import check_observations
 from .pager import files_of, queries
 from .pipeline import update_since
 from .politeness import Politeness
@@ -166,7 +167,7 @@ class _Sampler:
     async def _sample_files(self, params: dict[str, str], result: Estimate) -> None:
         query = {**params, "order_by": "id", "order": "asc", "per_page": "200"}
         sample = await self._timed("api", self.http.get_json(self.url, query))
-        observations = [o for o in sample["results"] if isinstance(o, dict)]
+        observations = [fit.data for fit in check_observations(sample["results"]).fits]
         result.sampled = len(observations)
         files = [f for o in observations for f in files_of(o, self.settings) if f.status == "pending"]
         if self.stored.since:  # an update fetches only what the folder does not hold

@@ -2,20 +2,23 @@
 
 Every request is retried by tenacity on 429, 5xx, timeouts, dropped connections and bodies
 that are not what was asked for, with exponential backoff and jitter, never sooner than the
-server's Retry-After.
+server's Retry-After. Every request has an overall deadline (:class:`Deadline`) and every body
+a cap on its decoded size (:func:`body_chunks`), so no server can hold a worker forever or
+fill memory or disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import errno
-import json
 import logging
 import socket
 import time
+import zlib
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,6 +28,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from . import __version__
 from .errors import BlockedError, ServerError, TransientError, UsageError
+from .model import decode_page
 from .politeness import Politeness
 from .settings import Settings
 
@@ -37,6 +41,15 @@ UNREACHABLE = frozenset({"name does not resolve", "connection refused"})
 _UNREACHABLE_TRIES = 3
 T = TypeVar("T")
 log = logging.getLogger("inat_async")
+#: An API page of 200 observations is a few MB; one that inflates past this is refused.
+API_BODY_CAP = 64_000_000
+#: The slowest a body may come, after the --timeout allowed for the answer to start: a
+#: server trickling bytes fails the request instead of holding it forever.
+MIN_BYTES_PER_SECOND = 4096
+CHUNK = 256 * 1024
+#: Asked for and decoded here, with a cap on the decoded size (aiohttp's own decoding has none).
+_ENCODINGS = {"gzip": 47, "x-gzip": 47, "deflate": 47}  # zlib wbits: a gzip or zlib header
+_PIECE = 1 << 20  # decoded bytes at most from one step of zlib
 
 
 def host_of(url: str) -> str:
@@ -68,6 +81,104 @@ def _transient_for(response: aiohttp.ClientResponse) -> TransientError | None:
     return None
 
 
+class BodyTooLarge(Exception):
+    """A body decoded past its cap; ``cap`` in bytes."""
+
+    def __init__(self, cap: int):
+        super().__init__(f"larger than {cap:,} bytes")
+        self.cap = cap
+
+
+class Deadline:
+    """One request's overall deadline, on the event loop's monotonic clock: ``timeout`` for
+    the answer to start, and as long again as its body takes at MIN_BYTES_PER_SECOND."""
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+        self.received = 0
+        self._timer: asyncio.Timeout | None = None
+        self._start = 0.0
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Deadline]:
+        self._start = asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(self._start + self.timeout) as self._timer:
+                yield self
+        except TimeoutError:
+            if self._timer is None or not self._timer.expired():
+                raise  # aiohttp's own read timeout: nothing came for --timeout
+            elapsed = asyncio.get_running_loop().time() - self._start
+            raise TransientError(
+                f"too slow ({self.received:,} bytes in {elapsed:.1f} s; "
+                f"at least {MIN_BYTES_PER_SECOND:,} bytes/s after {self.timeout:g} s)"
+            ) from None
+
+    def got(self, nbytes: int) -> None:
+        """``nbytes`` more arrived: the deadline moves by what they were allowed."""
+        self.received += nbytes
+        if self._timer is not None:
+            self._timer.reschedule(self._start + self.timeout + self.received / MIN_BYTES_PER_SECOND)
+
+
+class _Decoder:
+    """A body's Content-Encoding undone chunk by chunk, never past ``cap`` decoded bytes
+    (a gzip bomb of a few MB stops at the cap, not at GBs in memory)."""
+
+    def __init__(self, encoding: str | None, cap: int):
+        encoding = (encoding or "identity").strip().lower()
+        if encoding not in (*_ENCODINGS, "identity"):
+            raise TransientError(f"answer encoded as {encoding[:20]!r}, which was not asked for")
+        self._zlib = zlib.decompressobj(_ENCODINGS[encoding]) if encoding != "identity" else None
+        self.room = cap
+        self.cap = cap
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """The decoded bytes of ``chunk``, a piece at a time (one chunk of a bomb inflates
+        a thousandfold: never all at once)."""
+        if self._zlib is None:
+            yield self._count(chunk)
+            return
+        while chunk:
+            try:
+                data = self._zlib.decompress(chunk, _PIECE)
+            except zlib.error as exc:
+                raise TransientError(f"answer does not decode ({exc})") from None
+            yield self._count(data)
+            chunk = self._zlib.unconsumed_tail
+
+    def end(self) -> bytes:
+        return self._count(self._zlib.flush()) if self._zlib is not None else b""
+
+    def _count(self, data: bytes) -> bytes:
+        self.room -= len(data)
+        if self.room < 0:
+            raise BodyTooLarge(self.cap)
+        return data
+
+
+async def _head_text(response: aiohttp.ClientResponse, limit: int) -> str:
+    """The start of a (short) body as text, decoded like any body (a proxy may gzip it)."""
+    decoder = _Decoder(response.headers.get("Content-Encoding"), limit)
+    text = []
+    with contextlib.suppress(BodyTooLarge, TransientError):
+        text += decoder.feed(await response.content.read(limit))
+    return b"".join(text).decode("utf-8", "replace")
+
+
+async def body_chunks(response: aiohttp.ClientResponse, cap: int, deadline: Deadline) -> AsyncIterator[bytes]:
+    """The decoded body of ``response`` chunk by chunk: at most ``cap`` bytes (else
+    BodyTooLarge), each chunk counted against the request's deadline."""
+    decoder = _Decoder(response.headers.get("Content-Encoding"), cap)
+    async for chunk in response.content.iter_chunked(CHUNK):
+        deadline.got(len(chunk))
+        for data in decoder.feed(chunk):
+            if data:
+                yield data
+    if data := decoder.end():
+        yield data
+
+
 class Http:
     """The harvest's HTTP session with its timeouts, User-Agent and politeness."""
 
@@ -88,14 +199,12 @@ class Http:
         429 and 5xx, BlockedError (remembered) for iNaturalist's "IP blocked" page."""
         if (error := _transient_for(response)) is not None:
             raise error
-        if response.status == 403:
-            text = (await response.content.read(65536)).decode("utf-8", "replace")
-            if _BLOCKED in text:
-                self._blocked = BlockedError(
-                    f"{host_of(str(response.url))} says this IP has been blocked; stopping at once. "
-                    "Do not retry from this address: contact help@inaturalist.org"
-                )
-                raise self._blocked
+        if response.status == 403 and _BLOCKED in await _head_text(response, 65536):
+            self._blocked = BlockedError(
+                f"{host_of(str(response.url))} says this IP has been blocked; stopping at once. "
+                "Do not retry from this address: contact help@inaturalist.org"
+            )
+            raise self._blocked
 
     def stop_if_blocked(self) -> None:
         """Before a request: once one answer said blocked, no other request goes out."""
@@ -108,14 +217,12 @@ class Http:
             total=None, connect=s.connect_timeout, sock_connect=s.connect_timeout, sock_read=s.request_timeout
         )
         connector = aiohttp.TCPConnector(limit=max(100, s.workers * 2), ttl_dns_cache=300)
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ", ".join(_ENCODINGS)}
         sent = aiohttp.TraceConfig()
         sent.on_request_headers_sent.append(_note_sent)
+        # Bodies are decoded by body_chunks, with a cap on their decoded size.
         self._session = aiohttp.ClientSession(
-            timeout=timeout,
-            connector=connector,
-            headers={"User-Agent": USER_AGENT},
-            auto_decompress=True,
-            trace_configs=[sent],
+            timeout=timeout, connector=connector, headers=headers, auto_decompress=False, trace_configs=[sent]
         )
         return self
 
@@ -138,7 +245,8 @@ class Http:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             after = exc.retry_after if isinstance(exc, TransientError) else None
-            return max(backoff(state), after or 0.0)
+            # A server's Retry-After, within reason: a year would hold the harvest a year.
+            return max(backoff(state), min(after or 0.0, s.max_backoff))
 
         def give_up(state: RetryCallState) -> bool:
             exc = state.outcome.exception() if state.outcome else None
@@ -181,8 +289,14 @@ class Http:
                 attempts)  # fmt: skip
         self._on_retry(reason, wait)
 
+    def deadline(self) -> contextlib.AbstractAsyncContextManager[Deadline]:
+        """A request's overall deadline, from --timeout (see :class:`Deadline`)."""
+        return Deadline(self.settings.request_timeout).running()
+
     async def get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
-        """GET an API URL and return its JSON object, retrying what can be retried."""
+        """GET an API URL and return its page, retrying what can be retried. The page is
+        checked as it enters (:func:`~inat_async.model.decode_page`); its observations are
+        checked one by one later, where one that does not fit is skipped, not the page."""
         host = host_of(url)
 
         async def once() -> dict[str, Any]:
@@ -191,9 +305,12 @@ class Http:
             self.api_requests += 1
             sent = _Sent()
             try:
-                async with self.session.get(url, params=params, trace_request_ctx=sent) as response:
+                async with (
+                    self.deadline() as deadline,
+                    self.session.get(url, params=params, trace_request_ctx=sent) as response,
+                ):
                     await self.check_status(response)
-                    return await _api_json(response)
+                    return await _api_json(response, deadline)
             finally:
                 await self.politeness.api_sent(host, slot, sent.at)
 
@@ -211,22 +328,19 @@ class Http:
             ) from exc
 
 
-async def _api_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
-    body = await response.read()
+async def _api_json(response: aiohttp.ClientResponse, deadline: Deadline) -> dict[str, Any]:
+    body = bytearray()
     try:
-        data = json.loads(body)
-    except ValueError:
-        # An HTML error page with status 200 happens behind proxies: worth another try.
-        raise TransientError(f"HTTP {response.status} answer is not JSON") from None
-    if response.status == 422:
-        message = data.get("error") if isinstance(data, dict) else None
-        raise UsageError(f"iNaturalist rejected the query: {message or 'HTTP 422'}")
+        async for chunk in body_chunks(response, API_BODY_CAP, deadline):
+            body += chunk
+    except BodyTooLarge as exc:
+        raise TransientError(f"HTTP {response.status} answer is {exc}, not an observations page") from None
     if response.status != 200:
-        message = data.get("error") if isinstance(data, dict) else None
+        message = decode_page(body, error=True).get("error")
+        if response.status == 422:
+            raise UsageError(f"iNaturalist rejected the query: {message or 'HTTP 422'}")
         raise ServerError(f"the API answered HTTP {response.status}: {str(message)[:200]}")
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise TransientError("the answer is JSON but not an observations page")
-    return data
+    return decode_page(body)
 
 
 class _Sent:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from urllib.parse import urlencode
 
 from .errors import ServerError
 from .http import Http
+from .model import check_observations, usable_id
 from .photos import PhotoFile, photo_files
 from .progress import Progress
 from .records import observation_row
@@ -164,26 +164,32 @@ class Pager:
     def _save(self, r: _Range, results: list[Any]) -> None:
         """Commit one page of range ``r``. Its ``hi`` may have shrunk while the page was on
         its way (a steal): what lies above it is the thief's, and reaching it ends ``r``."""
-        valid = [o for o in results if _valid(o)]
-        ids = [o["id"] for o in valid]
-        if len(ids) < len(results):
-            log.warning("skipped %d malformed observations", len(results) - len(ids))
+        checked = check_observations(results)
+        ids = checked.ids  # of every observation, skipped ones too: paging moves past them
+        self.state.record_rejected(checked.rejected, [fit.id for fit in checked.fits])
+        if checked.rejected:
+            first = checked.rejected[0]
+            log.warning(
+                "skipped %d malformed on this page (e.g. %s %s: %s)",
+                len(checked.rejected), first.kind, first.key, first.reason,
+            )  # fmt: skip
         if results and not ids:
             raise ServerError("the API answered a page without one valid observation id")
-        fresh = [o for o in valid if r.last_id < o["id"] and (r.hi is None or o["id"] < r.hi)]
-        if ids and not fresh and max(ids) <= r.last_id:
+        in_range = [i for i in ids if r.last_id < i and (r.hi is None or i < r.hi)]
+        fresh = [fit for fit in checked.fits if r.last_id < fit.id and (r.hi is None or fit.id < r.hi)]
+        if ids and not in_range and max(ids) <= r.last_id:
             raise ServerError(
                 f"the API answered ids that are not above id_above={r.last_id}: "
                 "it does not page like iNaturalist's"
             )
         done = not results or (r.hi is not None and max(ids) >= r.hi - 1)
-        last_id = max((o["id"] for o in fresh), default=r.last_id)
+        last_id = max(in_range, default=r.last_id)
         s = self.settings
-        files = [f for o in fresh for f in files_of(o, s)]
+        files = [f for fit in fresh for f in files_of(fit.data, s)]
         added = self.state.save_page(
             r.cursor,
-            [observation_row(o, s.places) for o in fresh],
-            [json.dumps(o, ensure_ascii=False, separators=(",", ":")).encode() for o in fresh],
+            [observation_row(fit.data, s.places) for fit in fresh],
+            [fit.raw for fit in fresh],
             files,
             last_id,
             done,
@@ -213,10 +219,5 @@ def files_of(observation: dict[str, Any], settings: Settings) -> list[PhotoFile]
     )
 
 
-def _valid(obs: Any) -> bool:
-    oid = obs.get("id") if isinstance(obs, dict) else None
-    return isinstance(oid, int) and not isinstance(oid, bool) and oid > 0
-
-
 def _first_id(results: list[Any]) -> int | None:
-    return results[0]["id"] if results and _valid(results[0]) else None
+    return usable_id(results[0]) if results else None

@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
+from .image import byte_cap
+
 EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif"})
 ALL_RIGHTS_RESERVED = "all-rights-reserved"
 PLACEHOLDER_MARKERS = ("/assets/", "attachment_defaults")
 # {prefix}/photos/{id}/{size}.{ext}: the size word is the last path segment's stem.
 _SQUARE = re.compile(r"/square\.([A-Za-z0-9]{1,10})$")
-# A JPEG, PNG or GIF file starts with one of these.
-SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class PhotoFile:
     reason: str | None
     license_code: str | None
     attribution: str | None
+    max_bytes: int | None = None  # files to fetch: the most a file of its size can hold
 
 
 def photo_path(photo_id: int, size: str, ext: str) -> str:
@@ -153,11 +154,12 @@ def photo_files(
             if wanted is not None and code not in wanted:
                 yield replace(shared, size=size, reason=f"photo licence {code} not asked for")
             else:
-                yield _judge(replace(shared, size=size), url, allowed_hosts)
+                yield _judge(replace(shared, size=size), url, allowed_hosts, photo.get("original_dimensions"))
 
 
-def _judge(file: PhotoFile, url: str, allowed_hosts: frozenset[str]) -> PhotoFile:
-    """``file`` (skipped, its URL the square one) made fetchable, or skipped with why not."""
+def _judge(file: PhotoFile, url: str, allowed_hosts: frozenset[str], dimensions: object) -> PhotoFile:
+    """``file`` (skipped, its URL the square one) made fetchable, or skipped with why not;
+    a file to fetch gets the most bytes its size can hold (from the original's dimensions)."""
     if is_placeholder(url):
         return replace(file, reason="placeholder (hidden or missing photo)")
     try:
@@ -166,12 +168,18 @@ def _judge(file: PhotoFile, url: str, allowed_hosts: frozenset[str]) -> PhotoFil
         return replace(file, reason=str(exc))
     if urlsplit(sized).hostname not in allowed_hosts:
         return replace(file, url=sized, reason="photo host not allowed")
-    return replace(file, url=sized, path=photo_path(file.photo_id, file.size, ext), status="pending")
+    path = photo_path(file.photo_id, file.size, ext)
+    cap = byte_cap(file.size, *_dimensions(dimensions))
+    return replace(file, url=sized, path=path, status="pending", max_bytes=cap)
+
+
+def _dimensions(value: object) -> tuple[int | None, int | None]:
+    """An original's (width, height), checked already by the model, when the API gives them."""
+    if not isinstance(value, Mapping):
+        return None, None
+    width, height = value.get("width"), value.get("height")
+    return (width, height) if isinstance(width, int) and isinstance(height, int) else (None, None)
 
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def looks_like_image(head: bytes) -> bool:
-    return head.startswith(SIGNATURES)

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from .pager import Pager, queries
 from .politeness import Politeness, WaitClock
 from .progress import Progress, report
 from .settings import REAL_API_HOST, Settings
-from .state import STATE_FILE, PhotoJob, State
+from .state import STATE_FILE, PhotoJob, State, state_error
 from .summary import Summary, per_place, write_summary
 
 log = logging.getLogger("inat_async")
@@ -114,6 +115,7 @@ def _summary(
         waiting=clock.by_budget(),
         retries=dict(http.retries.most_common()),
         failed_examples=state.failed_photos(),
+        rejected=state.rejected_counts(),
     )
 
 
@@ -217,23 +219,31 @@ def _disk_full(error: BaseException, out: Path) -> BaseException:
 
 @contextlib.contextmanager
 def locked_state(out: Path) -> Iterator[State]:
-    """The output folder, locked for this harvest, and its state database."""
+    """The output folder, locked for this harvest, and its state database. The lock is
+    taken on the folder itself: no lock file, so none that a planted link could redirect.
+    Any error of the state database is turned into its one line (see state_error)."""
     if not out.parent.is_dir():
         raise SettingError("out", f"the folder {out.parent} does not exist")
     if out.exists() and not out.is_dir():
         raise SettingError("out", f"{out} is a file, not a folder")
     try:
         out.mkdir(exist_ok=True)
-        lock = open(out / ".lock", "w")  # noqa: SIM115 - held for the whole harvest
+        folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise SettingError("out", f"cannot write to {out} ({exc.strerror})") from None
-    with lock:
+    try:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UsageError(f"another harvest is running in {out}; wait for it to end") from None
+        if not os.access(out, os.W_OK):
+            raise SettingError("out", f"cannot write to {out}")
         state = State(out / STATE_FILE)
         try:
             yield state
+        except sqlite3.Error as exc:  # the state's: the budget file's are told by the ledger
+            raise state_error(exc, state.path) from None
         finally:
             state.close()
+    finally:
+        os.close(folder)

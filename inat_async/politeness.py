@@ -5,6 +5,11 @@ per IP). Photo hosts are paced in process by aiolimiter at --media-rpm, one requ
 time spread evenly, and their bytes are counted in the ledger per host and per hour/day.
 After a 429 a host's rate halves and then recovers step by step (additive increase,
 multiplicative decrease), so a server stricter than the settings is respected unaided.
+
+The ledger is shared between processes, so its times are wall-clock times; everything kept
+in this process (Retry-After horizons) is on the monotonic clock, and every wait is taken as
+a delay from one reading of the wall clock, no longer than the window it waits on: a clock
+that jumps holds nothing back for longer than that.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ class _Host:
     """One host's in-process state: its AIMD rate factor and Retry-After horizon."""
 
     factor: float = 1.0
-    not_before: float = 0.0  # Unix time
+    not_before: float = 0.0  # time.monotonic()
     limiter: AsyncLimiter | None = None
     slots: asyncio.Semaphore | None = None
     waited: float = field(default=0.0)
@@ -91,7 +96,11 @@ class Politeness:
 
     def open(self) -> None:
         if self.enabled:
-            self._ledger = Ledger(self.settings.budget_file or default_budget_file())
+            self._ledger = Ledger(
+                self.settings.budget_file or default_budget_file(),
+                lead=self.budgets.minute,
+                busy_wait=self.settings.budget_lock_wait,
+            )
 
     def close(self) -> None:
         if self._ledger:
@@ -113,7 +122,7 @@ class Politeness:
             return None
         state = self._host(host)
         # A 429 may arrive while we wait for our slot: then the slot is given up, not used.
-        while state.not_before > time.time() or (slot := await self._api_slot(host, state)) is None:
+        while state.not_before > time.monotonic() or (slot := await self._api_slot(host, state)) is None:
             await self._wait_retry_after(host, state)
         return slot
 
@@ -134,11 +143,17 @@ class Politeness:
         )
         assert self._ledger is not None
         key = f"api {host}"
-        slot, reason = await asyncio.to_thread(self._ledger.reserve, key, windows, b.minute / rpm)
+        slot, reason, booked, wait = await asyncio.to_thread(
+            self._ledger.reserve, key, windows, b.minute / rpm
+        )
         # Spacing and the minute window are one budget, however far a 429 has slowed it.
         budget = daily if reason == daily else f"{b.api_rpm} API requests a {_span(b.minute)}"
-        await self._sleep_until(slot, reason, "API", budget)
-        return slot if state.not_before <= time.time() else None
+        longest = max(w.span for w in windows) * 1.02
+        if not booked:  # too far ahead to book: wait until it is near, then ask again
+            await self._sleep(wait - b.minute, longest, reason, "API", budget)
+            return None
+        await self._sleep(wait, longest, reason, "API", budget)
+        return slot if state.not_before <= time.monotonic() else None
 
     # -- photo hosts ------------------------------------------------------------------------
     @asynccontextmanager
@@ -165,7 +180,7 @@ class Politeness:
                     b = self.budgets
                     with self.clock.held(f"{b.media_rpm} photo requests a {_span(b.minute)} to {host}"):
                         await state.limiter.acquire()
-                    if state.not_before <= time.time():
+                    if state.not_before <= time.monotonic():
                         break
                 yield
 
@@ -178,15 +193,16 @@ class Politeness:
         b = self.budgets
         for limit_gb, span in ((b.media_gb_per_hour, b.hour), (b.media_gb_per_day, b.day)):
             window = Window(limit_gb * 1e9, span, f"{limit_gb:g} GB of photos a {_span(span)} from {host}")
-            when = await asyncio.to_thread(self._ledger.room_at, f"bytes {host}", window)
-            await self._sleep_until(when, window.name, "media", window.name)
+            wait = await asyncio.to_thread(self._ledger.wait_for_room, f"bytes {host}", window)
+            await self._sleep(wait, span * 1.02, window.name, "media", window.name)
 
     # -- feedback from responses ------------------------------------------------------------
     def throttled(self, host: str, retry_after: float | None) -> None:
         """A 429 or 503: halve the host's rate and honour Retry-After for every request."""
         state = self._host(host)
         if retry_after:
-            state.not_before = max(state.not_before, time.time() + retry_after)
+            wait = min(retry_after, self.settings.max_backoff)  # a server's word, within reason
+            state.not_before = max(state.not_before, time.monotonic() + wait)
         if self.enabled:
             level = logging.INFO if state.factor == 1 else logging.DEBUG  # said once, then in -v
             state.factor = max(_MIN_FACTOR, state.factor / 2)
@@ -201,17 +217,20 @@ class Politeness:
             state.limiter = None
 
     async def _wait_retry_after(self, host: str, state: _Host) -> None:
-        if state.not_before > time.time():
-            reason = f"Retry-After from {host}"
-            await self._sleep_until(state.not_before, reason, host, reason)
+        reason = f"Retry-After from {host}"
+        await self._sleep(
+            state.not_before - time.monotonic(), self.settings.max_backoff, reason, host, reason
+        )
 
-    async def _sleep_until(self, when: float, reason: str | None, topic: str, budget: str) -> None:
-        """Wait until ``when`` for ``budget``, telling the user why when it is long."""
-        delay = when - time.time()
+    async def _sleep(self, delay: float, longest: float, reason: str | None, topic: str, budget: str) -> None:
+        """Wait ``delay`` seconds for ``budget``, never longer than ``longest`` (the window
+        waited on: a clock that jumped cannot make it longer), telling the user why when it
+        is long."""
+        delay = min(delay, longest)
         if delay <= 0:
             return
         with self.clock.held(budget):
-            await self._sleep_and_tell(when, delay, reason, topic)
+            await self._sleep_and_tell(time.time() + delay, delay, reason, topic)
 
     async def _sleep_and_tell(self, when: float, delay: float, reason: str | None, topic: str) -> None:
         if not reason or delay <= _LOG_WAITS_LONGER_THAN:  # a pacing gap: nothing to tell

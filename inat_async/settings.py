@@ -185,6 +185,7 @@ class Settings:
     limits: bool = True
     budgets: Budgets = Budgets()
     budget_file: Path | None = None
+    budget_lock_wait: float = 30.0  # seconds to wait for a budget file another program holds
     per_page: int = 200
     ranges: int = 4
     max_photo_bytes: int = 64_000_000

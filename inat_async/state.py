@@ -10,8 +10,10 @@ and records them without fetching them again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
+import shutil
 import sqlite3
 import zlib
 from collections import Counter
@@ -20,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import SettingError
+from .errors import DiskFullError, HarvestError, SettingError, UsageError
 from .http import host_of
+from .image import MAX_EDGE, byte_cap
+from .model import Rejected
 from .photos import PhotoFile, is_photo_path, photos_in_order
 from .records import SQL_COLUMNS
 
@@ -31,7 +35,8 @@ log = logging.getLogger("inat_async")
 # 3: photos.position as the API gives it (NULL when it gives none), photos.api_order (the
 #    API's order of an observation's photos), and seq never reused (AUTOINCREMENT): a photo
 #    row an update replaces is queued again after what a feeder has passed.
-SCHEMA_VERSION = 3
+# 4: photos.max_bytes, the most a file of its size can hold (image.byte_cap).
+SCHEMA_VERSION = 4
 #: Finished files written to the state in one transaction.
 _DONE_BATCH = 256
 #: Values in one SQL ``IN (...)`` list.
@@ -54,12 +59,13 @@ CREATE TABLE IF NOT EXISTS {name} (
     bytes INTEGER,
     license_code TEXT,
     attribution TEXT,
+    max_bytes INTEGER,             -- the most a file of its size can hold (image.byte_cap)
     UNIQUE (photo_id, size)
 )
 """
 _PHOTO_COLUMNS = (
     "photo_id, size, observation_id, position, api_order, url, host, path, status, reason,"
-    " license_code, attribution"
+    " license_code, attribution, max_bytes"
 )
 
 _SCHEMA = f"""
@@ -81,6 +87,13 @@ CREATE TABLE IF NOT EXISTS observations (
 {_PHOTOS_TABLE.format(name="photos")};
 CREATE INDEX IF NOT EXISTS photos_pending ON photos (status, host, seq);
 CREATE INDEX IF NOT EXISTS photos_observation ON photos (observation_id);
+CREATE TABLE IF NOT EXISTS rejected (  -- observations and photos skipped: they do not fit
+    kind TEXT NOT NULL,            -- observation or photo
+    key TEXT NOT NULL,             -- its id, or a digest when it has none
+    observation_id INTEGER,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 """
 
 
@@ -117,6 +130,7 @@ class PhotoJob:
     url: str
     host: str
     path: str
+    max_bytes: int | None
 
 
 class State:
@@ -128,23 +142,28 @@ class State:
         self._hosts: set[str] | None = None  # photo_hosts(), once read
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._check_intact()  # before anything is written into it
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._upgrade(self.meta("schema_version"))
             self._db.executescript(_SCHEMA)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
-            raise SettingError(
-                "out",
-                f"{path} is not a readable harvest state ({exc}); move it away or use a new {{out}} folder",
-            ) from exc
+            raise state_error(exc, path) from None
+
+    def _check_intact(self) -> None:
+        """SQLite's quick check of the whole file (not the meta table alone): a state damaged
+        by a disk or a copy is refused as it is, never written into."""
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems)[:200])
 
     def _upgrade(self, version: str | None) -> None:
         """Bring a state of an earlier version up to this one in place, a step at a time,
         each in one transaction; refuse one this version cannot read."""
         if version is None or version == str(SCHEMA_VERSION):
             return
-        steps = {1: self._add_photo_hosts, 2: self._take_photo_order_from_the_api}
+        steps = {1: self._add_photo_hosts, 2: self._take_photo_order_from_the_api, 3: self._add_photo_caps}
         if not version.isdigit() or int(version) not in steps:
             raise SettingError(
                 "out",
@@ -165,6 +184,17 @@ class State:
             "UPDATE photos SET host = ? WHERE seq = ?", [(host_of(url), seq) for seq, url in rows.fetchall()]
         )
         self._db.execute("DROP INDEX IF EXISTS photos_status")
+
+    def _add_photo_caps(self) -> None:
+        """Version 3 had no photos.max_bytes: each file gets its size's cap (no dimensions).
+        (The table rebuilt from version 2 has the column already.)"""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(photos)")}
+        if "max_bytes" not in columns:
+            self._db.execute("ALTER TABLE photos ADD COLUMN max_bytes INTEGER")
+        self._db.executemany(
+            "UPDATE photos SET max_bytes = ? WHERE size = ? AND max_bytes IS NULL",
+            [(byte_cap(size), size) for size in MAX_EDGE],
+        )
 
     def _take_photo_order_from_the_api(self) -> None:
         """Version 2 kept a position made up when the API gave none, ordered photos by it, and
@@ -336,7 +366,7 @@ class State:
         new = [p for key, p in wanted.items() if key not in kept]
         hosts = [host_of(p.url) if p.path else None for p in new]  # only files to fetch have one
         self._db.executemany(
-            f"INSERT INTO photos ({_PHOTO_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            f"INSERT INTO photos ({_PHOTO_COLUMNS}) VALUES ({', '.join('?' * 13)})",
             [
                 (
                     p.photo_id,
@@ -351,6 +381,7 @@ class State:
                     p.reason,
                     p.license_code,
                     p.attribution,
+                    p.max_bytes,
                 )
                 for p, host in zip(new, hosts, strict=True)
             ],
@@ -415,7 +446,8 @@ class State:
         """The next files to fetch from ``host``, in queue order."""
         self._write_done()
         rows = self._db.execute(
-            "SELECT seq, url, host, path FROM photos WHERE status = 'pending' AND host = ? AND seq > ?"
+            "SELECT seq, url, host, path, max_bytes FROM photos"
+            " WHERE status = 'pending' AND host = ? AND seq > ?"
             " ORDER BY seq LIMIT ?",
             (host, after_seq, limit),
         ).fetchall()
@@ -464,6 +496,25 @@ class State:
             "SELECT photo_id, size, reason FROM photos WHERE status = 'failed' ORDER BY seq LIMIT ?", (limit,)
         ).fetchall()
 
+    def record_rejected(self, rejected: Sequence[Rejected], fitting: Sequence[int]) -> None:
+        """Keep what a page skipped, replacing what earlier pages said of the same
+        observations (one fixed since is no longer counted); idempotent, so a page asked
+        again counts nothing twice."""
+        if not rejected and not fitting:
+            return
+        marks = ",".join("?" * len(fitting))
+        with self._transaction():
+            self._db.execute(f"DELETE FROM rejected WHERE observation_id IN ({marks})", list(fitting))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?)",
+                [(r.kind, r.key, r.observation_id, r.reason) for r in rejected],
+            )
+
+    def rejected_counts(self) -> dict[str, int]:
+        """Observations and photos skipped as malformed, by kind and reason."""
+        rows = self._db.execute("SELECT kind, reason, COUNT(*) FROM rejected GROUP BY 1, 2 ORDER BY 3 DESC")
+        return {f"{kind}: {reason}": count for kind, reason, count in rows}
+
     def observation_count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
 
@@ -479,6 +530,28 @@ class State:
     def raw_observations(self) -> Iterator[dict[str, Any]]:
         for (raw,) in self._db.execute('SELECT raw FROM observations ORDER BY "id"'):
             yield json.loads(zlib.decompress(raw))
+
+
+def state_error(exc: sqlite3.Error, path: Path) -> HarvestError:
+    """What an error of the state database means for the user, in one line: the disk is
+    full (exit 6), or the file is damaged or unusable (exit 2), left as it is."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_is_full(path)):
+        return DiskFullError(f"no space left in {path.parent}: free some and run the same command again")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or type(exc) is sqlite3.DatabaseError:
+        return UsageError(
+            f"{path} is damaged, not a readable harvest state ({exc}); it is left as it is: "
+            "restore a copy of it, or move it away to harvest again from the start"
+        )
+    return UsageError(f"{path} cannot be used ({exc}); it is left as it is")
+
+
+def _disk_is_full(path: Path) -> bool:
+    """SQLite reports a failed write of its shared-memory file as an I/O error."""
+    try:
+        return shutil.disk_usage(path.parent).free < 1024 * 1024
+    except OSError as exc:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class _Transaction:

@@ -30,6 +30,8 @@ class Summary:
     waiting: dict[str, float] = field(default_factory=dict)  # the same, for each budget
     retries: dict[str, int] = field(default_factory=dict)  # this run's retries, by reason
     failed_examples: list[tuple[int, str, str]] = field(default_factory=list)
+    # Observations and photos skipped because they do not fit their shape: "kind: reason" -> count.
+    rejected: dict[str, int] = field(default_factory=dict)
 
     @property
     def photos_failed(self) -> int:
@@ -65,6 +67,9 @@ class Summary:
             by_count = sorted(self.retries.items(), key=lambda item: -item[1])
             lines += [f"    {count:>7,}    {reason}" for reason, count in by_count]
         lines += [f"  failed: photo {pid} {size}: {reason}" for pid, size, reason in self.failed_examples]
+        if self.rejected:
+            lines.append(f"skipped as malformed ({sum(self.rejected.values()):,}, see summary.json):")
+            lines += [f"  {count:,} {what}" for what, count in list(self.rejected.items())[:5]]
         if self.photos_failed:
             lines.append("failed photos are listed in photos.csv; the same command again retries them")
         return "\n".join(lines)

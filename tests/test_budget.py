@@ -26,7 +26,7 @@ def test_a_daily_window_survives_reopening_the_ledger(tmp_path):
     booked = [first.reserve("api h", day, 0.0)[0] for _ in range(5)]
     first.close()
     again = Ledger(path)  # a restart: the same five are still in the window
-    slot, reason = again.reserve("api h", day, 0.0)
+    slot, reason, *_ = again.reserve("api h", day, 0.0)
     assert reason == "5 a day"
     assert slot >= booked[0] + 30.0
 

@@ -163,7 +163,7 @@ def test_a_corrupt_or_foreign_state_is_refused_untouched(tmp_path, damage):
 
 @pytest.mark.slow
 def test_a_state_of_the_previous_version_is_carried_on(tmp_path):
-    """A harvest.sqlite of state version 1 (no photos.host) is upgraded in place, and the
+    """A harvest.sqlite of state version 1 (no photos.host, photos.max_bytes) is upgraded in place, and the
     harvest goes on: the files still to fetch are fetched, nothing else is asked again."""
     out = tmp_path / "o"
     with SimulatorThread(WORLD) as sim:
@@ -177,6 +177,8 @@ def test_a_state_of_the_previous_version_is_carried_on(tmp_path):
             )
             db.execute("DROP INDEX photos_pending")
             db.execute("ALTER TABLE photos DROP COLUMN host")
+            db.execute("ALTER TABLE photos DROP COLUMN max_bytes")
+            db.execute("DROP TABLE rejected")
             db.execute("CREATE INDEX photos_status ON photos (status, seq)")
             db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         for _, path in undone:

@@ -16,6 +16,7 @@ import pytest
 from conftest import expected_ids, local, photo_requests, run_cli
 
 from inat_async.simulator import SimulatorThread, World
+from inat_async.state import SCHEMA_VERSION
 
 pytestmark = pytest.mark.slow
 
@@ -109,5 +110,7 @@ def test_a_version_2_state_is_upgraded_with_the_api_positions(harvests, tmp_path
     assert photo_requests(sim.log) == []
     assert (out / "photos.csv").read_bytes() == reference
     with sqlite3.connect(out / "harvest.sqlite") as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
+            SCHEMA_VERSION
+        )
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

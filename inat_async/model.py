@@ -1,0 +1,199 @@
+"""The API's answers, checked where they enter: typed shapes (msgspec Structs) of a page, an
+observation and a photo.
+
+A page that does not fit (not JSON, nested past the decoder's depth, ``results`` not a list,
+``total_results`` out of range) is a server error: retried, then the harvest stops with one
+line. An observation or a photo that does not fit is skipped with its reason, and the rest of
+the page is kept: a value that fits its shape can go into SQLite, a CSV or a file name
+without a TypeError or an OverflowError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import msgspec
+
+from .errors import TransientError
+
+# SQLite holds signed 64-bit integers.
+_INT64 = 2**63 - 1
+Id = Annotated[int, msgspec.Meta(ge=1, le=_INT64)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=_INT64)]
+SmallInt = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31)]
+Pixels = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+# Metres of accuracy and the like: any finite number a CSV or SQLite carries as it is.
+Number = Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)]
+
+
+class _Page(msgspec.Struct):
+    results: list[Any]
+    total_results: Count | None = None
+
+
+class _Error(msgspec.Struct):
+    error: Any = None
+
+
+class _Taxon(msgspec.Struct):
+    id: Id | None = None
+    name: str | None = None
+    rank: str | None = None
+
+
+class _User(msgspec.Struct):
+    id: Id | None = None
+    login: str | None = None
+    name: str | None = None
+
+
+class _PhotoRef(msgspec.Struct):
+    id: Id | None = None
+
+
+class _ObservationPhoto(msgspec.Struct):
+    photo: _PhotoRef | None = None
+    position: SmallInt | None = None
+
+
+class _Dimensions(msgspec.Struct):
+    width: Pixels | None = None
+    height: Pixels | None = None
+
+
+class _Photo(msgspec.Struct):
+    id: Id
+    url: str | None = None
+    license_code: str | None = None
+    attribution: str | None = None
+    original_dimensions: _Dimensions | None = None
+
+
+class _Observation(msgspec.Struct):
+    """The fields the harvester reads (records, photos, Darwin Core), each with its type."""
+
+    id: Id
+    taxon: _Taxon | None = None
+    user: _User | None = None
+    location: str | None = None
+    place_ids: list[Id] | None = None
+    quality_grade: str | None = None
+    time_observed_at: str | None = None
+    observed_on: str | None = None
+    species_guess: str | None = None
+    license_code: str | None = None
+    community_taxon_id: Id | None = None
+    uri: str | None = None
+    obscured: bool | None = None
+    positional_accuracy: Number | None = None
+    public_positional_accuracy: Number | None = None
+    geoprivacy: str | None = None
+    taxon_geoprivacy: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    description: str | None = None
+    photos: list[Any] | None = None  # each checked on its own: a bad photo skips only itself
+    observation_photos: list[_ObservationPhoto] | None = None
+
+
+def decode_page(body: bytes | bytearray, *, error: bool = False) -> dict[str, Any]:
+    """An API answer's JSON as ``{"total_results": ..., "results": [...]}`` (or, with
+    ``error``, ``{"error": ...}`` of an error answer); TransientError when it does not fit."""
+    try:
+        if error:
+            return {"error": msgspec.json.decode(body, type=_Error).error}
+        page = msgspec.json.decode(body, type=_Page)
+    except RecursionError:
+        raise TransientError("the answer is JSON nested deeper than any observations page") from None
+    except msgspec.ValidationError as exc:
+        raise TransientError(f"the answer is JSON but not an observations page ({exc})") from None
+    except msgspec.DecodeError:
+        # An HTML error page with status 200 happens behind proxies: worth another try.
+        raise TransientError("the answer is not JSON") from None
+    return {"total_results": page.total_results, "results": page.results}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An observation or photo skipped because it does not fit its shape."""
+
+    kind: str  # "observation" or "photo"
+    key: str  # its id, or a digest of it when it has no usable id
+    observation_id: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fit:
+    """An observation that fits: as the API sent it (less its photos that do not fit), and
+    its JSON to store."""
+
+    data: dict[str, Any]
+    raw: bytes
+
+    @property
+    def id(self) -> int:
+        return int(self.data["id"])
+
+
+@dataclass
+class Checked:
+    """A page's observations checked: those that fit, every id to page past (an observation
+    skipped still moves the cursor), and what was skipped."""
+
+    fits: list[Fit] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def check_observations(results: list[Any]) -> Checked:
+    checked = Checked()
+    for item in results:
+        obs_id = usable_id(item)
+        if obs_id is not None:
+            checked.ids.append(obs_id)
+        try:
+            shape = msgspec.convert(item, _Observation)
+            fit = _fit(item, shape, checked.rejected)
+        except (msgspec.ValidationError, RecursionError) as exc:
+            key = str(obs_id) if obs_id is not None else _digest(item)
+            checked.rejected.append(Rejected("observation", key, obs_id, _reason(exc)))
+            continue
+        checked.fits.append(fit)
+    return checked
+
+
+def _fit(item: dict[str, Any], shape: _Observation, rejected: list[Rejected]) -> Fit:
+    photos = []
+    for position, photo in enumerate(shape.photos or []):
+        try:
+            msgspec.convert(photo, _Photo)
+        except msgspec.ValidationError as exc:
+            rejected.append(Rejected("photo", f"{shape.id}/{position}", shape.id, _reason(exc)))
+            continue
+        photos.append(photo)
+    data = item if len(photos) == len(shape.photos or []) else {**item, "photos": photos}
+    return Fit(data, msgspec.json.encode(data))
+
+
+def usable_id(item: Any) -> int | None:
+    """An observation's id, when it is one that paging and SQLite can use."""
+    oid = item.get("id") if isinstance(item, dict) else None
+    return oid if type(oid) is int and 1 <= oid <= _INT64 else None
+
+
+def _digest(item: Any) -> str:
+    try:
+        text = msgspec.json.encode(item)
+    except (TypeError, RecursionError):
+        text = repr(type(item)).encode()
+    return "sha1:" + hashlib.sha1(text).hexdigest()[:16]
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    # "Expected `int <= 9223372036854775807`, got `int` - at `$.id`": what, then where.
+    return str(exc).replace("`", "")[:200]
