@@ -25,8 +25,8 @@ from typing import TypeVar
 
 from .errors import UsageError
 from .http import Http, host_of
-from .pace import Pace, duration
 from .model import check_observations
+from .pace import Pace, duration
 from .pager import files_of, queries
 from .pipeline import update_since
 from .politeness import Politeness
