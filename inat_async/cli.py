@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=setting_default("request_timeout"),
         metavar="SECONDS",
-        help="retry a request whose answer has not begun within this, or whose body then comes below 4 KB/s",
+        help="a request whose answer has not started within this, or whose body then comes slower "
+        "than 4 KB/s on average, is retried",
     )
     speed.add_argument(
         "--max-photo-mb",
@@ -246,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Shrinks every budget window (minute, hour, day) for tests that must run in seconds.
     speed.add_argument("--budget-window-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     # How long to wait for a budget file another program holds (tests shorten it).
-    speed.add_argument("--budget-lock-wait", type=float, default=30.0, help=argparse.SUPPRESS)
+    speed.add_argument(
+        "--budget-lock-wait", type=float, default=setting_default("budget_lock_wait"), help=argparse.SUPPRESS
+    )
     talk = p.add_argument_group("output")
     talk.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     talk.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -244,6 +244,7 @@ class HarvestOptions(TypedDict, total=False):
     limits: bool
     budgets: Budgets
     budget_file: PathArg | None
+    budget_lock_wait: float
     per_page: int
     ranges: int
     max_photo_bytes: int
@@ -450,6 +451,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "limits": _yes_no,
     "budgets": _budgets,
     "budget_file": _optional_folder,
+    "budget_lock_wait": _not_negative,
     "per_page": _whole_number_to(200),
     "ranges": _whole_number,
     "max_photo_bytes": _whole_number,
