@@ -41,7 +41,7 @@ def what_came(head: bytes, content_type: str | None) -> str:
         kind = "an empty body"
     else:
         kind = f"not an image (starts {head[:8].hex()})"
-    return f"answer is {kind}{label}, not an image"
+    return f"answer is {kind}, not an image{label}"
 
 
 def byte_cap(size: str, width: int | None = None, height: int | None = None) -> int:

@@ -212,9 +212,9 @@ def test_images_with_any_label_or_none_are_kept_and_pages_with_an_image_label_re
         assert (out / photos.loc[photo_id, "path"]).read_bytes() == body
     reasons = {pid: photos.loc[pid, "reason"] for pid in (1105, 1106, 1107)}
     assert set(photos.loc[list(reasons), "status"]) == {"failed"}
-    assert "an HTML page (image/jpeg)" in reasons[1105]
-    assert "JSON (image/png)" in reasons[1106]
-    assert "XML (image/jpeg)" in reasons[1107]
+    assert "an HTML page, not an image (image/jpeg)" in reasons[1105]
+    assert "JSON, not an image (image/png)" in reasons[1106]
+    assert "XML, not an image (image/jpeg)" in reasons[1107]
 
 
 def test_a_gzipped_ip_block_page_still_stops_the_harvest_at_once(tmp_path):
