@@ -93,7 +93,7 @@ class Ledger:
     def _open(self, keep: float) -> sqlite3.Connection:
         if self.path.is_dir():
             raise UsageError(
-                f"the budget file {self.path} is a folder: remove it, or give another file with --budget-file"
+                f"the budget file {self.path} is a folder: remove it, or give another with {{budget_file}}"
             )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def budget_error(exc: sqlite3.Error, path: Path) -> HarvestError:
             f"no space left for the budget file {path}: free some and run the same command again"
         )
     if code == sqlite3.SQLITE_CANTOPEN:
-        return UsageError(f"the budget file {path} cannot be opened ({exc}): give another with --budget-file")
+        return UsageError(f"the budget file {path} cannot be opened ({exc}): give another, {{budget_file}}")
     return UsageError(
         f"the budget file {path} is damaged ({exc}). It holds only the counters of what harvests spent "
         "in the last two days, so it may be removed (rm it and run again; budgets then count from zero)"
