@@ -335,13 +335,23 @@ def _site(uri: str) -> str:
 
 
 # -- meta.xml and eml.xml -------------------------------------------------------------------------
+def _xml_document(root: ET.Element) -> bytes:
+    """``root`` as a UTF-8 XML file with its declaration, ending in a newline.
+
+    What ``ET.tostring(root, encoding="utf-8", xml_declaration=True)`` does, written out so the
+    result is typed as bytes (typeshed types ``tostring`` with any encoding but "unicode" as Any)."""
+    out = io.BytesIO()
+    ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
+    return out.getvalue() + b"\n"
+
+
 def _meta_xml() -> bytes:
     """The archive descriptor: file layout, escaping rules and each column's term."""
     root = ET.Element("archive", xmlns="http://rs.tdwg.org/dwc/text/", metadata="eml.xml")
     _section(root, "core", OCCURRENCE_ROW_TYPE, "occurrence.txt", "id", OCCURRENCE_TERMS)
     _section(root, "extension", MULTIMEDIA_ROW_TYPE, "multimedia.txt", "coreid", MULTIMEDIA_TERMS)
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    return _xml_document(root)
 
 
 def _section(
@@ -403,7 +413,7 @@ def _eml_xml(state: State, api_url: str | None, counts: _Counts) -> bytes:
     methods = ET.SubElement(dataset, "methods")
     _paras(ET.SubElement(methods, "methodStep"), "description", _method(settings, api_url))
     ET.indent(eml)
-    return ET.tostring(eml, encoding="utf-8", xml_declaration=True) + b"\n"
+    return _xml_document(eml)
 
 
 def _party(parent: ET.Element, role: str) -> None:

@@ -160,7 +160,7 @@ class _Decoder:
 async def _head_text(response: aiohttp.ClientResponse, limit: int) -> str:
     """The start of a (short) body as text, decoded like any body (a proxy may gzip it)."""
     decoder = _Decoder(response.headers.get("Content-Encoding"), limit)
-    text = []
+    text: list[bytes] = []
     with contextlib.suppress(BodyTooLarge, TransientError):
         text += decoder.feed(await response.content.read(limit))
     return b"".join(text).decode("utf-8", "replace")

@@ -138,7 +138,7 @@ def _write_table(
             writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=buffered)
 
 
-def _batch(schema: pa.Schema, converters: list[Converter], rows: list[tuple]) -> pa.RecordBatch:
+def _batch(schema: pa.Schema, converters: list[Converter], rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
     """One chunk of SQLite rows (in schema order) as an Arrow record batch."""
     import pyarrow as pa
 

@@ -56,10 +56,15 @@ def _lat_lng(location: Any) -> tuple[float | None, float | None]:
     return lat, lng
 
 
+def _object(value: Any) -> Mapping[str, Any]:
+    """A nested JSON object, or an empty one when the field is missing or not an object."""
+    return value if isinstance(value, dict) else {}
+
+
 def observation_row(obs: Mapping[str, Any], requested_places: Iterable[int]) -> tuple[Any, ...]:
     """One observations table row, in SQL_COLUMNS order."""
-    taxon = obs.get("taxon") if isinstance(obs.get("taxon"), dict) else {}
-    user = obs.get("user") if isinstance(obs.get("user"), dict) else {}
+    taxon = _object(obs.get("taxon"))
+    user = _object(obs.get("user"))
     lat, lng = _lat_lng(obs.get("location"))
     own = {p for p in obs.get("place_ids") or [] if isinstance(p, int)}
     places = ";".join(str(p) for p in requested_places if p in own)

@@ -516,10 +516,10 @@ class State:
         return {f"{kind}: {reason}": count for kind, reason, count in rows}
 
     def observation_count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
+        return int(self._db.execute("SELECT COUNT(*) FROM observations").fetchone()[0])
 
     # -- export -----------------------------------------------------------------------------
-    def query_chunks(self, sql: str, chunk: int) -> Iterator[tuple[list[str], list[tuple]]]:
+    def query_chunks(self, sql: str, chunk: int) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         """(column names, rows) chunks of a read-only query, for the exports."""
         self._write_done()
         cur = self._db.execute(sql)

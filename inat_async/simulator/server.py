@@ -21,9 +21,9 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from email.utils import formatdate
 from types import TracebackType
-from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from . import images
 from .faults import Faults, RateLimit
@@ -200,9 +200,9 @@ class Simulator:
             app.router.add_get("/photos/{photo_id}/{name}", photo)
         return app
 
-    def _middleware_for(self, app_kind: str) -> Any:
+    def _middleware_for(self, app_kind: str) -> Middleware:
         @web.middleware
-        async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
             kind = app_kind
             if app_kind == "api" and not (request.path == "/v1" or request.path.startswith("/v1/")):
                 kind = "assets"
@@ -243,7 +243,7 @@ class Simulator:
         return True, _format_seconds(float(limit.retry_after))
 
     async def _serve(
-        self, request: web.Request, handler: Any, kind: str, entry: Request
+        self, request: web.Request, handler: Handler, kind: str, entry: Request
     ) -> web.StreamResponse:
         group = "api" if kind == "api" else "photo"
         limit = self.api_limit if group == "api" else self.photo_limit

@@ -133,6 +133,13 @@ def _tokenise(text: str) -> str:
     return text
 
 
+def json_object(value: Any) -> dict[str, Any]:
+    """A parsed JSON value that must be an object (``json.loads`` is typed Any)."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def _trim_taxon(taxon: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in taxon.items() if k not in ("ancestors", "children", "conservation_statuses")}
 
@@ -284,4 +291,4 @@ def result_window_body() -> bytes:
 @cache
 def empty_page() -> dict[str, Any]:
     """The recorded empty results page (its shape: total_results, page, per_page, results)."""
-    return json.loads(_read("get_nonexistent_observation.json"))
+    return json_object(json.loads(_read("get_nonexistent_observation.json")))

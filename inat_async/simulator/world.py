@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from . import images
 from .query import Filters, Paging, QueryError, parse_filters, parse_paging
-from .templates import HOST_TOKENS, REAL_HOSTS, Taxon, observation_templates, taxa
+from .templates import HOST_TOKENS, REAL_HOSTS, Taxon, json_object, observation_templates, taxa
 from .text import HARD_TEXT, LOGIN_PARTS, NAMES, TRICKY_NA
 
 IntArray = npt.NDArray[np.int64]
@@ -164,6 +164,12 @@ def _concat(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _id_list(ids: IntArray) -> list[int]:
+    """The ids as Python ints, in order (numpy types ``tolist`` as Any: its nesting follows ndim)."""
+    values: list[int] = ids.tolist()
+    return values
 
 
 def _dumps(value: Any) -> str:
@@ -416,7 +422,7 @@ class World:
     def ids(self) -> list[int]:
         """All observation ids, ascending."""
         with self._lock:
-            return self._cols.ids.tolist()
+            return _id_list(self._cols.ids)
 
     @property
     def photo_count(self) -> int:
@@ -426,7 +432,7 @@ class World:
     def place_members(self, place_id: int) -> list[int]:
         """Ids of the observations lying in a place, ascending."""
         with self._lock:
-            return self._cols.ids[self._place_pos[self._place_index[place_id]]].tolist()
+            return _id_list(self._cols.ids[self._place_pos[self._place_index[place_id]]])
 
     def _position(self, obs_id: int) -> int:
         pos = int(np.searchsorted(self._cols.ids, obs_id))
@@ -544,13 +550,13 @@ class World:
         with self._lock:
             positions = self._match(filters)
             page = self._order(positions, paging)
-            return Page(len(positions), paging.page, paging.per_page, self._cols.ids[page].tolist())
+            return Page(len(positions), paging.page, paging.per_page, _id_list(self._cols.ids[page]))
 
     def matching_ids(self, params: Mapping[str, str]) -> list[int]:
         """Ground truth: every id matching the query's filters, ascending (paging ignored)."""
         filters = parse_filters(params)
         with self._lock:
-            return self._cols.ids[self._match(filters)].tolist()
+            return _id_list(self._cols.ids[self._match(filters)])
 
     def count(self, params: Mapping[str, str]) -> int:
         """Number of observations matching the query's filters."""
@@ -781,7 +787,7 @@ class World:
 
     def observation_json(self, obs_id: int, hosts: Mapping[str, str] | None = None) -> dict[str, Any]:
         """One observation exactly as the server would send it (hosts default to the real ones)."""
-        return json.loads(self.render_results([obs_id], hosts))[0]
+        return json_object(json.loads(self.render_results([obs_id], hosts))[0])
 
     def observations(self, hosts: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
         """Every observation as served, in id order (ground truth for small worlds)."""
@@ -916,7 +922,7 @@ class World:
             )
             self.place_counts[place_id] += n
             self._index_places()
-            return ids.tolist()
+            return _id_list(ids)
 
     def edit(self, obs_id: int, **changes: Any) -> None:
         """Change fields of an observation and bump its ``updated_at`` to now.
