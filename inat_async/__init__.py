@@ -1,12 +1,11 @@
 """inat_async: harvest iNaturalist observations and photos, politely, fast and resumably."""
 
-__version__ = "0.1.0"
-
 import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import HarvestError, SettingError, UsageError
 from .settings import Budgets, HarvestOptions, Settings, make_settings
+from .version import __version__
 
 if TYPE_CHECKING:
     from .library import export, harvest, harvest_blocking
@@ -15,12 +14,6 @@ if TYPE_CHECKING:
 # Imported when first used: the command line answers --help and bad input without loading
 # aiohttp and the rest of the harvester (half a second).
 _LAZY = {"export": "library", "harvest": "library", "harvest_blocking": "library", "Summary": "summary"}
-
-# The submodule of the same name is imported now, so that ``inat_async.export`` is the
-# library's function (from __getattr__), never the submodule a later import would bind.
-from . import export as _exports  # noqa: E402
-
-del export, _exports
 
 
 def __getattr__(name: str) -> Any:
@@ -37,6 +30,7 @@ __all__ = [
     "Settings",
     "Summary",
     "UsageError",
+    "__version__",
     "export",
     "harvest",
     "harvest_blocking",

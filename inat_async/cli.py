@@ -13,7 +13,6 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from . import __version__
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError
 from .settings import (
     DEFAULT_FILTERS,
@@ -29,6 +28,7 @@ from .settings import (
     read_places_file,
     setting_default,
 )
+from .version import __version__
 
 if TYPE_CHECKING:
     from rich.console import Console

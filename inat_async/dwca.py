@@ -33,8 +33,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
-from .export import PHOTO_ORDER, replacing
-from .records import _lat_lng
+from .files import replacing
+from .records import PHOTO_ORDER, _lat_lng
 from .settings import SIZES
 from .state import State
 

@@ -26,11 +26,11 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_exponential_jitter
 
-from . import __version__
 from .errors import BlockedError, ServerError, TransientError, UsageError
 from .model import decode_page
 from .politeness import Politeness
 from .settings import Settings
+from .version import __version__
 
 USER_AGENT = f"inat_async/{__version__}"
 RETRYABLE = (TransientError, aiohttp.ClientError, asyncio.TimeoutError)

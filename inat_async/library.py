@@ -13,7 +13,7 @@ from rich.console import Console
 
 from . import pipeline
 from .errors import UsageError
-from .export import write_exports
+from .exports import write_exports
 from .pipeline import locked_state
 from .settings import (
     FORMATS,

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .export import PHOTO_COLUMNS, PHOTO_ORDER, replacing
-from .records import COLUMNS, SQL_COLUMNS
+from .files import replacing
+from .records import COLUMNS, PHOTO_COLUMNS, PHOTO_ORDER, SQL_COLUMNS
 from .state import State
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from .downloader import Downloader
 from .errors import DiskFullError, HarvestError, SettingError, UsageError
-from .export import write_exports
+from .exports import write_exports
 from .feeder import Feeders
 from .http import Http, host_of
 from .pace import Pace

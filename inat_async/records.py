@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .settings import SIZES
+
 # The seed script's ten columns, in its order, then ours.
 SEED_COLUMNS = (
     "id",
@@ -35,6 +37,23 @@ EXTRA_COLUMNS = (
 COLUMNS = SEED_COLUMNS + EXTRA_COLUMNS
 # SQLite column names: the CSV names with dots made safe.
 SQL_COLUMNS = tuple(name.replace(".", "_").lower() for name in COLUMNS)
+# photos.csv's columns, in its order (the photos table's names).
+PHOTO_COLUMNS = (
+    "observation_id",
+    "photo_id",
+    "position",
+    "size",
+    "url",
+    "path",
+    "status",
+    "bytes",
+    "license_code",
+    "attribution",
+    "reason",
+)
+#: The photo rows' order in every export: by observation, in the API's order of its photos,
+#: each photo's sizes smallest first.
+PHOTO_ORDER = f"observation_id, api_order, photo_id, instr('{','.join(SIZES)}', size)"
 
 
 def _text(value: Any) -> str | None:

@@ -27,7 +27,7 @@ DEFAULT_API_URL = "https://api.inaturalist.org/v1"
 REAL_API_HOST = "api.inaturalist.org"
 SIZES = ("square", "thumb", "small", "medium", "large", "original")
 DEFAULT_SIZES = ("square", "medium", "original")
-# The exports a harvest can write (export.py has a writer for each).
+# The exports a harvest can write (exports.WRITERS has a writer for each).
 FORMATS = ("csv", "parquet", "dwca")
 # The seed's filters: observations with public coordinates, identified to species.
 DEFAULT_FILTERS = {"geo": "true", "identified": "true", "rank": "species"}

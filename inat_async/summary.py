@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .export import replacing
+from .files import replacing
 from .state import State
 
 SUMMARY_FILE = "summary.json"

@@ -1,0 +1,50 @@
+"""observations.csv and photos.csv, written in chunks from the state.
+
+Each file is written under a temporary name and renamed into place, so a reader never sees
+half a CSV. Every text value is enclosed in double quotes (inner ones doubled) and numbers are
+bare: a value holding a lone carriage return, which a minimal quoting leaves bare and every
+reader takes for a line end, reads back whole with pandas and with Python's csv module. NUL,
+which no CSV reader carries, is dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .files import replacing
+from .records import COLUMNS, PHOTO_COLUMNS, PHOTO_ORDER, SQL_COLUMNS
+from .state import State
+
+CHUNK_ROWS = 5_000
+
+
+def write_csvs(state: State, out: Path) -> None:
+    observations = ", ".join(f'"{c}"' for c in SQL_COLUMNS)
+    _write_csv(
+        state, f'SELECT {observations} FROM observations ORDER BY "id"', COLUMNS, out / "observations.csv"
+    )
+    _write_csv(
+        state,
+        f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos ORDER BY {PHOTO_ORDER}",
+        PHOTO_COLUMNS,
+        out / "photos.csv",
+    )
+
+
+def _write_csv(state: State, sql: str, columns: tuple[str, ...], target: Path) -> None:
+    with replacing(target) as part, open(part, "w", encoding="utf-8", newline="") as file:
+        file.write(",".join(columns) + "\n")  # plain names: no quotes needed
+        for _, rows in state.query_chunks(sql, CHUNK_ROWS):
+            file.write(_csv_text(rows))
+
+
+def _csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV lines: text quoted, numbers bare, None an empty quoted value, NUL dropped
+    (one pass over the chunk's text rather than a check of every value)."""
+    text = io.StringIO()
+    csv.writer(text, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(rows)
+    return text.getvalue().replace("\x00", "")

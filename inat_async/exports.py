@@ -1,0 +1,29 @@
+"""The final stage: each export format written from the state alone, with no request.
+
+A new format is a writer ``(state, out, api_url) -> None`` added to :data:`WRITERS` (and its
+name to ``settings.FORMATS``, where a requested format is checked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .csvs import write_csvs
+from .dwca import write_dwca
+from .parquet import write_parquet
+from .state import State
+
+Writer = Callable[[State, Path, "str | None"], object]
+
+WRITERS: dict[str, Writer] = {
+    "csv": lambda state, out, _api_url: write_csvs(state, out),
+    "parquet": lambda state, out, _api_url: write_parquet(state, out),
+    "dwca": lambda state, out, api_url: write_dwca(state, out, api_url=api_url),
+}
+
+
+def write_exports(state: State, out: Path, formats: tuple[str, ...], api_url: str | None = None) -> None:
+    """Write each of ``formats`` (checked by settings against FORMATS) from the state alone."""
+    for kind in formats:
+        WRITERS[kind](state, out, api_url)
