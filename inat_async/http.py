@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_exponential, wait_random
 
 from .errors import BlockedError, ServerError, TransientError, UsageError
 from .model import decode_page
@@ -238,8 +238,10 @@ class Http:
     async def retrying(self, host: str, attempts: int, call: Callable[[], Awaitable[T]]) -> T:
         """Run ``call`` until it succeeds, retrying RETRYABLE failures with backoff."""
         s = self.settings
-        backoff = wait_exponential_jitter(
-            initial=s.backoff_initial, max=s.max_backoff, jitter=s.backoff_initial
+        # Doubling from --retry-wait, with up to as much again of jitter (wait_exponential_jitter
+        # says so with an 'initial' that tenacity 9.2 deprecates and older ones lack a name for).
+        backoff = wait_exponential(multiplier=s.backoff_initial, max=s.max_backoff) + wait_random(
+            0, s.backoff_initial
         )
 
         def wait(state: RetryCallState) -> float:
