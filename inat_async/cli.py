@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError
+from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError
 from .settings import (
     DEFAULT_FILTERS,
     FORMATS,
@@ -371,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_INTERRUPTED
     print(summary.table())
+    if summary.unfound:
+        return EXIT_INCOMPLETE
     return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
 
 

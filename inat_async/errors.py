@@ -87,4 +87,5 @@ class PermanentError(Exception):
 
 EXIT_OK = 0
 EXIT_PHOTOS_FAILED = 3
+EXIT_INCOMPLETE = 7  # observations the API counts could not be found (Summary.unfound)
 EXIT_INTERRUPTED = 130

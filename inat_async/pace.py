@@ -47,13 +47,14 @@ class Pace:
         )
 
     def paging_requests(self, observations: float) -> int:
-        """API requests to page a query of ``observations``: its full pages, a last page for
-        each range, and with several ranges the two that plan them and the open tail's page."""
+        """API requests to page a query of ``observations``: its full pages, a last page or a
+        count ending each range, with several ranges the two that plan them and the count of
+        the open range above the largest id, and the count that reconciles the query."""
         if self.ranges == 1:
-            return math.ceil(observations / self.per_page) + 1
+            return math.ceil(observations / self.per_page) + 2
         if observations <= 0:
-            return 3  # the plan finds nothing: one range, one empty page
-        return math.ceil(observations / self.per_page) + self.ranges + 3
+            return 5  # the plan finds nothing: one range, an empty page, its count, the query's
+        return math.ceil(observations / self.per_page) + self.ranges + 4
 
     def api_seconds(self, requests: float, observed: float | None = None) -> float | None:
         """Time for ``requests`` more API requests: at the budget's rate, or at ``observed``

@@ -6,6 +6,14 @@ with a real page taking one to three seconds it cannot even use 60 requests a mi
 id space of a query is split into ranges (``id_above`` and ``id_below``) paged at once; a
 cursor that finishes takes half of the largest range left (work stealing). Every range's
 cursor is in the state, so a resumed harvest continues each of them.
+
+An empty page alone does not end a range: the API has been seen to answer a page, once, with
+``{"total_results":0,"results":[]}``. A range ends when a ``per_page=0`` count of what is left
+above its last id says 0 (asked after a short or empty page, in place of the empty page that
+used to end it, so it costs no extra request). Each page must be in ascending id order inside
+its range, or the harvest stops: a server that does not page like iNaturalist's would
+otherwise be harvested in part and called complete. Once a query is paged, it is reconciled
+with the API's count of it (see reconcile.py), and the gaps found are paged again.
 """
 
 from __future__ import annotations
@@ -13,16 +21,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from .errors import ServerError
 from .http import Http
-from .model import check_observations, usable_id
+from .model import Checked, check_observations, usable_id
 from .photos import PhotoFile, photo_files
 from .progress import Progress
+from .reconcile import Reconciler
 from .records import observation_row
 from .settings import Settings
 from .state import Cursor, State
@@ -31,6 +40,13 @@ log = logging.getLogger("inat_async")
 
 # Many places go into one query (the API ORs a comma list), in chunks that keep URLs short.
 PLACES_PER_QUERY = 100
+#: An empty page above a range's last id while a count says ids are left: asked again this
+#: many times, after growing pauses, before the range is left to reconciliation.
+EMPTY_RETRIES = 3
+#: Page, reconcile, page the gaps, reconcile afresh: what is still missing then is reported.
+PASSES = 2
+T = TypeVar("T")
+_NOT_LIKE_INAT = "does not page like iNaturalist's (order_by=id&order=asc with id_above)"
 
 
 def queries(settings: Settings, extra: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
@@ -52,9 +68,28 @@ class _Range:
     done: bool
     busy: bool = False
     span: int | None = None
+    ending: bool = False  # asking what is left above last_id, or a page likely its last
 
     def remaining(self) -> int:
         return 0 if self.hi is None or self.done else self.hi - self.last_id
+
+    def last_page_likely(self) -> bool:
+        """The next page likely reaches ``hi``: the last one spanned as many ids."""
+        return self.hi is not None and self.span is not None and self.remaining() <= self.span
+
+    def winding_up(self) -> bool:
+        return self.done or self.ending
+
+
+@dataclass
+class _EarlyCount:
+    """The query's count that reconciliation starts with, asked with the last requests of
+    its ranges (when each is done, or asks a count or a page that likely ends it) rather
+    than one latency after them, and kept if no page was asked after it (``pages``: pages
+    asked then). Paging, not latency, then sets the pace to the end."""
+
+    pages: int
+    total: int
 
 
 class Pager:
@@ -76,15 +111,57 @@ class Pager:
         self.on_page = on_page
         self.extra = extra
         self.url = settings.api_url.rstrip("/") + "/observations"
+        # A short page is taken for a range's last until a count shows this server's are not.
+        self.trust_short_pages = True
+        self.pages_asked = 0
+        self.early: _EarlyCount | None = None
 
-    async def run(self) -> None:
+    async def run(self) -> dict[str, int]:
+        """Page and reconcile every query; returns, by query, the observations the API counts
+        that could not be found (none when the harvest is complete)."""
+        unfound: dict[str, int] = {}
         for key, params in queries(self.settings, self.extra):
-            cursors = self.state.cursors(key) or await self._plan(key, params)
-            self.progress.expected += sum(c.total or 0 for c in cursors)
-            ranges = [_Range(c, c.last_id, c.hi, c.done) for c in cursors]
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self.settings.ranges):
-                    group.create_task(self._take_ranges(ranges, params))
+            missing = await self._harvest_query(key, params)
+            if missing:
+                unfound[describe(params)] = missing
+        return unfound
+
+    async def _harvest_query(self, key: str, params: dict[str, str]) -> int:
+        cursors = self.state.cursors(key) or await self._plan(key, params)
+        self.progress.expected += sum(c.total or 0 for c in cursors)
+        if self.state.unfound(key) == 0:  # paged and reconciled complete by an earlier run
+            return 0
+
+        def count(lo: int, hi: int | None) -> Awaitable[int]:
+            return self._count(params, lo, hi)
+
+        reconciler = Reconciler(self.state, key, count, self.settings.per_page, self._pause(0))
+        for attempt in range(1, PASSES + 1):
+            await self._page_ranges(key, params)
+            missing, gaps = await reconciler.locate()
+            if not missing or attempt == PASSES:
+                break
+            what = describe(params)
+            log.info("%s: %d counted but not stored; paging %d id span(s) again", what, missing, len(gaps))
+            self.state.reopen(key, gaps)
+        if missing:
+            log.warning("%s: %d observations the API counts could not be found", describe(params), missing)
+        self.state.set_unfound(key, missing)
+        return missing
+
+    async def _page_ranges(self, key: str, params: dict[str, str]) -> None:
+        ranges = [_Range(c, c.last_id, c.hi, c.done) for c in self.state.cursors(key)]
+        if all(r.done for r in ranges):
+            return
+        self.early = None
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self.settings.ranges):
+                group.create_task(self._take_ranges(ranges, params))
+        early = self.early
+        # Kept if no page was asked after it; a 0 is asked again (the API's transient empty
+        # answer says 0 too, and a query's end is not taken on one answer).
+        if early is not None and early.pages == self.pages_asked and early.total > 0:
+            self.state.cache_count(key, 0, None, early.total)
 
     async def _plan(self, key: str, params: dict[str, str]) -> list[Cursor]:
         """Split the query's id span into ranges, from its smallest and largest ids."""
@@ -104,9 +181,12 @@ class Pager:
         low, high = _first_id(oldest["results"]), _first_id(newest["results"])
         if low is None or high is None or high < low:
             raise ServerError("the API's first and last ids of a query make no sense")
+        if low == high and _int(total) > 1 and _int(oldest.get("total_results")) > 1:
+            # Two or more match, yet the first id in ascending order is the first in descending.
+            raise ServerError(f"the server at {self.url} {_NOT_LIKE_INAT}: it ignores order=asc")
         # Range i holds the ids in (bounds[i], bounds[i + 1]]; id_below is strict, hence + 1.
         bounds = [low - 1 + (high - low + 1) * i // n for i in range(n + 1)]
-        spans = {lo: top + 1 for lo, top in itertools.pairwise(bounds) if top > lo}
+        spans: dict[int, int | None] = {lo: top + 1 for lo, top in itertools.pairwise(bounds) if top > lo}
         # Observations created during the harvest get ids above ``high``: one open tail.
         spans[high] = None
         for lo, hi in spans.items():
@@ -116,7 +196,7 @@ class Pager:
     async def _take_ranges(self, ranges: list[_Range], params: dict[str, str]) -> None:
         while (r := self._claim(ranges)) is not None:
             try:
-                await self._page_range(r, params)
+                await self._page_range(r, ranges, params)
             finally:
                 r.busy = False
 
@@ -138,34 +218,127 @@ class Pager:
         ranges.append(stolen)
         return stolen
 
-    async def _page_range(self, r: _Range, params: dict[str, str]) -> None:
+    async def _page_range(self, r: _Range, ranges: list[_Range], params: dict[str, str]) -> None:
+        if r.hi is None and 0 < r.cursor.lo == r.last_id:
+            # The open range above the largest id the plan saw holds only what was created
+            # since: usually nothing, which a count says in one request, as an empty page did.
+            await self._after_count(r, await self._count_left(r, ranges, params), empty=0)
+        empty = 0  # empty pages in a row
         while not r.done:
-            query = {
-                **params,
-                "order_by": "id",
-                "order": "asc",
-                "per_page": str(self.settings.per_page),
-                "id_above": str(r.last_id),
-            }
-            if r.hi is not None:
-                query["id_below"] = str(r.hi)
-            page = await self._get(query)
-            if r.cursor.total is None and r.last_id == 0 and r.hi is None:
-                # A lone cursor learns the query's size from its first page.
-                total = page.get("total_results")
-                if isinstance(total, int):
-                    self.state.set_total(r.cursor, total)
-                    self.progress.expected += total
-            self._save(r, page["results"])
+            asked_hi = r.hi
+            self.pages_asked += 1
+            asking = self._get(self._page_query(params, r))
+            r.ending = r.last_page_likely()
+            try:
+                page = await self._with_count(asking, params, r.ending and self._winding_up(ranges, r))
+            finally:
+                r.ending = False
+            results = page["results"]
+            checked = self._checked(results, r.last_id, asked_hi)
+            self._learn_total(r, page, results)
+            self._save(r, checked)
+            empty = 0 if results else empty + 1
+            if not r.done and self._may_be_the_end(len(results)):
+                await self._after_count(r, await self._count_left(r, ranges, params), empty)
+
+    async def _count_left(self, r: _Range, ranges: list[_Range], params: dict[str, str]) -> int:
+        """The API's count of what is left to page in ``r``."""
+        whole = r.last_id == 0 and r.hi is None  # the query's count itself, which 0 does not end
+        r.ending = True
+        try:
+            counting = self._count(params, r.last_id, r.hi)
+            return await self._with_count(counting, params, not whole and self._winding_up(ranges, r))
+        finally:
+            r.ending = False
+
+    async def _after_count(self, r: _Range, left: int, empty: int) -> None:
+        """After a short or an empty page (or before the open range's first), the range ends
+        if the count of what is left above its last id says 0; after an empty page that the
+        count belies, it is asked again after a pause."""
+        if left == 0:
+            self._end(r)
+        elif not empty:  # page on
+            if r.last_id != r.cursor.lo:  # after a short page that was not the end
+                self.trust_short_pages = False
+        elif empty > EMPTY_RETRIES:
+            log.warning("ids above %d are counted but never paged: left to reconciliation", r.last_id)
+            self._end(r)
+        else:
+            log.info("an empty page above id %d while some are counted: asking again", r.last_id)
+            await asyncio.sleep(self._pause(empty))
+
+    def _winding_up(self, ranges: list[_Range], r: _Range) -> bool:
+        """Every range but ``r`` done or at its likely last request, and no early count asked
+        since the last page was."""
+        asked = self.early is not None and self.early.pages == self.pages_asked
+        return not asked and all(o.winding_up() for o in ranges if o is not r)
+
+    async def _with_count(self, work: Coroutine[Any, Any, T], params: dict[str, str], also: bool) -> T:
+        """``work``; and at the same time, when ``also``, the query's count (see _EarlyCount)."""
+        if not also:
+            return await work
+        early = self.early = _EarlyCount(self.pages_asked, total=0)  # asked: no other meanwhile
+        async with asyncio.TaskGroup() as group:
+            done = group.create_task(work)
+            total = group.create_task(self._count(params, 0, None))
+        early.total = total.result()
+        return done.result()
+
+    def _learn_total(self, r: _Range, page: dict[str, Any], results: list[Any]) -> None:
+        """A lone cursor learns the query's size from its first page."""
+        if results and r.cursor.total is None and r.last_id == 0 and r.hi is None:
+            total = page.get("total_results")
+            if isinstance(total, int):
+                self.state.set_total(r.cursor, total)
+                self.progress.expected += total
+
+    def _page_query(self, params: dict[str, str], r: _Range) -> dict[str, str]:
+        query = {
+            **params,
+            "order_by": "id",
+            "order": "asc",
+            "per_page": str(self.settings.per_page),
+            "id_above": str(r.last_id),
+        }
+        if r.hi is not None:
+            query["id_below"] = str(r.hi)
+        return query
+
+    def _may_be_the_end(self, n: int) -> bool:
+        """An empty page, or a short one (where short pages only come last): time to count."""
+        return n == 0 or (n < self.settings.per_page and self.trust_short_pages)
+
+    def _pause(self, attempt: int) -> float:
+        return min(self.settings.backoff_initial * 2.0 ** max(attempt - 1, 0), self.settings.max_backoff)
+
+    async def _count(self, params: dict[str, str], above: int, below: int | None) -> int:
+        """The API's count of the query's ids in (above, below), one per_page=0 request."""
+        query = {**params, "order_by": "id", "order": "asc", "per_page": "0", "id_above": str(above)}
+        if below is not None:
+            query["id_below"] = str(below)
+        total = (await self._get(query)).get("total_results")
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise ServerError(f"the API answered a count that is not a count: {str(total)[:50]}")
+        return total
 
     async def _get(self, query: dict[str, str]) -> dict[str, Any]:
         return await self.http.get_json(self.url, query)
 
-    def _save(self, r: _Range, results: list[Any]) -> None:
-        """Commit one page of range ``r``. Its ``hi`` may have shrunk while the page was on
-        its way (a steal): what lies above it is the thief's, and reaching it ends ``r``."""
+    def _checked(self, results: list[Any], above: int, below: int | None) -> Checked:
+        """The page checked (model.check_observations): its ids, malformed observations'
+        too, must be in ascending order inside the range asked for (id_above, id_below),
+        else this is not a server to page by id."""
         checked = check_observations(results)
         ids = checked.ids  # of every observation, skipped ones too: paging moves past them
+        if results and not ids:
+            raise ServerError("the API answered a page without one valid observation id")
+        ascending = all(a < b for a, b in itertools.pairwise(ids))
+        if not ascending or (ids and (ids[0] <= above or (below is not None and ids[-1] >= below))):
+            span = f"id_above={above}" + (f"&id_below={below}" if below is not None else "")
+            raise ServerError(
+                f"the server at {self.url} {_NOT_LIKE_INAT}: asked for {span}, it answered ids "
+                f"{_sample(ids)}; stopping, as a harvest paged this way would miss observations"
+            )
         self.state.record_rejected(checked.rejected, [fit.id for fit in checked.fits])
         if checked.rejected:
             first = checked.rejected[0]
@@ -173,17 +346,16 @@ class Pager:
                 "skipped %d malformed on this page (e.g. %s %s: %s)",
                 len(checked.rejected), first.kind, first.key, first.reason,
             )  # fmt: skip
-        if results and not ids:
-            raise ServerError("the API answered a page without one valid observation id")
-        in_range = [i for i in ids if r.last_id < i and (r.hi is None or i < r.hi)]
-        fresh = [fit for fit in checked.fits if r.last_id < fit.id and (r.hi is None or fit.id < r.hi)]
-        if ids and not in_range and max(ids) <= r.last_id:
-            raise ServerError(
-                f"the API answered ids that are not above id_above={r.last_id}: "
-                "it does not page like iNaturalist's"
-            )
-        done = not results or (r.hi is not None and max(ids) >= r.hi - 1)
-        last_id = max(in_range, default=r.last_id)
+        return checked
+
+    def _save(self, r: _Range, checked: Checked) -> None:
+        """Commit one page of range ``r``. Its ``hi`` may have shrunk while the page was on
+        its way (a steal): what lies above it is the thief's, and reaching it ends ``r``."""
+        ids = checked.ids
+        fresh = [fit for fit in checked.fits if r.hi is None or fit.id < r.hi]
+        in_range = [i for i in ids if r.hi is None or i < r.hi]
+        done = r.hi is not None and bool(ids) and ids[-1] >= r.hi - 1
+        last_id = in_range[-1] if in_range else r.last_id
         s = self.settings
         files = [f for fit in fresh for f in files_of(fit.data, s)]
         added = self.state.save_page(
@@ -193,14 +365,19 @@ class Pager:
             files,
             last_id,
             done,
+            paged=set(in_range) - {fit.id for fit in fresh},
         )
         pending = added["pending"]
         log.debug("page above id %d: %d observations, %d files to fetch", r.last_id, len(fresh), pending)
-        if fresh:
+        if in_range:
             r.span = max(1, last_id - r.last_id)
         r.last_id, r.done = last_id, done
         self.progress.page_saved(len(fresh), added)
         self.on_page()
+
+    def _end(self, r: _Range) -> None:
+        self.state.end_range(r.cursor)
+        r.done = True
 
 
 def files_of(observation: dict[str, Any], settings: Settings) -> list[PhotoFile]:
@@ -221,3 +398,19 @@ def files_of(observation: dict[str, Any], settings: Settings) -> list[PhotoFile]
 
 def _first_id(results: list[Any]) -> int | None:
     return usable_id(results[0]) if results else None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _sample(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:3])) + (f", ... ({len(ids)} ids)" if len(ids) > 3 else "")
+
+
+def describe(params: dict[str, str]) -> str:
+    """A query in a few words, for messages: its places (the first few) and other filters."""
+    places = params["place_id"].split(",")
+    shown = ",".join(places[:5]) + (f",... ({len(places)} places)" if len(places) > 5 else "")
+    since = f" updated since {params['updated_since']}" if "updated_since" in params else ""
+    return f"place_id={shown}{since}"

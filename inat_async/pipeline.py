@@ -52,8 +52,8 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
         state.set_meta("api_url", settings.api_url)  # named as the source by later exports
         state.retry_failed()
         extra = _update_filter(settings, state)
-        paged = state.paging_done(key for key, _ in queries(settings, extra))
-        if not paged and state.meta("started_at") is None:
+        keys = [key for key, _ in queries(settings, extra)]
+        if not state.paging_done(keys) and state.meta("started_at") is None:
             state.set_meta("started_at", _now())
         log.info(
             "harvesting %d place(s) into %s from %s", len(settings.places), settings.out, settings.api_url
@@ -63,22 +63,37 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
         politeness.open()
         try:
             async with Http(settings, politeness, on_retry=progress.retried) as http:
-                await _run_stages(settings, state, http, progress, extra, console)
+                unfound = await _run_stages(settings, state, http, progress, extra, console)
             today = politeness.api_requests_today(host_of(settings.api_url))
         finally:
             politeness.close()
         log.info("paging and downloads finished: %s", progress.line())
-        if not paged:  # all paged now: what changes from now on, a later --update fetches
+        if _completes(settings, state, keys, unfound):
+            # What changes from now on, a later --update fetches.
             state.set_meta("completed_at", state.meta("started_at"))
             state.set_meta("started_at", None)
             state.set_meta("update_since", None)
         try:
             write_exports(state, settings.out, settings.formats, settings.api_url)
             summary = _summary(settings, state, progress, politeness.clock, http, today)
+            summary.unfound = unfound
             write_summary(summary)
         except (OSError, sqlite3.OperationalError) as exc:
             raise _disk_full(exc, settings.out) from exc
         return summary
+
+
+def _completes(settings: Settings, state: State, keys: list[str], unfound: dict[str, int]) -> bool:
+    """Whether this run completed the harvest (or update) started at ``started_at``: every
+    query paged and reconciled. Observations the API counts but paging did not find do not
+    hold a full harvest back (the same command run again goes on looking for them, and
+    --update can start from it), but they do an update: it keeps its ``updated_since``, so
+    the same --update command asks the same query again and goes on looking."""
+    if state.meta("started_at") is None or not state.paging_done(keys):
+        return False
+    if settings.update != (state.meta("update_since") is not None):
+        return False  # started_at is another kind of run's, left unfinished
+    return not (settings.update and unfound)
 
 
 def _progress_from(state: State, settings: Settings) -> Progress:
@@ -155,7 +170,8 @@ async def _run_stages(
     progress: Progress,
     extra: dict[str, str] | None,
     console: Console | None,
-) -> None:
+) -> dict[str, int]:
+    """Page, download and report until done; returns what paging could not find, by query."""
     new_page = asyncio.Event()
     paging_done = asyncio.Event()
     stop_report = asyncio.Event()
@@ -164,9 +180,11 @@ async def _run_stages(
         state.finish_photo(job.seq, status, nbytes, reason)
         progress.finished(status, nbytes, job.host)
 
+    unfound: dict[str, int] = {}
+
     async def page() -> None:
         try:
-            await Pager(settings, state, http, progress, new_page.set, extra).run()
+            unfound.update(await Pager(settings, state, http, progress, new_page.set, extra).run())
             progress.paging_done = True
         finally:
             paging_done.set()
@@ -191,6 +209,7 @@ async def _run_stages(
         raise _main_cause(group_error.exceptions, settings.out) from None
     finally:
         downloader.close()
+    return unfound
 
 
 def _main_cause(errors: tuple[BaseException, ...], out: Path) -> BaseException:
@@ -221,11 +240,16 @@ def _disk_full(error: BaseException, out: Path) -> BaseException:
 def locked_state(out: Path) -> Iterator[State]:
     """The output folder, locked for this harvest, and its state database. The lock is
     taken on the folder itself: no lock file, so none that a planted link could redirect.
-    Any error of the state database is turned into its one line (see state_error)."""
+    Any error of the state database is turned into its one line (see state_error).
+
+    A run that fails before its state holds anything (an unknown place refused with 422, a
+    --param the API rejects) leaves no state behind, nor the folder if it made it; a state an
+    earlier run left is never removed."""
     if not out.parent.is_dir():
         raise SettingError("out", f"the folder {out.parent} does not exist")
     if out.exists() and not out.is_dir():
         raise SettingError("out", f"{out} is a file, not a folder")
+    made_folder = not out.exists()
     try:
         out.mkdir(exist_ok=True)
         folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -238,12 +262,28 @@ def locked_state(out: Path) -> Iterator[State]:
             raise UsageError(f"another harvest is running in {out}; wait for it to end") from None
         if not os.access(out, os.W_OK):
             raise SettingError("out", f"cannot write to {out}")
+        made_state = not (out / STATE_FILE).exists()
         state = State(out / STATE_FILE)
+        empty = False
         try:
             yield state
-        except sqlite3.Error as exc:  # the state's: the budget file's are told by the ledger
-            raise state_error(exc, state.path) from None
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):  # unreadable: keep it
+                empty = made_state and state.holds_nothing()
+            if isinstance(exc, sqlite3.Error):  # the state's: the budget file's are told by the ledger
+                raise state_error(exc, state.path) from None
+            raise
         finally:
             state.close()
+            if empty:  # removed while the folder is locked, so no other run sees it half gone
+                _remove_empty_harvest(out, made_folder)
     finally:
         os.close(folder)
+
+
+def _remove_empty_harvest(out: Path, made_folder: bool) -> None:
+    for name in (STATE_FILE, f"{STATE_FILE}-wal", f"{STATE_FILE}-shm"):
+        (out / name).unlink(missing_ok=True)
+    if made_folder:
+        with contextlib.suppress(OSError):  # something else was written there meanwhile
+            out.rmdir()

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from .errors import DiskFullError, HarvestError, SettingError, UsageError
 from .http import host_of
@@ -36,7 +37,9 @@ log = logging.getLogger("inat_async")
 #    API's order of an observation's photos), and seq never reused (AUTOINCREMENT): a photo
 #    row an update replaces is queued again after what a feeder has passed.
 # 4: photos.max_bytes, the most a file of its size can hold (image.byte_cap).
-SCHEMA_VERSION = 4
+# 5: streams, paged and counts, so a query's stored observations can be reconciled with the
+#    API's count of them.
+SCHEMA_VERSION = 5
 #: Finished files written to the state in one transaction.
 _DONE_BATCH = 256
 #: Values in one SQL ``IN (...)`` list.
@@ -68,6 +71,32 @@ _PHOTO_COLUMNS = (
     " license_code, attribution, max_bytes"
 )
 
+_RECONCILE_TABLES = """
+CREATE TABLE IF NOT EXISTS streams (
+    n INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL UNIQUE,   -- as in cursors
+    reconciled INTEGER NOT NULL DEFAULT 0,  -- paged to its end and reconciled at least once
+    unfound INTEGER                -- counted by the API but not found at the last reconciliation
+);
+-- The ids each stream's pages returned: what is stored "for a query". Observations are stored
+-- once however many queries return them, and their place_ids or fields may no longer match the
+-- query (an --update stream returns only what changed), so membership is recorded, not derived.
+CREATE TABLE IF NOT EXISTS paged (
+    stream INTEGER NOT NULL,       -- streams.n
+    id INTEGER NOT NULL,
+    PRIMARY KEY (stream, id)
+) WITHOUT ROWID;
+-- per_page=0 counts of a reconciliation under way, so a resumed run does not ask them again.
+CREATE TABLE IF NOT EXISTS counts (
+    stream INTEGER NOT NULL,       -- streams.n
+    lo INTEGER NOT NULL,           -- ids above this
+    hi INTEGER NOT NULL,           -- and below this (-1: no end)
+    total INTEGER NOT NULL,
+    PRIMARY KEY (stream, lo, hi)
+) WITHOUT ROWID;
+"""
+_NO_END = -1  # counts.hi of a span with no upper end
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (
@@ -94,7 +123,7 @@ CREATE TABLE IF NOT EXISTS rejected (  -- observations and photos skipped: they 
     reason TEXT NOT NULL,
     PRIMARY KEY (kind, key)
 );
-"""
+{_RECONCILE_TABLES}"""
 
 
 @dataclass(frozen=True)
@@ -140,6 +169,7 @@ class State:
         self.path = path
         self._done: list[tuple[int | None, int]] = []  # (bytes, seq) of files done, not yet written
         self._hosts: set[str] | None = None  # photo_hosts(), once read
+        self._streams: dict[str, int] = {}  # stream key -> streams.n
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._check_intact()  # before anything is written into it
@@ -163,7 +193,12 @@ class State:
         each in one transaction; refuse one this version cannot read."""
         if version is None or version == str(SCHEMA_VERSION):
             return
-        steps = {1: self._add_photo_hosts, 2: self._take_photo_order_from_the_api, 3: self._add_photo_caps}
+        steps = {
+            1: self._add_photo_hosts,
+            2: self._take_photo_order_from_the_api,
+            3: self._add_photo_caps,
+            4: self._record_what_each_query_paged,
+        }
         if not version.isdigit() or int(version) not in steps:
             raise SettingError(
                 "out",
@@ -223,6 +258,30 @@ class State:
                 ],
             )
 
+    def _record_what_each_query_paged(self) -> None:
+        """Version 4 did not record which query (stream) paged an observation: one belongs
+        to a stream when it lies in one of the stream's places (exact for a full harvest; an
+        --update stream is credited with more than it paged, so its check is lenient). A
+        stream paged to its end counts as reconciled, so the run that completed it stays the
+        one --update starts from; its count is still checked by the next run."""
+        for statement in _RECONCILE_TABLES.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+        for (key,) in self._db.execute("SELECT DISTINCT stream FROM cursors").fetchall():
+            places = set(parse_qs(key).get("place_id", [""])[0].split(","))
+            sql = "SELECT COUNT(*) = SUM(done) FROM cursors WHERE stream = ?"
+            done = self._db.execute(sql, (key,)).fetchone()[0]
+            self._db.execute(
+                "INSERT OR IGNORE INTO streams (stream, reconciled) VALUES (?, ?)", (key, int(bool(done)))
+            )
+            n = self._stream_number(key)
+            rows = self._db.execute('SELECT "id", place_ids FROM observations')
+            while chunk := rows.fetchmany(10_000):
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO paged (stream, id) VALUES (?, ?)",
+                    [(n, oid) for oid, joined in chunk if places & set((joined or "").split(";"))],
+                )
+
     def close(self) -> None:
         # On the way out of a failed run (a full disk, say) the batch may not be writable:
         # the next run finds those files on disk, so nothing is lost with it.
@@ -245,9 +304,10 @@ class State:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def check_fingerprint(self, fingerprint: dict[str, object]) -> None:
-        """Refuse to mix two different harvests in one folder; say what differs."""
+        """Refuse to mix two different harvests in one folder; say what differs. A state that
+        holds nothing yet (left by a run refused before its first page) takes the new one."""
         stored = self.meta("fingerprint")
-        if stored is None:
+        if stored is None or self.holds_nothing():
             self.set_meta("fingerprint", json.dumps(fingerprint, sort_keys=True))
             return
         before = json.loads(stored)
@@ -293,6 +353,12 @@ class State:
             )
         return next(c for c in self.cursors(cursor.stream) if c.lo == mid - 1)
 
+    def end_range(self, cursor: Cursor) -> None:
+        """A range confirmed paged to its end (a count above its last id was 0), or given up."""
+        self._db.execute(
+            "UPDATE cursors SET done = 1 WHERE stream = ? AND lo = ?", (cursor.stream, cursor.lo)
+        )
+
     def set_total(self, cursor: Cursor, total: int) -> None:
         self._db.execute(
             "UPDATE cursors SET total = ? WHERE stream = ? AND lo = ?", (total, cursor.stream, cursor.lo)
@@ -306,9 +372,11 @@ class State:
         photos: Iterable[PhotoFile],
         last_id: int,
         done: bool,
+        paged: Iterable[int] = (),
     ) -> Counter[str]:
         """Commit one page atomically; returns how its photo rows changed, by status (pending:
-        files to fetch; skipped: finished by rule; less the rows it dropped)."""
+        files to fetch; skipped: finished by rule; less the rows it dropped). ``paged``: the
+        ids the page returned that are not stored (malformed): the query returned them all."""
         columns = ", ".join(f'"{c}"' for c in (*SQL_COLUMNS, "raw"))
         marks = ", ".join("?" * (len(SQL_COLUMNS) + 1))
         updates = ", ".join(f'"{c}" = excluded."{c}"' for c in (*SQL_COLUMNS[1:], "raw"))
@@ -324,6 +392,11 @@ class State:
             self._db.execute(
                 "UPDATE cursors SET last_id = ?, done = ? WHERE stream = ? AND lo = ?",
                 (last_id, int(done), cursor.stream, cursor.lo),
+            )
+            n = self._stream_number(cursor.stream)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO paged (stream, id) VALUES (?, ?)",
+                [(n, oid) for oid in (*(row[0] for row in rows), *paged)],
             )
         return added
 
@@ -418,12 +491,85 @@ class State:
                 (out / path).unlink(missing_ok=True)
 
     def paging_done(self, streams: Iterable[str]) -> bool:
-        """Whether every range of these streams has been paged to its end."""
+        """Whether each of these streams has been paged to its end and reconciled once (even
+        if observations were left unfound: running again looks for those, see unfound())."""
         for stream in streams:
-            cursors = self.cursors(stream)
-            if not cursors or not all(c.done for c in cursors):
+            row = self._db.execute("SELECT reconciled FROM streams WHERE stream = ?", (stream,)).fetchone()
+            if not row or not row[0]:
                 return False
         return True
+
+    # -- reconciliation ---------------------------------------------------------------------
+    def _stream_number(self, stream: str) -> int:
+        n = self._streams.get(stream)
+        if n is None:
+            self._db.execute("INSERT OR IGNORE INTO streams (stream) VALUES (?)", (stream,))
+            n = self._db.execute("SELECT n FROM streams WHERE stream = ?", (stream,)).fetchone()[0]
+            self._streams[stream] = n
+        return n
+
+    def unfound(self, stream: str) -> int | None:
+        """What the stream's last reconciliation could not find: 0 when it is complete, None
+        when it was never reconciled (or is being reconciled again)."""
+        row = self._db.execute("SELECT unfound FROM streams WHERE stream = ?", (stream,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def set_unfound(self, stream: str, unfound: int) -> None:
+        """Record a reconciliation's verdict; its counts are spent."""
+        n = self._stream_number(stream)
+        with self._transaction():
+            self._db.execute("UPDATE streams SET reconciled = 1, unfound = ? WHERE n = ?", (unfound, n))
+            self._db.execute("DELETE FROM counts WHERE stream = ?", (n,))
+
+    def paged_count(self, stream: str, lo: int, hi: int | None) -> int:
+        """Observations the stream's pages returned with ids in (lo, hi)."""
+        n = self._stream_number(stream)
+        top = hi if hi is not None else 1 << 62
+        sql = "SELECT COUNT(*) FROM paged WHERE stream = ? AND id > ? AND id < ?"
+        return int(self._db.execute(sql, (n, lo, top)).fetchone()[0])
+
+    def paged_max(self, stream: str, lo: int) -> int | None:
+        """The largest id above ``lo`` the stream's pages returned."""
+        n = self._stream_number(stream)
+        top = self._db.execute("SELECT MAX(id) FROM paged WHERE stream = ? AND id > ?", (n, lo)).fetchone()[0]
+        return None if top is None else int(top)
+
+    def paged_id_at(self, stream: str, lo: int, hi: int, rank: int) -> int:
+        """The id of rank ``rank`` (from 0, ascending) among the stream's ids in (lo, hi)."""
+        n = self._stream_number(stream)
+        sql = "SELECT id FROM paged WHERE stream = ? AND id > ? AND id < ? ORDER BY id LIMIT 1 OFFSET ?"
+        return int(self._db.execute(sql, (n, lo, hi, rank)).fetchone()[0])
+
+    def cached_count(self, stream: str, lo: int, hi: int | None) -> int | None:
+        key = (self._stream_number(stream), lo, _NO_END if hi is None else hi)
+        sql = "SELECT total FROM counts WHERE stream = ? AND lo = ? AND hi = ?"
+        row = self._db.execute(sql, key).fetchone()
+        return None if row is None else int(row[0])
+
+    def cache_count(self, stream: str, lo: int, hi: int | None, total: int) -> None:
+        n = self._stream_number(stream)
+        self._db.execute(
+            "INSERT OR REPLACE INTO counts VALUES (?, ?, ?, ?)", (n, lo, _NO_END if hi is None else hi, total)
+        )
+
+    def reopen(self, stream: str, spans: Iterable[tuple[int, int | None]]) -> None:
+        """Page these id spans of a stream again, as its ranges from now on (the ranges done
+        hold nothing more to page); the counts that located them are spent, so the next
+        reconciliation asks afresh."""
+        n = self._stream_number(stream)
+        with self._transaction():
+            self._db.execute("DELETE FROM cursors WHERE stream = ? AND done = 1", (stream,))
+            self._db.executemany(
+                "INSERT INTO cursors (stream, lo, hi, last_id) VALUES (?, ?, ?, ?)",
+                [(stream, lo, hi, lo) for lo, hi in spans],
+            )
+            self._db.execute("DELETE FROM counts WHERE stream = ?", (n,))
+
+    def holds_nothing(self) -> bool:
+        """No observation and no range paged to its end: nothing a run would want to keep."""
+        return not self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM observations) OR EXISTS (SELECT 1 FROM cursors WHERE done = 1)"
+        ).fetchone()[0]
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

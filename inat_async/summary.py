@@ -32,6 +32,9 @@ class Summary:
     failed_examples: list[tuple[int, str, str]] = field(default_factory=list)
     # Observations and photos skipped because they do not fit their shape: "kind: reason" -> count.
     rejected: dict[str, int] = field(default_factory=dict)
+    # Observations the API counts for a query but that paging its id spans again did not
+    # find, by query: the harvest is not complete, and the same command goes on looking.
+    unfound: dict[str, int] = field(default_factory=dict)
 
     @property
     def photos_failed(self) -> int:
@@ -72,6 +75,11 @@ class Summary:
             lines += [f"  {count:,} {what}" for what, count in list(self.rejected.items())[:5]]
         if self.photos_failed:
             lines.append("failed photos are listed in photos.csv; the same command again retries them")
+        for query, count in self.unfound.items():
+            lines.append(
+                f"INCOMPLETE: {count:,} observation(s) that the API counts for {query} could not be "
+                "found, even paging their id spans again; the same command again goes on looking"
+            )
         return "\n".join(lines)
 
 

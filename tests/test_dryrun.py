@@ -43,7 +43,8 @@ def test_dry_run_numbers_match_the_simulator_and_nothing_is_written(tmp_path):
     for size in ("square", "medium", "original"):
         assert re.search(rf"^  {size}\s+{len(fetchable):,} files", text, re.M), text
     requests = int(re.search(r"API requests: (\d+)", text).group(1))
-    assert requests == 1 + 4 + 3  # one page of results, one last page per range, the plan
+    # one page of results, a count ending each range, the plan, the open range, reconciling
+    assert requests == 1 + 4 + 2 + 1 + 1
     assert "nothing was downloaded or written" in text
     assert not out.exists()
     api = [r for r in log if r.host == "api"]
@@ -80,7 +81,8 @@ def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tm
     text = update.stdout
     changed = len(set(added) & set(expected_ids(world, [8101])))
     assert re.search(rf"^all \(once each\)\s+{changed:,}$", text, re.M), text
-    assert re.search(r"^API requests: 8: about 8 s at 60/minute", text, re.M)  # one page, 4 ranges, the plan
+    # one page, a count ending each of 4 ranges, the plan, the open range's count, reconciling
+    assert re.search(r"^API requests: 9: about 9 s at 60/minute", text, re.M)
     new_files = [o for o in added if o in expected_ids(world, [8101]) and world.photo_ids(o)]
     fetchable = [o for o in new_files if not world.photo_info(world.photo_ids(o)[0]).placeholder]
     assert re.search(rf"^  square\s+{len(fetchable):,} files", text, re.M), text

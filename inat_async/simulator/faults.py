@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,14 @@ FAULT_KINDS: tuple[str, ...] = (
     "truncated",  # a body shorter than its Content-Length, then a clean close
     "slow",  # the normal answer after ``slow_delay`` seconds
     "html",  # an HTML page with status 200 where JSON or an image was expected
+    # Paging quirks of the API (a photo request drawing one is answered normally):
+    "empty",  # a page request (per_page >= 1) answered {"total_results":0,"page":1,"per_page":N,"results":[]}
+    "zero",  # the same answer to any API request, so a per_page=0 count says 0 too
+    "unordered",  # a page with its last two results swapped: not in the order asked for
 )
+#: Faults :meth:`Faults.uniform` leaves out unless named: "slow" (long by design) and
+#: "unordered" (the harvester rightly stops at it, it cannot be survived).
+NOT_UNIFORM: tuple[str, ...] = ("slow", "unordered")
 
 GROUPS: tuple[str, ...] = ("api", "photo")
 
@@ -46,7 +53,8 @@ class Faults:
 
     ``api``/``photo`` map a name of :data:`FAULT_KINDS` to its probability; at most one fault
     is applied per request. ``api_next``/``photo_next`` hold scripted faults, consumed one per
-    request before any random draw (``None`` in the script means "no fault this time").
+    request before any random draw (``None`` in the script means "no fault this time");
+    :meth:`inject_when` scripts a fault for the first request whose query passes a test.
     Faults are transient: retrying the same request draws again.
     """
 
@@ -59,6 +67,7 @@ class Faults:
     photo_next: deque[str | None] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
+        self._when: list[tuple[str, str, Callable[[Mapping[str, str]], bool]]] = []
         _check(self.api, "api")
         _check(self.photo, "photo")
         self._rng = {group: random.Random(f"{self.seed}:{group}") for group in GROUPS}
@@ -67,8 +76,8 @@ class Faults:
 
     @classmethod
     def uniform(cls, rate: float, kinds: Iterable[str] | None = None, **kwargs: Any) -> Faults:
-        """Spread a total fault ``rate`` evenly over ``kinds`` (default: all but "slow")."""
-        chosen = list(kinds) if kinds is not None else [k for k in FAULT_KINDS if k != "slow"]
+        """Spread a total fault ``rate`` evenly over ``kinds`` (default: all but NOT_UNIFORM)."""
+        chosen = list(kinds) if kinds is not None else [k for k in FAULT_KINDS if k not in NOT_UNIFORM]
         rates = {kind: rate / len(chosen) for kind in chosen} if chosen else {}
         return cls(api=dict(rates), photo=dict(rates), **kwargs)
 
@@ -79,8 +88,19 @@ class Faults:
                 raise ValueError(f"unknown fault {name!r}")
         (self.api_next if group == "api" else self.photo_next).extend(names)
 
-    def pick(self, group: str) -> str | None:
-        """The fault for the next request of a group, or None."""
+    def inject_when(self, group: str, name: str, test: Callable[[Mapping[str, str]], bool]) -> None:
+        """Script one fault for the first request of a group whose query ``test`` accepts
+        (``test`` sees every query until then, so it may keep state of its own)."""
+        if name not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {name!r}")
+        self._when.append((group, name, test))
+
+    def pick(self, group: str, query: Mapping[str, str] | None = None) -> str | None:
+        """The fault for the next request of a group (with this query), or None."""
+        for k, (when_group, name, test) in enumerate(self._when):
+            if when_group == group and test(query or {}):
+                del self._when[k]
+                return name
         scripted = self.api_next if group == "api" else self.photo_next
         if scripted:
             return scripted.popleft()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import dataclasses
 import hashlib
 import math
 import socket
@@ -28,7 +30,7 @@ from aiohttp.typedefs import Handler, Middleware
 from . import images
 from .faults import Faults, RateLimit
 from .query import QueryError, error_body, parse_bool
-from .world import World
+from .world import Page, World
 
 #: Host kinds, in port order (with a fixed ``port``: API, open, static on port, +1, +2).
 HOST_KINDS: tuple[str, ...] = ("api", "open", "static")
@@ -51,6 +53,8 @@ _API_HEADERS = {
     "Vary": "Accept-Encoding",
 }
 _PHOTO_HEADERS = {"Server": "AmazonS3", "Accept-Ranges": "bytes"}
+#: The fault drawn for the request being answered (each request is served in a task of its own).
+_FAULT: contextvars.ContextVar[str | None] = contextvars.ContextVar("fault", default=None)
 _ELASTIC = "Elasticsearch error, if this persists please contact the iNaturalist development team."
 
 
@@ -106,7 +110,10 @@ class Simulator:
     Run-time settings (plain attributes, may be reassigned while serving): ``api_latency`` and
     ``photo_latency`` (seconds added to each answer), ``faults`` (:class:`Faults` or None),
     ``api_limit`` / ``photo_limit`` (:class:`RateLimit` or None; the photo limit counts each
-    photo host separately) and ``blocked`` (every request answers the 403 IP-block page).
+    photo host separately), ``blocked`` (every request answers the 403 IP-block page),
+    ``descending`` (a server that is not iNaturalist's: largest ids first whatever ``order``
+    says) and ``hidden`` (observation id -> how many more page answers leave it out, while
+    ``total_results`` still counts it; see :meth:`hide`).
     """
 
     def __init__(
@@ -119,6 +126,8 @@ class Simulator:
         api_limit: RateLimit | None = None,
         photo_limit: RateLimit | None = None,
         blocked: bool = False,
+        descending: bool = False,
+        hidden: dict[int, float] | None = None,
         port: int = 0,
     ) -> None:
         self.world = world
@@ -128,6 +137,8 @@ class Simulator:
         self.api_limit = api_limit
         self.photo_limit = photo_limit
         self.blocked = blocked
+        self.descending = descending
+        self.hidden: dict[int, float] = dict(hidden or {})
         self.port = port
         self.violations = 0
         self.hosts: dict[str, str] = {}
@@ -173,6 +184,12 @@ class Simulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+    def hide(self, obs_id: int, times: int | None = None) -> None:
+        """Leave an observation out of the next ``times`` page answers that hold it (None:
+        of every one), while counts (``total_results``, ``per_page=0``) include it: an
+        observation the index counts but cannot page."""
+        self.hidden[obs_id] = math.inf if times is None else times
 
     @property
     def log(self) -> list[Request]:
@@ -257,8 +274,9 @@ class Simulator:
         if latency > 0:
             await asyncio.sleep(latency)
         faults = self.faults
-        fault = faults.pick(group) if faults is not None else None
+        fault = faults.pick(group, entry.query) if faults is not None else None
         entry.fault = fault
+        _FAULT.set(fault)  # the paging quirks are the handler's to apply
         if fault is not None and faults is not None:
             broken = self._fault_response(group, fault, faults)
             if broken is not None:
@@ -341,14 +359,32 @@ class Simulator:
 
     async def _observations(self, request: web.Request) -> web.Response:
         headers = dict(_API_HEADERS)
+        query = dict(request.query)
+        if self.descending:
+            query["order"] = "desc"
         try:
-            page = self.world.search(request.query)
+            page = self._quirks(self.world.search(query), _FAULT.get())
         except QueryError as exc:
             return _reply(exc.status, exc.body, _JSON, headers)
         only_id = parse_bool(request.query.get("only_id")) is True
         body = self.world.render_page(page, self.hosts, only_id=only_id)
         headers["ETag"] = f'W/"{len(body):x}-{hashlib.md5(body).hexdigest()[:27]}"'
         return _reply(200, body, _JSON, headers)
+
+    def _quirks(self, page: Page, fault: str | None) -> Page:
+        """A page as the paging faults and hidden observations leave it."""
+        if fault == "zero" or (fault == "empty" and page.per_page > 0):
+            return Page(0, 1, page.per_page, [])
+        ids = [i for i in page.ids if not self._hidden_now(i)]
+        if fault == "unordered" and len(ids) >= 2:
+            ids[-2:] = ids[:-3:-1]
+        return dataclasses.replace(page, ids=ids)
+
+    def _hidden_now(self, obs_id: int) -> bool:
+        left = self.hidden.get(obs_id, 0)
+        if left > 0:
+            self.hidden[obs_id] = left - 1
+        return left > 0
 
     async def _photo(self, request: web.Request, kind: str) -> web.Response:
         try:
