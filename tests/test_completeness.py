@@ -245,6 +245,28 @@ def test_gaps_in_a_query_of_several_overlapping_places(tmp_path):
     assert _ids(out) == ids[:-1]
 
 
+def test_queries_of_100_places_that_share_observations_are_each_reconciled(tmp_path):
+    """101 places are two queries (100 places a query); observations of place 100 also lie in
+    place 101, so both queries return them: each query is reconciled with what it returned,
+    and a gap in the second is reported for it alone."""
+    places = {9900 + k: 3 for k in range(101)}
+    world = World(places, seed=59, overlap=0.5, nonmatching=0.0, photo_scale=0.01)
+    first, second = list(places)[:100], list(places)[100:]
+    shared = set(expected_ids(world, first)) & set(expected_ids(world, second))
+    assert shared
+    (tmp_path / "places.txt").write_text("\n".join(map(str, places)) + "\n")
+    out = tmp_path / "o"
+    hidden = next(i for i in expected_ids(world, second) if i not in shared)
+    with SimulatorThread(world) as sim:
+        sim.hide(hidden)
+        listed = ["--places-file", str(tmp_path / "places.txt")]
+        result = run_cli(tmp_path, *listed, *local(sim, out), "--no-photos", "--retry-wait", "0.01")
+    assert result.returncode == 7, result.stderr
+    unfound = json.loads((out / "summary.json").read_text())["unfound"]
+    assert unfound == {f"place_id={second[0]}": 1}
+    assert _ids(out) == sorted(set(expected_ids(world, list(places))) - {hidden})
+
+
 def test_update_reconciles_what_it_asks_for_and_keeps_looking_with_the_same_query(tmp_path):
     world = World({9801: 300}, seed=47, photo_scale=0.01)
     out = tmp_path / "o"
