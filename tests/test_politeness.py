@@ -18,8 +18,9 @@ from conftest import api_requests, error_line, metadata_args, read_observations,
 from inat_async.budget import Ledger
 from inat_async.simulator import RateLimit, SimulatorThread, World, max_in_window
 
-# A request sent just before a 429 reached us can arrive just after it.
-IN_FLIGHT = 0.1
+# A request sent just before a 429 reached us can arrive just after it (later still when the
+# simulator's thread waits for a busy CPU).
+IN_FLIGHT = 0.25
 WORLD = World({3001: 900, 3002: 900}, seed=5, photo_scale=0.01)
 
 
