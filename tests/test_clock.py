@@ -29,6 +29,7 @@ def _book(budget: Path, rows: list[tuple[str, float, float]]) -> None:
     db.close()
 
 
+@pytest.mark.slow
 def test_bookings_left_by_a_harvest_a_day_ahead_do_not_stop_the_next_one(tmp_path):
     """API requests and 5 GB of photos booked a day ahead (a harvest run with its clock a
     day ahead): the next harvest warns, counts them as made now, and goes on."""
@@ -51,6 +52,7 @@ def test_bookings_left_by_a_harvest_a_day_ahead_do_not_stop_the_next_one(tmp_pat
     assert took < 30  # the photo hosts' hour (1.8 s here) is full of the 5 GB, no more
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LIBFAKETIME.exists(), reason="needs libfaketime: apt-get install faketime")
 def test_the_wall_clock_stepping_back_an_hour_mid_run_holds_nothing_back(tmp_path):
     """With libfaketime: the wall clock steps back an hour after a few requests (the

@@ -110,6 +110,7 @@ def _holder(budget: Path, how: str, seconds: float) -> subprocess.Popen[str]:
     return holder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["sleep", "stop"])
 def test_a_budget_file_held_by_another_program_is_waited_on_saying_so_then_refused(tmp_path, how):
     """The issue's 90 s and SIGSTOP, with the wait limit scaled down from 30 s to 2 s."""
@@ -130,6 +131,7 @@ def test_a_budget_file_held_by_another_program_is_waited_on_saying_so_then_refus
     assert took < 20
 
 
+@pytest.mark.slow
 def test_a_budget_file_released_within_the_limit_is_waited_for_and_the_harvest_goes_on(tmp_path):
     budget = tmp_path / "budget.sqlite"
     holder = _holder(budget, "sleep", 4.0)

@@ -70,6 +70,7 @@ def _harvest_photos(tmp_path, answers, sizes="square", dimensions=None, timeout=
 # -- 1. Every request has a deadline --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_photo_trickled_a_byte_at_a_time_fails_with_its_reason_instead_of_holding_the_harvest(tmp_path):
     slow = trickle(JPEG, every=0.1, headers={"Content-Type": "image/jpeg"})
     result, photos, _ = _harvest_photos(tmp_path, {1001: slow})
@@ -78,6 +79,7 @@ def test_a_photo_trickled_a_byte_at_a_time_fails_with_its_reason_instead_of_hold
     assert "too slow" in photos.loc[1001, "reason"] and "after 5 tries" in photos.loc[1001, "reason"]
 
 
+@pytest.mark.slow
 def test_a_photo_below_the_minimum_throughput_fails_though_bytes_keep_coming(tmp_path):
     """Another instance: 1 KB every 0.1 s of a declared 2 MB photo (about 30 minutes)."""
     headers = {"Content-Type": "image/jpeg", "Content-Length": str(2_000_000)}
@@ -96,6 +98,7 @@ def _api_harvest(tmp_path, handler, *extra: str) -> tuple[subprocess.CompletedPr
     return result, api
 
 
+@pytest.mark.slow
 def test_an_api_page_trickled_a_byte_at_a_time_stops_the_harvest_with_exit_5(tmp_path):
     page = b'{"total_results": 1, "page": 1, "per_page": 200, "results": []}'
     result, api = _api_harvest(tmp_path, trickle(page, every=0.1))
@@ -129,6 +132,7 @@ def _run_measured(tmp_path, *args: str) -> tuple[int, str, int]:
     return child.returncode, err.read_text(), peak_kb // 1024
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "encoding, body",
     [("gzip", gzip_bomb(3 << 30)), ("identity", b'{"results": [' + b" " * 100_000_000 + b"]}")],
