@@ -23,9 +23,9 @@ ONCE = ("start-up (imports)", "writing the CSV files")  # not per file
 KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (IDLE, ("EpollSelector.select (",)),
     (ONCE[0], ("<frozen importlib",)),
-    (ONCE[1], ("inat_async/exports.py", "inat_async/csvs.py")),
-    ("SQLite state (pages, photo statuses)", ("inat_async/state.py",)),
-    ("API pages (JSON, records)", ("inat_async/pager.py", "inat_async/records.py", "_api_json (")),
+    (ONCE[1], ("inat_async/exports/",)),
+    ("SQLite state (pages, photo statuses)", ("inat_async/store/state.py",)),
+    ("API pages (JSON, records)", ("inat_async/pipeline/pager.py", "inat_async/records.py", "_api_json (")),
     ("socket reads and HTTP parsing", ("_read_ready",)),
     ("file writes handed to threads (aiofiles)", ("aiofiles/", "concurrent/futures/")),
     ("filesystem calls in the loop (stat, mkdir, unlink)", ("(pathlib.py:",)),

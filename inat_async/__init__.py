@@ -3,17 +3,17 @@
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import HarvestError, SettingError, UsageError
-from .settings import Budgets, HarvestOptions, Settings, make_settings
-from .version import __version__
+from inat_async.config import Budgets, HarvestOptions, Settings, make_settings
+from inat_async.errors import HarvestError, SettingError, UsageError
+from inat_async.version import __version__
 
 if TYPE_CHECKING:
-    from .library import export, harvest, harvest_blocking
-    from .summary import Summary
+    from inat_async.api import export, harvest, harvest_blocking
+    from inat_async.exports.summary import Summary
 
 # Imported when first used: the command line answers --help and bad input without loading
 # aiohttp and the rest of the harvester (half a second).
-_LAZY = {"export": "library", "harvest": "library", "harvest_blocking": "library", "Summary": "summary"}
+_LAZY = {"export": "api", "harvest": "api", "harvest_blocking": "api", "Summary": "exports.summary"}
 
 
 def __getattr__(name: str) -> Any:

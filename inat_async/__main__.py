@@ -1,5 +1,5 @@
 """``python -m inat_async``: the same CLI as the ``inat-async`` console script."""
 
-from .cli import run
+from inat_async.cli import run
 
 run()

@@ -13,8 +13,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from .errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError
-from .settings import (
+from inat_async.config import (
     DEFAULT_FILTERS,
     FORMATS,
     PHOTO_LICENSES,
@@ -28,7 +27,8 @@ from .settings import (
     read_places_file,
     setting_default,
 )
-from .version import __version__
+from inat_async.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError
+from inat_async.version import __version__
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -350,11 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         console = _console(args)
         _setup_logging(args, console)
         if args.dry_run:
-            from . import dryrun
+            from inat_async.pipeline import dryrun
 
             print(dryrun.report(settings, asyncio.run(_until_signal(dryrun.estimate(settings)))))
             return EXIT_OK
-        from .library import harvest
+        from inat_async.api import harvest
 
         summary = asyncio.run(_until_signal(harvest(settings, console=console)))
     except HarvestError as exc:
@@ -399,7 +399,7 @@ def _export_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     try:
         formats = parse_formats(args.format)
-        from .library import export
+        from inat_async.api import export
 
         export(args.out, formats, args.api_url)
     except HarvestError as exc:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .errors import TransientError
+from inat_async.errors import TransientError
 
 # SQLite holds signed 64-bit integers.
 _INT64 = 2**63 - 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
-from .image import byte_cap
+from inat_async.image import byte_cap
 
 EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif"})
 ALL_RIGHTS_RESERVED = "all-rights-reserved"
@@ -183,3 +183,8 @@ def _dimensions(value: object) -> tuple[int | None, int | None]:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL: the key of a photo host's queue, budget and stats."""
+    return urlsplit(url).netloc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .settings import SIZES
+from inat_async.config import SIZES
 
 # The seed script's ten columns, in its order, then ours.
 SEED_COLUMNS = (

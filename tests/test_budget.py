@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from inat_async.budget import GUARD, Ledger, Window
+from inat_async.net.budget import GUARD, Ledger, Window
 from inat_async.simulator import max_in_window
 
 

@@ -234,7 +234,7 @@ def test_the_readme_recipes_that_share_a_folder_ask_for_the_same_harvest():
     """A recipe run after another into the same folder is refused when it asks for another
     harvest: the README gives each harvest an --out of its own."""
     from inat_async.cli import build_parser
-    from inat_async.settings import parse_places
+    from inat_async.config import parse_places
 
     readme = (ROOT / "README.md").read_text()
     block = readme.split("## Recipes", 1)[1].split("```bash", 1)[1].split("```", 1)[0]

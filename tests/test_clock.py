@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import api_requests, cli_env, metadata_args, read_photos, run_cli
 
-from inat_async.budget import Ledger
+from inat_async.net.budget import Ledger
 from inat_async.simulator import SimulatorThread, World
 
 WORLD = World({9911: 400, 9912: 30}, seed=92, photo_scale=0.02, placeholder_rate=0.0, missing_size_rate=0.0)

@@ -19,7 +19,7 @@ import pytest
 from conftest import api_requests, error_line, expected_ids, local, read_observations, run_cli, start_cli
 
 from inat_async.simulator import Faults, SimulatorThread, World
-from inat_async.state import SCHEMA_VERSION, State
+from inat_async.store.state import SCHEMA_VERSION, State
 
 # 600 observations, every one matching the default filters.
 WORLD = World({9501: 600}, seed=31, nonmatching=0.0, photo_scale=0.01)

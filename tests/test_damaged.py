@@ -15,7 +15,7 @@ import pytest
 from conftest import error_line, local, metadata_args, run_cli
 from test_crash import small_disk  # noqa: F401 - a fixture
 
-from inat_async.budget import Ledger
+from inat_async.net.budget import Ledger
 from inat_async.simulator import SimulatorThread, World
 
 WORLD = World({9801: 400}, seed=81)

@@ -15,9 +15,9 @@ import pytest
 from conftest import local, photo_requests, read_photos, run_cli, run_in_terminal, start_cli
 from rich.console import Console
 
-from inat_async.pace import Pace
-from inat_async.progress import Display, Progress
-from inat_async.settings import Budgets, make_settings
+from inat_async.config import Budgets, make_settings
+from inat_async.net.pace import Pace
+from inat_async.pipeline.progress import Display, Progress
 from inat_async.simulator import Faults, SimulatorThread, World
 
 WORLD = World({9601: 400, 9602: 200}, seed=61, photo_scale=0.02)

@@ -17,7 +17,7 @@ from conftest import expected_ids, read_observations, read_photos, run_harvest
 
 from inat_async.errors import UsageError
 from inat_async.simulator import SimulatorThread, World
-from inat_async.state import STATE_FILE, State
+from inat_async.store.state import STATE_FILE, State
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def state(harvested):
 @pytest.fixture(scope="module")
 def parquet(harvested, state):
     pytest.importorskip("pyarrow")
-    from inat_async.parquet import write_parquet
+    from inat_async.exports.parquet import write_parquet
 
     return write_parquet(state, harvested["out"])
 
@@ -74,7 +74,7 @@ def archive(harvested, state):
     pytest.importorskip("dwca")
     from dwca.read import DwCAReader
 
-    from inat_async.dwca import write_dwca
+    from inat_async.exports.dwca import write_dwca
 
     path = write_dwca(state, harvested["out"], api_url=harvested["api_url"])
     with DwCAReader(str(path)) as reader:
@@ -175,7 +175,7 @@ def test_parquet_photos_equal_the_csv(harvested, parquet):
 
 
 def test_parquet_without_pyarrow_says_how_to_install_it(state, monkeypatch, tmp_path):
-    from inat_async.parquet import write_parquet
+    from inat_async.exports.parquet import write_parquet
 
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
     with pytest.raises(UsageError, match=r"pip install 'inat_async\[parquet\]'"):

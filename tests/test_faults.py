@@ -8,7 +8,7 @@ import pytest
 from conftest import error_line, expected_ids, local, read_observations, read_photos, run_cli
 
 from inat_async.simulator import Faults, SimulatorThread, World
-from inat_async.state import SCHEMA_VERSION
+from inat_async.store.state import SCHEMA_VERSION
 
 WORLD = World({9101: 500, 9102: 300}, seed=23, photo_scale=0.02)
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import expected_ids, local, photo_requests, run_cli
 
 from inat_async.simulator import SimulatorThread, World
-from inat_async.state import SCHEMA_VERSION
+from inat_async.store.state import SCHEMA_VERSION
 
 pytestmark = pytest.mark.slow
 

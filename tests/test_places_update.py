@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import DEFAULTS, api_requests, expected_ids, local, photo_requests, read_observations, run_cli
 
-from inat_async.pager import PLACES_PER_QUERY, queries
-from inat_async.settings import make_settings
+from inat_async.config import make_settings
+from inat_async.pipeline.pager import PLACES_PER_QUERY, queries
 from inat_async.simulator import SimulatorThread, World
 
 

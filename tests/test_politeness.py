@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import api_requests, error_line, metadata_args, read_observations, run_cli, start_cli
 
-from inat_async.budget import Ledger
+from inat_async.net.budget import Ledger
 from inat_async.simulator import RateLimit, SimulatorThread, World, max_in_window
 
 # A request sent just before a 429 reached us can arrive just after it (later still when the

@@ -16,7 +16,7 @@ from conftest import api_requests, error_line, expected_ids, local, run_cli
 import inat_async
 from inat_async import Budgets, HarvestOptions, SettingError, Settings, UsageError, make_settings
 from inat_async.cli import build_parser, flag_of, settings_from_args
-from inat_async.settings import setting_default
+from inat_async.config import setting_default
 from inat_async.simulator import SimulatorThread, World
 
 PLACE = 4321  # "4321" read letter by letter would be places 4, 3, 2 and 1

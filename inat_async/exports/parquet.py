@@ -15,10 +15,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UsageError
-from .files import replacing
-from .records import COLUMNS, PHOTO_COLUMNS, PHOTO_ORDER, SQL_COLUMNS
-from .state import State
+from inat_async.errors import UsageError
+from inat_async.exports.files import replacing
+from inat_async.records import COLUMNS, PHOTO_COLUMNS, PHOTO_ORDER, SQL_COLUMNS
+from inat_async.store.state import State
 
 if TYPE_CHECKING:
     import pyarrow as pa

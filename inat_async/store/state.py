@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from .errors import DiskFullError, HarvestError, SettingError, UsageError
-from .http import host_of
-from .image import MAX_EDGE, byte_cap
-from .model import Rejected
-from .photos import PhotoFile, is_photo_path, photos_in_order
-from .records import SQL_COLUMNS
+from inat_async.errors import DiskFullError, HarvestError, SettingError, UsageError
+from inat_async.image import MAX_EDGE, byte_cap
+from inat_async.model import Rejected
+from inat_async.photos import PhotoFile, host_of, is_photo_path, photos_in_order
+from inat_async.records import SQL_COLUMNS
 
 log = logging.getLogger("inat_async")
 

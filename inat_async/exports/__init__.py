@@ -1,7 +1,7 @@
 """The final stage: each export format written from the state alone, with no request.
 
 A new format is a writer ``(state, out, api_url) -> None`` added to :data:`WRITERS` (and its
-name to ``settings.FORMATS``, where a requested format is checked).
+name to ``config.FORMATS``, where a requested format is checked).
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .csvs import write_csvs
-from .dwca import write_dwca
-from .parquet import write_parquet
-from .state import State
+from inat_async.exports.csvs import write_csvs
+from inat_async.exports.dwca import write_dwca
+from inat_async.exports.parquet import write_parquet
+from inat_async.store.state import State
 
 Writer = Callable[[State, Path, "str | None"], object]
 

@@ -2,7 +2,7 @@
 log line every few seconds elsewhere (a file, a pipe, a scheduler's log).
 
 The counts are of what the folder holds (a resumed harvest starts from what earlier runs
-stored), and the time left is modelled from the budgets (see pace.py) and the rates seen
+stored), and the time left is modelled from the budgets (see net/pace.py) and the rates seen
 lately, since a harvest is held by its budgets more than by its network.
 """
 
@@ -23,7 +23,7 @@ from rich.progress import Progress as Bars
 from rich.table import Column
 from rich.text import Text
 
-from .pace import Pace
+from inat_async.net.pace import Pace
 
 log = logging.getLogger("inat_async")
 

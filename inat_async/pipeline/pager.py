@@ -26,15 +26,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from .errors import ServerError
-from .http import Http
-from .model import Checked, check_observations, usable_id
-from .photos import PhotoFile, photo_files
-from .progress import Progress
-from .reconcile import Reconciler
-from .records import observation_row
-from .settings import Settings
-from .state import Cursor, State
+from inat_async.config import Settings
+from inat_async.errors import ServerError
+from inat_async.model import Checked, check_observations, usable_id
+from inat_async.net.http import Http
+from inat_async.photos import PhotoFile, photo_files
+from inat_async.pipeline.progress import Progress
+from inat_async.pipeline.reconcile import Reconciler
+from inat_async.records import observation_row
+from inat_async.store.state import Cursor, State
 
 log = logging.getLogger("inat_async")
 

@@ -20,10 +20,10 @@ from typing import Any, BinaryIO
 
 import aiohttp
 
-from .errors import PermanentError, TransientError
-from .http import RETRYABLE, BodyTooLarge, Deadline, Http, body_chunks, describe
-from .image import HEAD, byte_cap, is_image, what_came
-from .state import PhotoJob
+from inat_async.errors import PermanentError, TransientError
+from inat_async.image import HEAD, byte_cap, is_image, what_came
+from inat_async.net.http import RETRYABLE, BodyTooLarge, Deadline, Http, body_chunks, describe
+from inat_async.store.state import PhotoJob
 
 #: Bodies are held in memory up to this many bytes, then written out (bounded memory).
 SPILL = 1024 * 1024

@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 
-from .state import State
+from inat_async.store.state import State
 
 log = logging.getLogger("inat_async")
 

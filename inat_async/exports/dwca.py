@@ -33,10 +33,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
-from .files import replacing
-from .records import PHOTO_ORDER, _lat_lng
-from .settings import SIZES
-from .state import State
+from inat_async.config import SIZES
+from inat_async.exports.files import replacing
+from inat_async.records import PHOTO_ORDER, _lat_lng
+from inat_async.store.state import State
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 DC = "http://purl.org/dc/terms/"

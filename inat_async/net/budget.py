@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from .errors import DiskFullError, HarvestError, UsageError
-from .pace import duration
+from inat_async.errors import DiskFullError, HarvestError, UsageError
+from inat_async.net.pace import duration
 
 log = logging.getLogger("inat_async")
 T = TypeVar("T")

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
-from .errors import SettingError
-from .photos import ALL_RIGHTS_RESERVED
+from inat_async.errors import SettingError
+from inat_async.photos import ALL_RIGHTS_RESERVED
 
 DEFAULT_API_URL = "https://api.inaturalist.org/v1"
 REAL_API_HOST = "api.inaturalist.org"
@@ -144,7 +144,7 @@ def _names(name: str, value: object) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Budgets:
-    """Politeness limits, each counted over a sliding window (see budget.py). Every one must
+    """Politeness limits, each counted over a sliding window (see net/budget.py). Every one must
     be positive: the whole numbers are counts, the others GB or seconds."""
 
     api_rpm: int = 60

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .files import replacing
-from .records import COLUMNS, PHOTO_COLUMNS, PHOTO_ORDER, SQL_COLUMNS
-from .state import State
+from inat_async.exports.files import replacing
+from inat_async.records import COLUMNS, PHOTO_COLUMNS, PHOTO_ORDER, SQL_COLUMNS
+from inat_async.store.state import State
 
 CHUNK_ROWS = 5_000
 

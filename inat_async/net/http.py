@@ -20,17 +20,17 @@ import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_exponential, wait_random
 
-from .errors import BlockedError, ServerError, TransientError, UsageError
-from .model import decode_page
-from .politeness import Politeness
-from .settings import Settings
-from .version import __version__
+from inat_async.config import Settings
+from inat_async.errors import BlockedError, ServerError, TransientError, UsageError
+from inat_async.model import decode_page
+from inat_async.net.politeness import Politeness
+from inat_async.photos import host_of
+from inat_async.version import __version__
 
 USER_AGENT = f"inat_async/{__version__}"
 RETRYABLE = (TransientError, aiohttp.ClientError, asyncio.TimeoutError)
@@ -50,10 +50,6 @@ CHUNK = 256 * 1024
 #: Asked for and decoded here, with a cap on the decoded size (aiohttp's own decoding has none).
 _ENCODINGS = {"gzip": 47, "x-gzip": 47, "deflate": 47}  # zlib wbits: a gzip or zlib header
 _PIECE = 1 << 20  # decoded bytes at most from one step of zlib
-
-
-def host_of(url: str) -> str:
-    return urlsplit(url).netloc
 
 
 def retry_after(value: str | None) -> float | None:

@@ -11,11 +11,7 @@ from typing import Unpack
 
 from rich.console import Console
 
-from . import pipeline
-from .errors import UsageError
-from .exports import write_exports
-from .pipeline import locked_state
-from .settings import (
+from inat_async.config import (
     FORMATS,
     HarvestOptions,
     Places,
@@ -25,8 +21,11 @@ from .settings import (
     parse_formats,
     with_options,
 )
-from .state import STATE_FILE
-from .summary import Summary
+from inat_async.errors import UsageError
+from inat_async.exports import write_exports
+from inat_async.exports.summary import Summary
+from inat_async.pipeline.harvest import locked_state, run_harvest
+from inat_async.store.state import STATE_FILE
 
 
 async def harvest(
@@ -47,7 +46,7 @@ async def harvest(
         settings = with_options(places, **options) if options else places
     else:
         settings = make_settings(places, **options)
-    return await pipeline.run_harvest(settings, console)
+    return await run_harvest(settings, console)
 
 
 def harvest_blocking(

@@ -21,18 +21,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .downloader import Downloader
-from .errors import DiskFullError, HarvestError, SettingError, UsageError
-from .exports import write_exports
-from .feeder import Feeders
-from .http import Http, host_of
-from .pace import Pace
-from .pager import Pager, queries
-from .politeness import Politeness, WaitClock
-from .progress import Progress, report
-from .settings import REAL_API_HOST, Settings
-from .state import STATE_FILE, PhotoJob, State, state_error
-from .summary import Summary, per_place, write_summary
+from inat_async.config import REAL_API_HOST, Settings
+from inat_async.errors import DiskFullError, HarvestError, SettingError, UsageError
+from inat_async.exports import write_exports
+from inat_async.exports.summary import Summary, per_place, write_summary
+from inat_async.net.http import Http
+from inat_async.net.pace import Pace
+from inat_async.net.politeness import Politeness, WaitClock
+from inat_async.photos import host_of
+from inat_async.pipeline.downloader import Downloader
+from inat_async.pipeline.feeder import Feeders
+from inat_async.pipeline.pager import Pager, queries
+from inat_async.pipeline.progress import Progress, report
+from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
 
 log = logging.getLogger("inat_async")
 # Clocks differ and records are indexed late: an update looks back this much further.

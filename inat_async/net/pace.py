@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .settings import Settings
+from inat_async.config import Settings
 
 
 @dataclass(frozen=True)

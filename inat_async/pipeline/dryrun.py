@@ -5,7 +5,7 @@ One ``per_page=0`` count per place and per query, one sample page, and a HEAD re
 few photo files of each size give the observations, API requests, photo files and bytes. An
 output folder that already holds the harvest is read (never written): a resumed harvest is
 estimated for what it has left, and ``--update`` for what changed since its last complete
-run. The time is what the limits the command would run under allow (see pace.py), or with
+run. The time is what the limits the command would run under allow (see net/pace.py), or with
 ``--no-limits`` what the latency measured allows.
 """
 
@@ -23,15 +23,16 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import TypeVar
 
-from .errors import UsageError
-from .http import Http, host_of
-from .model import check_observations
-from .pace import Pace, duration
-from .pager import files_of, queries
-from .pipeline import update_since
-from .politeness import Politeness
-from .settings import Settings
-from .state import STATE_FILE
+from inat_async.config import Settings
+from inat_async.errors import UsageError
+from inat_async.model import check_observations
+from inat_async.net.http import Http
+from inat_async.net.pace import Pace, duration
+from inat_async.net.politeness import Politeness
+from inat_async.photos import host_of
+from inat_async.pipeline.harvest import update_since
+from inat_async.pipeline.pager import files_of, queries
+from inat_async.store.state import STATE_FILE
 
 HEADS_PER_SIZE = 3
 T = TypeVar("T")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from .downloader import Downloader, Record, run_workers
-from .state import PhotoJob, State
+from inat_async.pipeline.downloader import Downloader, Record, run_workers
+from inat_async.store.state import PhotoJob, State
 
 
 @dataclass

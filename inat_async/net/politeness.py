@@ -1,6 +1,6 @@
 """When a request may go: budgets, per-host pacing and concurrency, Retry-After and AIMD.
 
-The API host is paced by the shared :class:`~inat_async.budget.Ledger` (its limits are
+The API host is paced by the shared :class:`~inat_async.net.budget.Ledger` (its limits are
 per IP). Photo hosts are paced in process by aiolimiter at --media-rpm, one request at a
 time spread evenly, and their bytes are counted in the ledger per host and per hour/day.
 After a 429 a host's rate halves and then recovers step by step (additive increase,
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
 
-from .budget import Ledger, Window, default_budget_file
-from .settings import Settings
+from inat_async.config import Settings
+from inat_async.net.budget import Ledger, Window, default_budget_file
 
 log = logging.getLogger("inat_async")
 
