@@ -9,7 +9,7 @@ import logging
 import math
 import signal
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
@@ -342,8 +342,8 @@ async def _until_signal(work: Awaitable[T]) -> T:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["export"]:
-        return _export_main(argv[1:])
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_args(args)
@@ -407,6 +407,10 @@ def _export_main(argv: list[str]) -> int:
         return exc.exit_code
     print(f"wrote {', '.join(formats)} in {args.out}")
     return EXIT_OK
+
+
+#: `inat-async NAME ...`: the commands beside the harvest, each `(argv) -> exit status`.
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"export": _export_main}
 
 
 def run() -> NoReturn:
