@@ -409,8 +409,91 @@ def _export_main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def _opendata_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=f"{PROG} opendata",
+        description="Select observations and photos from iNaturalist's open-data dumps (no API\n"
+        "paging) and harvest them into a folder as any harvest: state, photos/, exports.",
+        formatter_class=_HelpFormatter,
+    )
+    what = p.add_argument_group("what to select")
+    what.add_argument(
+        "--place", type=int, metavar="ID", help="inside this place's boundary (one API request)"
+    )
+    what.add_argument("--polygon", type=Path, metavar="FILE", help="inside a GeoJSON Polygon or MultiPolygon")
+    what.add_argument("--bbox", metavar="W,S,E,N", help="inside this box, in degrees")
+    what.add_argument("--taxon", type=int, metavar="ID", help="this taxon or any of its descendants")
+    what.add_argument("--quality-grade", metavar="LIST", help="research, needs_id, casual (comma list)")
+    what.add_argument(
+        "--photo-license", metavar="LIST", help=f"photos under these licences, of {', '.join(PHOTO_LICENSES)}"
+    )
+    what.add_argument("--observed-from", metavar="DATE", help="observed on or after (YYYY-MM-DD)")
+    what.add_argument("--observed-to", metavar="DATE", help="observed on or before (YYYY-MM-DD)")
+    what.add_argument(
+        "--sizes", default=_default_list("sizes"), metavar="LIST", help=f"photo sizes, of {', '.join(SIZES)}"
+    )
+    photos = what.add_mutually_exclusive_group()
+    photos.add_argument("--all-photos", action="store_true", help="every photo, not only the first")
+    photos.add_argument("--no-photos", action="store_true", help="metadata only")
+    where = p.add_argument_group("where")
+    where.add_argument("--out", default=str(setting_default("out")), metavar="DIR", help="output folder")
+    where.add_argument("--dump", default=None, metavar="URL",
+                       help="the dump: s3://inaturalist-open-data (anonymous; the default), any fsspec URL "
+                       "or a local folder")  # fmt: skip
+    where.add_argument("--storage-option", action="append", default=[], metavar="K=V",
+                       help="an option of the dump's file system (e.g. endpoint_url=...)")  # fmt: skip
+    where.add_argument("--photo-base", default=None, metavar="URL",
+                       help="where the dump's photos are (default: the bucket's web address)")  # fmt: skip
+    where.add_argument(
+        "--format", default=_default_list("formats"), metavar="LIST", help=f"of {', '.join(FORMATS)}"
+    )
+    where.add_argument("--api-url", default=api_url_default(), metavar="URL", help="API base URL (--place)")
+    speed = p.add_argument_group("speed and politeness")
+    speed.add_argument("--workers", type=int, default=setting_default("workers"), metavar="N",
+                       help="photo downloads at once")  # fmt: skip
+    for field_name, (metavar, help_text) in _BUDGET_HELP.items():
+        default = getattr(Budgets(), field_name)
+        speed.add_argument(f"--{field_name.replace('_', '-')}", type=type(default), default=default,
+                           metavar=metavar, help=help_text)  # fmt: skip
+    speed.add_argument(
+        "--no-limits", action="store_true", help="lift every limit: only for a local simulator"
+    )
+    speed.add_argument(
+        "--budget-file", type=Path, default=None, metavar="FILE", help="shared budget counters"
+    )
+    talk = p.add_argument_group("output")
+    talk.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    talk.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    talk.add_argument("--log-file", type=Path, metavar="FILE", help="also log everything (debug) to FILE")
+    return p
+
+
+def _opendata_main(argv: list[str]) -> int:
+    """`inat-async opendata --out DIR [filters]`: a harvest selected from the open-data dumps."""
+    args = _opendata_parser().parse_args(argv)
+    name_of = lambda name: flag_of(name) if name in _SETTINGS else f"--{name.replace('_', '-')}"  # noqa: E731
+    try:
+        from inat_async.pipeline import opendata
+
+        job = opendata.job_from_args(args, Budgets(**{name: getattr(args, name) for name in _BUDGET_HELP}))
+        console = _console(args)
+        _setup_logging(args, console)
+        summary = asyncio.run(_until_signal(opendata.run_opendata(job, console=console)))
+    except HarvestError as exc:
+        print(f"{PROG}: error: {exc.render(name_of)}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(f"{PROG}: interrupted; run the same command again to continue.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary.table())
+    return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
+
+
 #: `inat-async NAME ...`: the commands beside the harvest, each `(argv) -> exit status`.
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"export": _export_main}
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"export": _export_main, "opendata": _opendata_main}
 
 
 def run() -> NoReturn:

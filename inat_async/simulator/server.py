@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import dataclasses
 import hashlib
+import json
 import math
 import socket
 import struct
@@ -28,6 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from . import images
+from .dump import place_record
 from .faults import Faults, RateLimit
 from .query import QueryError, error_body, parse_bool
 from .world import Page, World
@@ -207,6 +209,7 @@ class Simulator:
         if kind == "api":
             app.router.add_get("/v1/observations", self._observations)
             app.router.add_get("/v1/observations/", self._observations)
+            app.router.add_get("/v1/places/{place_id}", self._place)
             app.router.add_get("/assets/{name}", self._assets)
             app.router.add_get("/attachment_defaults/{path:.+}", self._assets)
         else:
@@ -370,6 +373,15 @@ class Simulator:
         body = self.world.render_page(page, self.hosts, only_id=only_id)
         headers["ETag"] = f'W/"{len(body):x}-{hashlib.md5(body).hexdigest()[:27]}"'
         return _reply(200, body, _JSON, headers)
+
+    async def _place(self, request: web.Request) -> web.Response:
+        """``/v1/places/{id}`` of a place of the world, with its boundary (see dump.py)."""
+        text = request.match_info["place_id"]
+        place = int(text) if text.isdigit() else 0
+        if place not in self.world.place_ids:
+            return _reply(404, error_body(404, "Not found"), _JSON, _API_HEADERS)
+        body = json.dumps(place_record(self.world, place)).encode()
+        return _reply(200, body, _JSON, dict(_API_HEADERS))
 
     def _quirks(self, page: Page, fault: str | None) -> Page:
         """A page as the paging faults and hidden observations leave it."""

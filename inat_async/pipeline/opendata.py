@@ -1,0 +1,357 @@
+"""A harvest from iNaturalist's open-data dumps: the selection in place of the pager.
+
+The dump is read once (sources.opendata, in a thread: the event loop only waits), its
+selection is committed to the state in pages through ``State.save_page`` as the pager
+commits API pages, and the cursor of the one stream "opendata" is marked done with the last
+page: a run killed before that selects again (the same rows, stored once), one killed after
+goes straight to the photos. The feeders, downloader, exports and summary are the harvest's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from rich.console import Console
+
+from inat_async.config import Settings, make_settings
+from inat_async.errors import SettingError, UsageError
+from inat_async.exports import write_exports
+from inat_async.exports.summary import Summary, write_summary
+from inat_async.model import check_observations
+from inat_async.net.http import Http
+from inat_async.net.politeness import Politeness
+from inat_async.photos import host_of, photo_files
+from inat_async.pipeline.downloader import Downloader
+from inat_async.pipeline.feeder import Feeders
+from inat_async.pipeline.harvest import _disk_full, _main_cause, _progress_from, _summary, locked_state
+from inat_async.pipeline.progress import Progress, report
+from inat_async.records import observation_row
+from inat_async.sources import opendata as source
+from inat_async.store.state import PhotoJob, State
+
+log = logging.getLogger("inat_async")
+STREAM = "opendata"
+#: Observations committed in one transaction.
+PAGE = 500
+
+
+@dataclass(frozen=True)
+class DumpHarvest:
+    """An open-data harvest: the photo and politeness settings of any harvest (``settings``;
+    its places are the --place, or none) and what to select from which dump."""
+
+    settings: Settings
+    dump: str = source.DEFAULT_DUMP
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    place: int | None = None
+    polygon: dict[str, Any] | None = None  # GeoJSON geometry from --polygon
+    bbox: tuple[float, float, float, float] | None = None
+    taxon: int | None = None
+    grades: tuple[str, ...] | None = None
+    observed_from: str | None = None
+    observed_to: str | None = None
+    photo_base: str = source.PHOTO_BASE
+
+    def fingerprint(self) -> dict[str, object]:
+        """What makes two runs the same harvest (compared on resume, named in the exports)."""
+        s = self.settings
+        return {
+            "source": "opendata",
+            "dump": self.dump.rstrip("/"),
+            "places": [self.place] if self.place is not None else [],
+            "filters": {
+                key: value
+                for key, value in {
+                    "polygon": json.dumps(self.polygon, sort_keys=True) if self.polygon else None,
+                    "bbox": ",".join(map(str, self.bbox)) if self.bbox else None,
+                    "taxon_id": str(self.taxon) if self.taxon is not None else None,
+                    "quality_grade": ",".join(self.grades) if self.grades else None,
+                    "d1": self.observed_from,
+                    "d2": self.observed_to,
+                }.items()
+                if value is not None
+            },
+            "sizes": sorted(s.sizes),
+            "all_photos": s.all_photos,
+            "no_photos": s.no_photos,
+            "photo_licenses": sorted(s.photo_licenses) if s.photo_licenses else None,
+            "photo_base": self.photo_base.rstrip("/"),
+        }
+
+
+async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summary:
+    """Select from the dump (or continue a selection's photos), download, export, summarise."""
+    settings = job.settings
+    with locked_state(settings.out) as state:
+        state.check_fingerprint(job.fingerprint())
+        state.set_meta("api_url", job.dump)  # named as the source by later exports
+        state.retry_failed()
+        cursor = state.add_cursor(STREAM, 0, None)
+        progress = _progress_from(state, settings)
+        politeness = Politeness(settings, on_wait=lambda what: setattr(progress, "waiting", what))
+        politeness.open()
+        try:
+            async with Http(settings, politeness, on_retry=progress.retried) as http:
+                if not cursor.done:
+                    query = await _query(job, state, http)
+                    selected = await _select(job, query)
+                    _commit(job, state, selected, progress)
+                progress.paging_done = True
+                await _photos(settings, state, http, progress, console)
+            today = politeness.api_requests_today(host_of(settings.api_url))
+        finally:
+            politeness.close()
+        log.info("selection and downloads finished: %s", progress.line())
+        try:
+            write_exports(state, settings.out, settings.formats, job.dump)
+            summary = _summary(settings, state, progress, politeness.clock, http, today)
+            write_summary(summary)
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise _disk_full(exc, settings.out) from exc
+        return summary
+
+
+async def _query(job: DumpHarvest, state: State, http: Http) -> source.DumpQuery:
+    boundary = None
+    if job.place is not None:
+        boundary = await place_boundary(job.place, state, http, job.settings.api_url)
+    elif job.polygon is not None:
+        boundary = geometry(job.polygon, "polygon")
+    s = job.settings
+    return source.DumpQuery(
+        boundary=boundary,
+        bbox=job.bbox,
+        taxon=job.taxon,
+        grades=job.grades,
+        licenses=s.photo_licenses,
+        observed_from=job.observed_from,
+        observed_to=job.observed_to,
+    )
+
+
+async def place_boundary(place: int, state: State, http: Http, api_url: str) -> Any:
+    """The place's boundary from ``/v1/places/{id}`` (its geometry_geojson), asked once:
+    kept in the state, so a resumed run asks nothing."""
+    key = f"opendata_place_{place}"
+    stored = state.meta(key)
+    if stored is None:
+        page = await http.get_json(f"{api_url.rstrip('/')}/places/{place}", {})
+        results = page.get("results") or []
+        first = results[0] if results and isinstance(results[0], dict) else {}
+        shape = first.get("geometry_geojson")
+        if not isinstance(shape, dict):
+            raise UsageError(f"place {place} has no boundary (geometry_geojson) at {api_url}")
+        geometry(shape, "place")  # checked before it is kept
+        stored = json.dumps(shape)
+        state.set_meta(key, stored)
+    return geometry(json.loads(stored), "place")
+
+
+def geometry(shape: Any, setting: str) -> Any:
+    """A GeoJSON Polygon or MultiPolygon (a Feature's, or a FeatureCollection's first) as a
+    valid shapely geometry, prepared for many point tests."""
+    import shapely
+    from shapely.geometry import shape as to_shape
+
+    if isinstance(shape, dict) and shape.get("type") == "FeatureCollection":
+        features = shape.get("features") or [None]
+        shape = features[0]
+    if isinstance(shape, dict) and shape.get("type") == "Feature":
+        shape = shape.get("geometry")
+    if not isinstance(shape, dict) or shape.get("type") not in ("Polygon", "MultiPolygon"):
+        raise SettingError(setting, "must be a GeoJSON Polygon or MultiPolygon")
+    try:
+        geom = to_shape(shape)
+    except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.ShapelyError) as exc:
+        raise SettingError(setting, f"is not a usable GeoJSON polygon ({str(exc)[:100]})") from None
+    if geom.is_empty:
+        raise SettingError(setting, "is an empty polygon")
+    geom = shapely.make_valid(geom)
+    shapely.prepare(geom)
+    return geom
+
+
+async def _select(job: DumpHarvest, query: source.DumpQuery) -> list[dict[str, Any]]:
+    """The selection, read in a thread (the loop keeps reporting progress)."""
+    dump = source.open_dump(job.dump, job.storage_options)
+
+    def work() -> list[dict[str, Any]]:
+        selection = source.select(dump, query)
+        log.info(
+            "read %s from %s: %d observation(s) selected",
+            ", ".join(f"{n:,} {t}" for t, n in selection.rows_read.items()) or "nothing",
+            job.dump,
+            len(selection.observations),
+        )
+        places = [job.place] if job.place is not None else []
+        return list(source.api_observations(selection, photo_base=job.photo_base, places=places))
+
+    return await asyncio.to_thread(work)
+
+
+def _commit(job: DumpHarvest, state: State, observations: list[dict[str, Any]], progress: Progress) -> None:
+    """The selection into the state, a page at a time; the cursor done with the last page."""
+    s = job.settings
+    places = (job.place,) if job.place is not None else ()
+    allowed = s.photo_hosts | {urlsplit(job.photo_base).hostname or ""}  # the user's own choice
+    cursor = state.add_cursor(STREAM, 0, None)
+    starts = range(0, len(observations), PAGE) or range(1)
+    for start in starts:
+        checked = check_observations(observations[start : start + PAGE])
+        rows = [observation_row(fit.data, places) for fit in checked.fits]
+        photos = [
+            file
+            for fit in checked.fits
+            if not s.no_photos
+            for file in photo_files(
+                fit.data, s.sizes, all_photos=s.all_photos, allowed_hosts=allowed, licenses=s.photo_licenses
+            )
+        ]
+        last = start + PAGE >= len(observations)
+        changes = state.save_page(cursor, rows, [fit.raw for fit in checked.fits], photos, start + PAGE, last)
+        state.record_rejected(checked.rejected, [fit.id for fit in checked.fits])
+        progress.page_saved(len(rows), changes)
+    state.end_range(cursor)
+
+
+async def _photos(
+    settings: Settings, state: State, http: Http, progress: Progress, console: Console | None
+) -> None:
+    """The harvest's photo stage over what the state holds: every page is in already."""
+    new_page, paging_done, stop_report = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    paging_done.set()
+
+    def record(job: PhotoJob, status: str, nbytes: int | None, reason: str | None) -> None:
+        state.finish_photo(job.seq, status, nbytes, reason)
+        progress.finished(status, nbytes, job.host)
+
+    downloader = Downloader(http, settings.out)
+    feeders = Feeders(state, downloader, record, settings.workers, new_page, paging_done)
+    try:
+        async with asyncio.TaskGroup() as group:
+            reporter = group.create_task(
+                report(progress, settings.progress_interval, stop_report, console,
+                       photos=not settings.no_photos, pending=state.pending_by_host)
+            )  # fmt: skip
+            await feeders.run()
+            progress.settle(state.observation_count(), state.photo_counts())
+            stop_report.set()
+            await reporter
+    except* Exception as group_error:
+        raise _main_cause(group_error.exceptions, settings.out) from None
+    finally:
+        downloader.close()
+
+
+# -- the options, checked --------------------------------------------------------------------
+def dump_settings(place: int | None, **options: Any) -> Settings:
+    """The harvest :class:`Settings` of an open-data harvest: its places are the --place, or
+    none (a Settings needs one to check; a dump harvest pages no place)."""
+    settings = make_settings([place or 1], **options)
+    object.__setattr__(settings, "places", (place,) if place is not None else ())
+    return settings
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """'WEST,SOUTH,EAST,NORTH' in degrees."""
+    if text is None:
+        return None
+    try:
+        west, south, east, north = (float(part) for part in text.split(","))
+    except ValueError:
+        raise SettingError("bbox", f"{text[:80]!r} is not WEST,SOUTH,EAST,NORTH in degrees") from None
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise SettingError("bbox", "needs -180 <= WEST < EAST <= 180 and -90 <= SOUTH < NORTH <= 90")
+    return west, south, east, north
+
+
+def parse_date(name: str, text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise SettingError(name, f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_grades(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    grades = tuple(dict.fromkeys(g.strip().lower() for g in text.split(",") if g.strip()))
+    unknown = [g for g in grades if g not in source.QUALITY_GRADES]
+    if unknown or not grades:
+        raise SettingError("quality_grade", f"choose from {', '.join(source.QUALITY_GRADES)}")
+    return grades
+
+
+def parse_storage_options(items: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs for the dump's file system; true/false and numbers as such."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SettingError("storage_option", f"{item!r} is not KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(text)
+        except ValueError:
+            options[key.strip()] = text
+    return options
+
+
+def read_polygon(path: Path | None) -> dict[str, Any] | None:
+    """A GeoJSON file's Polygon or MultiPolygon (a geometry, a Feature or a FeatureCollection)."""
+    if path is None:
+        return None
+    try:
+        shape = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SettingError("polygon", f"cannot read {path} as GeoJSON ({str(exc)[:100]})") from None
+    geometry(shape, "polygon")
+    if isinstance(shape, dict) and shape.get("type") == "FeatureCollection":
+        shape = (shape.get("features") or [None])[0]
+    if isinstance(shape, dict) and shape.get("type") == "Feature":
+        shape = shape.get("geometry")
+    return shape  # type: ignore[no-any-return]
+
+
+def job_from_args(args: Any, budgets: Any) -> DumpHarvest:
+    """The command line's options (cli._opendata_parser) as a checked :class:`DumpHarvest`."""
+    if args.place is not None and args.place < 1:
+        raise SettingError("place", "must be a positive place id")
+    if args.place is not None and args.polygon is not None:
+        raise SettingError("polygon", "cannot be combined with {place}: give one boundary")
+    settings = dump_settings(
+        args.place,
+        out=args.out,
+        api_url=args.api_url,
+        sizes=args.sizes,
+        all_photos=args.all_photos,
+        no_photos=args.no_photos,
+        photo_licenses=args.photo_license,
+        formats=args.format,
+        workers=args.workers,
+        limits=not args.no_limits,
+        budgets=budgets,
+        budget_file=args.budget_file,
+    )
+    return DumpHarvest(
+        settings=settings,
+        dump=args.dump or source.DEFAULT_DUMP,
+        storage_options=parse_storage_options(args.storage_option),
+        place=args.place,
+        polygon=read_polygon(args.polygon),
+        bbox=parse_bbox(args.bbox),
+        taxon=args.taxon,
+        grades=parse_grades(args.quality_grade),
+        observed_from=parse_date("observed_from", args.observed_from),
+        observed_to=parse_date("observed_to", args.observed_to),
+        photo_base=args.photo_base or source.PHOTO_BASE,
+    )

@@ -1,0 +1,1 @@
+"""Sources of observations other than the API's pages (the open-data dumps)."""

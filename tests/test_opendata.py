@@ -1,0 +1,285 @@
+"""`inat-async opendata`: a harvest selected from the open-data dumps (issue 16).
+
+The simulator writes its world as a dump in the real layout (gzip, tab-separated, no
+quoting, quotes in names, observations without photos, photos listed twice), serves the
+dump's photos on its open-data host and /v1/places/{id} with a boundary. Each selection is
+checked against one made here independently: the tables read with gzip and str.split, the
+points tested with shapely one by one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import signal
+import sqlite3
+import time
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import run_cli, start_cli
+from shapely.geometry import Point, shape
+
+from inat_async.cli import main
+from inat_async.simulator import SimulatorThread, World
+from inat_async.simulator.dump import place_boundary, write_dump
+
+PLACE = 128892
+FUNGI = 47170  # a kingdom: its species and genera are selected through their ancestry
+ANIMALS = 1
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World({PLACE: 400, 1001: 150}, seed=5, photo_scale=0.02)
+
+
+@pytest.fixture(scope="module")
+def dump(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dump")
+    write_dump(world, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sim(world: World):
+    with SimulatorThread(world) as sim:
+        yield sim
+
+
+def read_table(dump: Path, name: str) -> list[dict[str, str]]:
+    """A dump table as a reader with no CSV library reads it: lines split at tabs."""
+    with gzip.open(dump / f"{name}.csv.gz", "rt", encoding="utf-8", newline="\n") as file:
+        header, *rows = (line.rstrip("\n").split("\t") for line in file)
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def expected(
+    dump: Path,
+    *,
+    boundary: Any = None,
+    taxon: int | None = None,
+    licences: set[str] | None = None,
+    grades: set[str] | None = None,
+    dates: tuple[str, str] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+) -> tuple[set[str], dict[str, list[dict[str, str]]]]:
+    """(uuids selected, their matching photos in order, once each), chosen here row by row."""
+    taxa = read_table(dump, "taxa")
+    wanted = None
+    if taxon is not None:
+        wanted = {
+            t["taxon_id"]
+            for t in taxa
+            if t["taxon_id"] == str(taxon) or str(taxon) in t["ancestry"].split("/")
+        }
+    chosen = set()
+    for row in read_table(dump, "observations"):
+        if wanted is not None and row["taxon_id"] not in wanted:
+            continue
+        if grades is not None and row["quality_grade"] not in grades:
+            continue
+        if dates is not None and not dates[0] <= row["observed_on"] <= dates[1]:
+            continue
+        if boundary is not None or bbox is not None:
+            if not row["latitude"]:
+                continue
+            lng, lat = float(row["longitude"]), float(row["latitude"])
+            if boundary is not None and not boundary.intersects(Point(lng, lat)):
+                continue
+            if bbox is not None and not (bbox[0] <= lng <= bbox[2] and bbox[1] <= lat <= bbox[3]):
+                continue
+        chosen.add(row["observation_uuid"])
+    photos: dict[str, list[dict[str, str]]] = defaultdict(list)
+    seen = set()
+    for row in read_table(dump, "photos"):
+        fits = licences is None or row["license"].lower() in licences
+        if fits and row["observation_uuid"] in chosen and row["photo_id"] not in seen:
+            seen.add(row["photo_id"])
+            photos[row["observation_uuid"]].append(row)
+    for rows in photos.values():
+        rows.sort(key=lambda p: (int(p["position"]), int(p["photo_id"])))
+    return set(photos), dict(photos)
+
+
+def uuids_of(out: Path) -> set[str]:
+    return {uri.rsplit("/", 1)[1] for uri in pd.read_csv(out / "observations.csv")["uri"]}
+
+
+def opendata_args(sim, dump: str, out: Path, *extra: str) -> list[str]:
+    return [
+        "opendata",
+        "--dump",
+        dump,
+        "--out",
+        str(out),
+        "--api-url",
+        sim.api_url,
+        "--photo-base",
+        sim.hosts["open"],
+        "--no-limits",
+        *extra,
+    ]
+
+
+PLACE_QUERY = ("--place", str(PLACE), "--taxon", str(FUNGI), "--photo-license", "cc0,cc-by")
+
+
+def check_place_harvest(world: World, dump: Path, out: Path) -> None:
+    """The place/taxon/licence selection, its first photos byte-exact, and the exports."""
+    boundary = shape(place_boundary(world, PLACE))
+    uuids, photos = expected(dump, boundary=boundary, taxon=FUNGI, licences={"cc0", "cc-by"})
+    assert len(uuids) >= 5
+    assert uuids_of(out) == uuids
+    observers = {row["observer_id"]: row for row in read_table(dump, "observers")}
+    owner = {row["observation_uuid"]: row["observer_id"] for row in read_table(dump, "observations")}
+    table = pd.read_csv(out / "photos.csv", dtype={"reason": str, "path": str})
+    firsts = {int(rows[0]["photo_id"]): uuid for uuid, rows in photos.items()}
+    assert set(table["photo_id"]) == set(firsts)
+    assert set(table["size"]) == {"square", "medium", "original"}
+    assert set(table["status"]) <= {"done", "missing"}
+    for row in table.itertuples():
+        observer = observers[owner[firsts[row.photo_id]]]
+        assert (
+            observer["name"] in row.attribution if observer["name"] else observer["login"] in row.attribution
+        )
+        assert row.license_code in ("cc0", "cc-by")
+        served = world.photo_bytes(row.photo_id, row.size)
+        if row.status == "done":
+            assert (out / row.path).read_bytes() == served
+        else:
+            assert served is None
+    assert table["attribution"].str.contains('"').any()  # an observer's name with a quote, read whole
+    parquet = pd.read_parquet(out / "observations.parquet")
+    assert len(parquet) == len(uuids)
+    with zipfile.ZipFile(out / "dwca.zip") as archive:
+        occurrences = archive.read("occurrence.txt").decode().splitlines()
+    assert len(occurrences) == len(uuids) + 1
+
+
+def test_place_taxon_licence_selects_exactly_and_a_killed_run_continues(
+    sim, world: World, dump: Path, tmp_path: Path
+):
+    """The issue's example: the selection committed before the photos start; killed during
+    the photos, the same command finishes them without fetching a file twice or asking the
+    place's boundary again; then exactly the observations inside the place's polygon, of the
+    taxon or a descendant, with a cc0 or cc-by photo, their first photos byte-exact, and the
+    exports."""
+    out = tmp_path / "out"
+    sim.clear_log()
+    args = opendata_args(sim, str(dump), out, *PLACE_QUERY, "--format", "csv,parquet,dwca", "--workers", "1")
+    sim.photo_latency = 0.05
+    try:
+        child = start_cli(tmp_path, *args)
+        deadline = time.monotonic() + 60
+        while (
+            len(list(out.glob("photos/*/*/*"))) < 4 and child.poll() is None and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        sim.photo_latency = 0.0
+    assert len([r for r in sim.log if r.path == f"/v1/places/{PLACE}"]) == 1
+    on_disk = {p.name for p in out.glob("photos/*/*/*")}
+    assert on_disk, "killed before any photo"
+    with sqlite3.connect(out / "harvest.sqlite") as db:  # the selection was committed whole
+        stored = db.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
+    uuids, _ = expected(
+        dump, boundary=shape(place_boundary(world, PLACE)), taxon=FUNGI, licences={"cc0", "cc-by"}
+    )
+    assert stored == len(uuids)
+    sim.clear_log()
+    result = run_cli(tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    asked = {r.path.split("/")[2] + "_" + r.path.split("/")[3] for r in sim.log if r.host == "open"}
+    assert not asked & on_disk
+    assert not [r for r in sim.log if r.host == "api"]  # the boundary was kept in the state
+    check_place_harvest(world, dump, out)
+
+
+def test_polygon_box_grade_and_dates_select_exactly(sim, world: World, dump: Path, tmp_path: Path):
+    """Another instance: a MultiPolygon file over both places, a box cutting it, research
+    grade, a date range, every licence, metadata only."""
+    lat, lng, radius = world.place_area(PLACE)
+    lat2, lng2, radius2 = world.place_area(1001)
+    triangle = [[lng - radius, lat - radius], [lng + radius, lat - radius], [lng, lat + radius]]
+    other = [
+        [lng2 - radius2, lat2 - radius2],
+        [lng2 + radius2, lat2 - radius2],
+        [lng2 + radius2, lat2 + radius2],
+    ]
+    multi = {"type": "MultiPolygon", "coordinates": [[[*triangle, triangle[0]]], [[*other, other[0]]]]}
+    polygon = tmp_path / "area.geojson"
+    polygon.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": multi}))
+    box = (min(lng, lng2) - 1, min(lat, lat2) - 1, max(lng, lng2) + 1, lat + radius / 2)
+    out = tmp_path / "out"
+    extra = ("--polygon", str(polygon), "--bbox=" + ",".join(map(str, box)), "--quality-grade", "research",
+             "--observed-from", "2016-06-01", "--observed-to", "2024-06-30", "--no-photos")  # fmt: skip
+    result = run_cli(tmp_path, *opendata_args(sim, str(dump), out, *extra))
+    assert result.returncode == 0, result.stderr
+    uuids, _ = expected(
+        dump, boundary=shape(multi), grades={"research"}, dates=("2016-06-01", "2024-06-30"), bbox=box
+    )
+    assert len(uuids) >= 20
+    assert uuids_of(out) == uuids
+    assert pd.read_csv(out / "observations.csv")["quality_grade"].eq("research").all()
+
+
+def test_bad_input_is_one_line(sim, dump: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    (tmp_path / "not.geojson").write_text('{"type": "Point", "coordinates": [0, 0]}')
+    cases = {
+        ("--polygon", str(tmp_path / "not.geojson")): "--polygon: must be a GeoJSON Polygon or MultiPolygon",
+        ("--bbox", "10,0,5,1"): "--bbox: needs",
+        ("--quality-grade", "best"): "--quality-grade: choose from research, needs_id, casual",
+        ("--observed-from", "2020-13-01"): "--observed-from: '2020-13-01' is not a date",
+    }
+    cases[("--bbox=0,0,1,1", "--dump", str(tmp_path / "nowhere"))] = "has no readable observations.csv.gz"
+    for extra, message in cases.items():
+        status = main(opendata_args(sim, str(dump), tmp_path / "out", *extra))
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert status == 2
+        assert lines[-1].startswith("inat-async: error: ") and message in lines[-1], lines
+    assert not (tmp_path / "out").exists()  # nothing left by a refused run
+
+
+# -- the same from a local S3 server (moto), read anonymously as the real bucket is -------------
+@pytest.fixture(scope="module")
+def bucket(dump: Path):
+    boto3 = pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="open-data", ACL="public-read")
+        for table in dump.glob("*.csv.gz"):
+            client.upload_file(
+                str(table), "open-data", f"dumps/{table.name}", ExtraArgs={"ACL": "public-read"}
+            )
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def test_the_same_from_a_local_s3_server(sim, world: World, dump: Path, bucket: str, tmp_path: Path):
+    out = tmp_path / "out"
+    args = opendata_args(sim, "s3://open-data/dumps", out, *PLACE_QUERY, "--format", "csv,parquet,dwca")
+    result = run_cli(tmp_path, *args, "--storage-option", f"endpoint_url={bucket}")
+    assert result.returncode == 0, result.stderr
+    check_place_harvest(world, dump, out)
