@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import shutil
 import signal
 import sqlite3
 import time
@@ -22,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import run_cli, start_cli
+from conftest import start_cli
 from shapely.geometry import Point, shape
 
 from inat_async.cli import main
@@ -127,6 +128,12 @@ def opendata_args(sim, dump: str, out: Path, *extra: str) -> list[str]:
     ]
 
 
+def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """The command as `inat-async ARGS` runs it, in this process (no interpreter to start)."""
+    monkeypatch.setenv("INAT_ASYNC_BUDGET_FILE", str(tmp_path / "budget.sqlite"))
+    return main(list(args))
+
+
 PLACE_QUERY = ("--place", str(PLACE), "--taxon", str(FUNGI), "--photo-license", "cc0,cc-by")
 
 
@@ -163,7 +170,7 @@ def check_place_harvest(world: World, dump: Path, out: Path) -> None:
 
 
 def test_place_taxon_licence_selects_exactly_and_a_killed_run_continues(
-    sim, world: World, dump: Path, tmp_path: Path
+    sim, world: World, dump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """The issue's example: the selection committed before the photos start; killed during
     the photos, the same command finishes them without fetching a file twice or asking the
@@ -195,15 +202,16 @@ def test_place_taxon_licence_selects_exactly_and_a_killed_run_continues(
     )
     assert stored == len(uuids)
     sim.clear_log()
-    result = run_cli(tmp_path, *args)
-    assert result.returncode == 0, result.stderr
+    assert in_process(tmp_path, monkeypatch, *args, "-q") == 0
     asked = {r.path.split("/")[2] + "_" + r.path.split("/")[3] for r in sim.log if r.host == "open"}
     assert not asked & on_disk
     assert not [r for r in sim.log if r.host == "api"]  # the boundary was kept in the state
     check_place_harvest(world, dump, out)
 
 
-def test_polygon_box_grade_and_dates_select_exactly(sim, world: World, dump: Path, tmp_path: Path):
+def test_polygon_box_grade_and_dates_select_exactly(
+    sim, world: World, dump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """Another instance: a MultiPolygon file over both places, a box cutting it, research
     grade, a date range, every licence, metadata only."""
     lat, lng, radius = world.place_area(PLACE)
@@ -221,8 +229,7 @@ def test_polygon_box_grade_and_dates_select_exactly(sim, world: World, dump: Pat
     out = tmp_path / "out"
     extra = ("--polygon", str(polygon), "--bbox=" + ",".join(map(str, box)), "--quality-grade", "research",
              "--observed-from", "2016-06-01", "--observed-to", "2024-06-30", "--no-photos")  # fmt: skip
-    result = run_cli(tmp_path, *opendata_args(sim, str(dump), out, *extra))
-    assert result.returncode == 0, result.stderr
+    assert in_process(tmp_path, monkeypatch, *opendata_args(sim, str(dump), out, *extra, "-q")) == 0
     uuids, _ = expected(
         dump, boundary=shape(multi), grades={"research"}, dates=("2016-06-01", "2024-06-30"), bbox=box
     )
@@ -240,6 +247,15 @@ def test_bad_input_is_one_line(sim, dump: Path, tmp_path: Path, capsys: pytest.C
         ("--observed-from", "2020-13-01"): "--observed-from: '2020-13-01' is not a date",
     }
     cases[("--bbox=0,0,1,1", "--dump", str(tmp_path / "nowhere"))] = "has no readable observations.csv.gz"
+    other = tmp_path / "other-layout"  # a header quoted: its columns are not the dump's
+    shutil.copytree(dump, other)
+    with (
+        gzip.open(dump / "observations.csv.gz", "rt") as src,
+        gzip.open(other / "observations.csv.gz", "wt") as dst,
+    ):
+        header = src.readline().rstrip("\n").split("\t")
+        dst.write("\t".join(f'"{name}"' for name in header) + "\n" + src.read())
+    cases[("--bbox=0,0,1,1", "--dump", str(other))] = "observations.csv.gz of the dump at"
     for extra, message in cases.items():
         status = main(opendata_args(sim, str(dump), tmp_path / "out", *extra))
         lines = capsys.readouterr().err.strip().splitlines()
@@ -277,9 +293,10 @@ def bucket(dump: Path):
         server.stop()
 
 
-def test_the_same_from_a_local_s3_server(sim, world: World, dump: Path, bucket: str, tmp_path: Path):
+def test_the_same_from_a_local_s3_server(
+    sim, world: World, dump: Path, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     out = tmp_path / "out"
-    args = opendata_args(sim, "s3://open-data/dumps", out, *PLACE_QUERY, "--format", "csv,parquet,dwca")
-    result = run_cli(tmp_path, *args, "--storage-option", f"endpoint_url={bucket}")
-    assert result.returncode == 0, result.stderr
+    args = opendata_args(sim, "s3://open-data/dumps", out, *PLACE_QUERY, "--format", "csv,parquet,dwca", "-q")
+    assert in_process(tmp_path, monkeypatch, *args, "--storage-option", f"endpoint_url={bucket}") == 0
     check_place_harvest(world, dump, out)

@@ -50,6 +50,13 @@ TABLES: dict[str, tuple[str, ...]] = {
     "taxa": ("taxon_id", "ancestry", "rank_level", "rank", "name", "active"),
     "observers": ("observer_id", "login", "name"),
 }
+#: The columns a table must have (the others read as empty when a dump lacks them).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "observations": ("observation_uuid", "latitude", "longitude", "taxon_id", "quality_grade", "observed_on"),
+    "photos": ("photo_id", "observation_uuid", "extension", "license"),
+    "taxa": ("taxon_id", "ancestry"),
+    "observers": ("observer_id", "login", "name"),
+}
 #: Bytes of text parsed at a time: a block's rows are the unit of memory.
 BLOCK_BYTES = 16 << 20
 QUALITY_GRADES = ("research", "needs_id", "casual")
@@ -115,12 +122,22 @@ def open_dump(url: str, storage_options: Mapping[str, Any] | None = None) -> Dum
     return Dump(fs, root, url)
 
 
-def _info(dump: Dump, table: str) -> dict[str, Any]:
+def check_header(dump: Dump, table: str) -> None:
+    """The table is there and its header names the columns it must have: a dump of another
+    layout would otherwise read as all empty, and select nothing without a word."""
     try:
-        info: dict[str, Any] = dump.fs.info(dump.path(table))
-    except (OSError, ValueError) as exc:  # FileNotFoundError and the like; s3fs raises them too
-        raise UsageError(f"the dump at {dump.url} has no readable {table}.csv.gz ({exc})") from None
-    return info
+        with dump.fs.open(dump.path(table), "rb") as raw, gzip.open(raw, "rb") as text:
+            header = text.readline(64 * 1024).decode("utf-8", "replace").rstrip("\r\n").split("\t")
+    except (OSError, ValueError, EOFError) as exc:  # FileNotFoundError, a bad gzip; s3fs's too
+        raise UsageError(
+            f"the dump at {dump.url} has no readable {table}.csv.gz ({str(exc)[:200]})"
+        ) from None
+    missing = [column for column in REQUIRED[table] if column not in header]
+    if missing:
+        raise UsageError(
+            f"{table}.csv.gz of the dump at {dump.url} has no column {missing[0]} "
+            f"(its header: {' '.join(header)[:200]})"
+        )
 
 
 def batches(dump: Dump, table: str, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.RecordBatch]:
@@ -217,8 +234,8 @@ def select(dump: Dump, query: DumpQuery, on_rows: Callable[[str, int], None] | N
     once each), taxa and observers: an observation is selected with at least one such photo."""
     import pyarrow as pa
 
-    for table in TABLES:  # all four there before the long read
-        _info(dump, table)
+    for table in TABLES:  # all four there, in the layout known, before the long read
+        check_header(dump, table)
     selection = Selection()
     allowed = descendants(dump, query.taxon) if query.taxon is not None else None
     chosen: list[pa.Table] = []
