@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from inat_async.config import SIZES
-
 # The seed script's ten columns, in its order, then ours.
 SEED_COLUMNS = (
     "id",
@@ -51,9 +49,8 @@ PHOTO_COLUMNS = (
     "attribution",
     "reason",
 )
-#: The photo rows' order in every export: by observation, in the API's order of its photos,
-#: each photo's sizes smallest first.
-PHOTO_ORDER = f"observation_id, api_order, photo_id, instr('{','.join(SIZES)}', size)"
+# The photo rows' order in every export (State.photo_rows, State.files_done): by
+# observation, in the API's order of its photos, each photo's sizes smallest first.
 
 
 def _text(value: Any) -> str | None:

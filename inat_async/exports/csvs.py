@@ -16,29 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from inat_async.exports.files import replacing
-from inat_async.records import COLUMNS, PHOTO_COLUMNS, PHOTO_ORDER, SQL_COLUMNS
+from inat_async.records import COLUMNS, PHOTO_COLUMNS
 from inat_async.store.state import State
 
 CHUNK_ROWS = 5_000
 
 
 def write_csvs(state: State, out: Path) -> None:
-    observations = ", ".join(f'"{c}"' for c in SQL_COLUMNS)
-    _write_csv(
-        state, f'SELECT {observations} FROM observations ORDER BY "id"', COLUMNS, out / "observations.csv"
-    )
-    _write_csv(
-        state,
-        f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos ORDER BY {PHOTO_ORDER}",
-        PHOTO_COLUMNS,
-        out / "photos.csv",
-    )
+    _write_csv(state.observation_rows(CHUNK_ROWS), COLUMNS, out / "observations.csv")
+    _write_csv(state.photo_rows(CHUNK_ROWS), PHOTO_COLUMNS, out / "photos.csv")
 
 
-def _write_csv(state: State, sql: str, columns: tuple[str, ...], target: Path) -> None:
+def _write_csv(chunks: Iterable[Sequence[Sequence[Any]]], columns: tuple[str, ...], target: Path) -> None:
     with replacing(target) as part, open(part, "w", encoding="utf-8", newline="") as file:
         file.write(",".join(columns) + "\n")  # plain names: no quotes needed
-        for _, rows in state.query_chunks(sql, CHUNK_ROWS):
+        for rows in chunks:
             file.write(_csv_text(rows))
 
 

@@ -26,7 +26,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -35,8 +35,8 @@ from xml.etree import ElementTree as ET
 
 from inat_async.config import SIZES
 from inat_async.exports.files import replacing
-from inat_async.records import PHOTO_ORDER, _lat_lng
-from inat_async.store.state import State
+from inat_async.records import _lat_lng
+from inat_async.store.state import FileDone, State
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 DC = "http://purl.org/dc/terms/"
@@ -221,29 +221,20 @@ def _observers(state: State) -> Generator[tuple[int, _Observer], None, None]:
 def _multimedia_rows(state: State) -> Iterator[list[str]]:
     """One row per photo with a file on disk, in the CSV's order, joined by id order to its
     observation; the files of its sizes (smallest first) come in consecutive rows."""
-    sql = (
-        "SELECT observation_id, photo_id, url, path, license_code FROM photos WHERE status = 'done'"
-        f" ORDER BY {PHOTO_ORDER}"
-    )
     with contextlib.closing(_observers(state)) as observers:
         current: tuple[int, _Observer] | None = next(observers, None)
-        for (observation_id, _), files in itertools.groupby(_rows(state, sql), key=_photo_key):
+        for (observation_id, _), files in itertools.groupby(state.files_done(FETCH_ROWS), key=_photo_key):
             while current is not None and current[0] < observation_id:
                 current = next(observers, None)
             found = current[1] if current is not None and current[0] == observation_id else None
             yield _multimedia_row(list(files), found)
 
 
-def _rows(state: State, sql: str) -> Iterator[tuple[Any, ...]]:
-    for _, rows in state.query_chunks(sql, FETCH_ROWS):
-        yield from rows
+def _photo_key(row: FileDone) -> tuple[int, int]:
+    return row.observation_id, row.photo_id
 
 
-def _photo_key(row: tuple[Any, ...]) -> tuple[int, int]:
-    return row[0], row[1]
-
-
-def _multimedia_row(files: list[tuple[Any, ...]], observer: _Observer | None) -> list[str]:
+def _multimedia_row(files: list[FileDone], observer: _Observer | None) -> list[str]:
     """One multimedia.txt row (the core id, then MULTIMEDIA_TERMS' values) of a photo, from
     its files' rows (observation_id, photo_id, url, path, license_code), smallest size first."""
     observation_id, photo_id, url, path, license_code = files[-1]  # the largest size harvested
@@ -259,7 +250,7 @@ def _multimedia_row(files: list[tuple[Any, ...]], observer: _Observer | None) ->
         "publisher": "iNaturalist",
         "license": license_url(license_code),
         "rightsHolder": name,
-        "source": SEPARATOR.join(row[3] for row in files),
+        "source": SEPARATOR.join(row.path for row in files),
     }
     return [str(observation_id), *(values[header] for header, _ in MULTIMEDIA_TERMS)]
 
@@ -481,11 +472,7 @@ def _in_size_order(sizes: Iterable[str]) -> list[str]:
 
 def _coverage(dataset: ET.Element, state: State, places: str) -> None:
     """The observations' bounding box and date range, when there are any."""
-    sql = (
-        "SELECT MIN(latitude), MAX(latitude), MIN(longitude), MAX(longitude),"
-        " MIN(observed_on), MAX(observed_on) FROM observations"
-    )
-    south, north, west, east, first, last = next(iter(state.query_chunks(sql, 1)))[1][0]
+    south, north, west, east, first, last = astuple(state.coverage())
     if south is None and first is None:
         return
     coverage = ET.SubElement(dataset, "coverage")

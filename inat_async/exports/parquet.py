@@ -10,14 +10,14 @@ under a temporary name and renamed into place. pyarrow is an optional extra, imp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inat_async.errors import UsageError
 from inat_async.exports.files import replacing
-from inat_async.records import COLUMNS, PHOTO_COLUMNS, PHOTO_ORDER, SQL_COLUMNS
+from inat_async.records import COLUMNS, PHOTO_COLUMNS
 from inat_async.store.state import State
 
 if TYPE_CHECKING:
@@ -62,26 +62,15 @@ def write_parquet(state: State, out: Path) -> list[Path]:
     Raises UsageError when pyarrow is not installed.
     """
     _require_pyarrow()
-    observations = ", ".join(f'"{c}"' for c in SQL_COLUMNS)
     fingerprint = state.meta("fingerprint")
     provenance = {"inat_async.fingerprint": fingerprint} if fingerprint else {}
     targets = [
-        (
-            f'SELECT {observations} FROM observations ORDER BY "id"',
-            COLUMNS,
-            OBSERVATION_KINDS,
-            out / "observations.parquet",
-        ),
-        (
-            f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos ORDER BY {PHOTO_ORDER}",
-            PHOTO_COLUMNS,
-            PHOTO_KINDS,
-            out / "photos.parquet",
-        ),
+        (state.observation_rows(FETCH_ROWS), COLUMNS, OBSERVATION_KINDS, out / "observations.parquet"),
+        (state.photo_rows(FETCH_ROWS), PHOTO_COLUMNS, PHOTO_KINDS, out / "photos.parquet"),
     ]
-    for sql, columns, kinds, target in targets:
+    for chunks, columns, kinds, target in targets:
         converters = [_CONVERTERS[_kind(kinds, c)] for c in columns]
-        _write_table(state, sql, _schema(columns, kinds, provenance), converters, target)
+        _write_table(chunks, _schema(columns, kinds, provenance), converters, target)
     return [target for *_, target in targets]
 
 
@@ -119,16 +108,17 @@ def _kind(kinds: dict[str, str], column: str) -> str:
 
 
 def _write_table(
-    state: State, sql: str, schema: pa.Schema, converters: list[Converter], target: Path
+    chunks: Iterable[list[tuple[Any, ...]]], schema: pa.Schema, converters: list[Converter], target: Path
 ) -> None:
-    """Stream ``sql``'s rows into ``target`` in row groups, through a temporary file."""
+    """Stream chunks of rows (in schema order) into ``target`` in row groups, through a
+    temporary file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     with replacing(target) as part, pq.ParquetWriter(part, schema, compression="zstd") as writer:
         pending: list[pa.RecordBatch] = []
         buffered = 0
-        for _, rows in state.query_chunks(sql, FETCH_ROWS):
+        for rows in chunks:
             pending.append(_batch(schema, converters, rows))
             buffered += len(rows)
             if buffered >= ROW_GROUP_ROWS:

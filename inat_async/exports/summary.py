@@ -85,14 +85,7 @@ class Summary:
 
 def per_place(state: State, places: tuple[int, ...]) -> dict[int, int]:
     """Observations in each requested place (one may count in several)."""
-    counts = dict.fromkeys(places, 0)
-    for names, rows in state.query_chunks("SELECT place_ids, COUNT(*) FROM observations GROUP BY 1", 1000):
-        del names
-        for joined, count in rows:
-            for place in (joined or "").split(";"):
-                if place.isdigit() and int(place) in counts:
-                    counts[int(place)] += count
-    return counts
+    return state.observations_per_place(places)
 
 
 def write_summary(summary: Summary) -> Path:

@@ -12,13 +12,11 @@ run. The time is what the limits the command would run under allow (see net/pace
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
-import sqlite3
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from statistics import fmean
 from typing import TypeVar
@@ -33,6 +31,7 @@ from inat_async.photos import host_of
 from inat_async.pipeline.harvest import update_since
 from inat_async.pipeline.pager import files_of, queries
 from inat_async.store.state import STATE_FILE
+from inat_async.store.state import read_stored as read_stored_state
 
 HEADS_PER_SIZE = 3
 T = TypeVar("T")
@@ -83,34 +82,12 @@ def read_stored(settings: Settings) -> Stored:
         if settings.update:
             raise UsageError(f"{settings.out} holds no complete harvest to update")
         return Stored()
-    with _read_only(path) as db:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        _check_settings(settings, json.loads(meta.get("fingerprint", "{}")))
-        stored = Stored(
-            observations=db.execute("SELECT COUNT(*) FROM observations").fetchone()[0],
-            files_left=db.execute(
-                "SELECT COUNT(*) FROM photos WHERE status IN ('pending', 'failed')"
-            ).fetchone()[0],
-            paged=all(done for (done,) in db.execute("SELECT done FROM cursors")),
-            fetched=set(db.execute("SELECT photo_id, size FROM photos WHERE status != 'pending'").fetchall()),
-        )
+    held = read_stored_state(path)
+    _check_settings(settings, json.loads(held.meta.get("fingerprint", "{}")))
+    stored = Stored(held.observations, held.files_left, held.paged, fetched=held.fetched)
     if settings.update:
-        stored.since = update_since(meta.get, settings.out)
+        stored.since = update_since(held.meta.get, settings.out)
     return stored
-
-
-@contextlib.contextmanager
-def _read_only(path: object) -> Iterator[sqlite3.Connection]:
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise UsageError(f"{path} is not a readable harvest state ({exc})") from exc
-    try:
-        yield db
-    except sqlite3.Error as exc:
-        raise UsageError(f"{path} is not a readable harvest state ({exc})") from exc
-    finally:
-        db.close()
 
 
 def _check_settings(settings: Settings, before: dict[str, object]) -> None:

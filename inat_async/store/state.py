@@ -20,14 +20,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
+from inat_async.config import SIZES
 from inat_async.errors import DiskFullError, HarvestError, SettingError, UsageError
 from inat_async.image import MAX_EDGE, byte_cap
 from inat_async.model import Rejected
 from inat_async.photos import PhotoFile, host_of, is_photo_path, photos_in_order
-from inat_async.records import SQL_COLUMNS
+from inat_async.records import PHOTO_COLUMNS, SQL_COLUMNS
 
 log = logging.getLogger("inat_async")
 
@@ -44,6 +45,11 @@ _DONE_BATCH = 256
 #: Values in one SQL ``IN (...)`` list.
 _IN_LIST = 500
 STATE_FILE = "harvest.sqlite"
+#: Rows read at a time by the exports' reads.
+EXPORT_CHUNK = 5_000
+# records.PHOTO_ORDER: by observation, in the API's order of its photos, each photo's sizes
+# smallest first.
+_PHOTO_ORDER = f"observation_id, api_order, photo_id, instr('{','.join(SIZES)}', size)"
 
 _PHOTOS_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -150,6 +156,28 @@ class _StoredPhoto:
         """The same file from the same URL (or, for a row with no file, the same skip)."""
         same = self.url == wanted.url and self.path == wanted.path
         return same and (wanted.path is not None or self.reason == wanted.reason)
+
+
+class FileDone(NamedTuple):
+    """A photo file on disk, as the Darwin Core multimedia extension lists it."""
+
+    observation_id: int
+    photo_id: int
+    url: str
+    path: str
+    license_code: str | None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The observations' bounding box and range of dates; None where no observation has one."""
+
+    south: float | None
+    north: float | None
+    west: float | None
+    east: float | None
+    first: str | None  # observed_on, YYYY-MM-DD
+    last: str | None
 
 
 @dataclass(frozen=True)
@@ -663,18 +691,86 @@ class State:
     def observation_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM observations").fetchone()[0])
 
-    # -- export -----------------------------------------------------------------------------
-    def query_chunks(self, sql: str, chunk: int) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
-        """(column names, rows) chunks of a read-only query, for the exports."""
-        self._write_done()
-        cur = self._db.execute(sql)
-        names = [d[0] for d in cur.description]
-        while rows := cur.fetchmany(chunk):
-            yield names, rows
+    # -- export: typed reads in chunks (memory stays flat at any harvest size) --------------
+    def observation_rows(self, chunk: int = EXPORT_CHUNK) -> Iterator[list[tuple[Any, ...]]]:
+        """Every observation's row (records.COLUMNS' values in their order), by id, in lists
+        of at most ``chunk`` rows."""
+        columns = ", ".join(f'"{c}"' for c in SQL_COLUMNS)
+        yield from self._chunks(f'SELECT {columns} FROM observations ORDER BY "id"', chunk)
+
+    def photo_rows(self, chunk: int = EXPORT_CHUNK) -> Iterator[list[tuple[Any, ...]]]:
+        """Every photo file's row (records.PHOTO_COLUMNS' values in their order), in the
+        exports' order (records.PHOTO_ORDER), in lists of at most ``chunk`` rows."""
+        sql = f"SELECT {', '.join(PHOTO_COLUMNS)} FROM photos ORDER BY {_PHOTO_ORDER}"
+        yield from self._chunks(sql, chunk)
+
+    def files_done(self, chunk: int = EXPORT_CHUNK) -> Iterator[FileDone]:
+        """The photo files on disk, in the exports' order (records.PHOTO_ORDER)."""
+        sql = (
+            "SELECT observation_id, photo_id, url, path, license_code FROM photos"
+            f" WHERE status = 'done' ORDER BY {_PHOTO_ORDER}"
+        )
+        for rows in self._chunks(sql, chunk):
+            yield from map(FileDone._make, rows)
+
+    def observations_per_place(self, places: Iterable[int]) -> dict[int, int]:
+        """Observations in each of these places (one may count in several)."""
+        counts = dict.fromkeys(places, 0)
+        rows = self._db.execute("SELECT place_ids, COUNT(*) FROM observations GROUP BY 1")
+        for joined, count in rows:
+            for place in (joined or "").split(";"):
+                if place.isdigit() and int(place) in counts:
+                    counts[int(place)] += count
+        return counts
+
+    def coverage(self) -> Coverage:
+        """The observations' bounding box and range of dates (None where there are none)."""
+        row = self._db.execute(
+            "SELECT MIN(latitude), MAX(latitude), MIN(longitude), MAX(longitude),"
+            " MIN(observed_on), MAX(observed_on) FROM observations"
+        ).fetchone()
+        return Coverage(*row)
 
     def raw_observations(self) -> Iterator[dict[str, Any]]:
+        """Each observation as the API sent it, by id."""
         for (raw,) in self._db.execute('SELECT raw FROM observations ORDER BY "id"'):
             yield json.loads(zlib.decompress(raw))
+
+    def _chunks(self, sql: str, chunk: int) -> Iterator[list[tuple[Any, ...]]]:
+        self._write_done()
+        cursor = self._db.execute(sql)
+        while rows := cursor.fetchmany(chunk):
+            yield rows
+
+
+@dataclass(frozen=True)
+class StoredHarvest:
+    """What a harvest's state holds, read without a write (what a dry run starts from)."""
+
+    meta: dict[str, str]
+    observations: int
+    files_left: int  # pending, or failed and to be tried again
+    paged: bool  # every range paged to its end
+    fetched: set[tuple[int, str]]  # (photo id, size) of the files finished
+
+
+def read_stored(path: Path) -> StoredHarvest:
+    """Read a state file opened read-only: nothing is written, not even a schema upgrade."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return StoredHarvest(
+                meta=dict(db.execute("SELECT key, value FROM meta").fetchall()),
+                observations=db.execute("SELECT COUNT(*) FROM observations").fetchone()[0],
+                files_left=db.execute(
+                    "SELECT COUNT(*) FROM photos WHERE status IN ('pending', 'failed')"
+                ).fetchone()[0],
+                paged=all(done for (done,) in db.execute("SELECT done FROM cursors")),
+                fetched=set(
+                    db.execute("SELECT photo_id, size FROM photos WHERE status != 'pending'").fetchall()
+                ),
+            )
+    except sqlite3.Error as exc:
+        raise UsageError(f"{path} is not a readable harvest state ({exc})") from exc
 
 
 def state_error(exc: sqlite3.Error, path: Path) -> HarvestError:

@@ -1,0 +1,111 @@
+"""The package's boundaries, read from its source (issue 14): the state owns every SQL
+statement of the harvest, and no import cycle exists, counting imports inside functions."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import inat_async
+from inat_async.store.state import State
+
+PACKAGE = Path(inat_async.__file__).parent
+# SQL statements as they start; identifiers alone (column names) are not statements.
+SQL = re.compile(
+    r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX)|PRAGMA)\b"
+)
+# The harvest's database is the store's; the budget ledger (one SQLite file per user, shared by
+# every harvest) is net/budget.py's own; the simulator is not the harvester.
+SQL_OWNERS = ("store/", "net/budget.py", "simulator/")
+
+
+def _modules() -> Iterator[tuple[str, Path, ast.Module]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        yield relative, path, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def _strings(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """Every string constant, f-strings' literal parts included."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+def test_no_sql_outside_the_store() -> None:
+    found = [
+        f"{relative}:{line}: {text.strip()[:60]}"
+        for relative, _, tree in _modules()
+        if not relative.startswith(SQL_OWNERS)
+        for line, text in _strings(tree)
+        if SQL.search(text)
+    ]
+    assert found == []
+
+
+def test_the_state_takes_no_sql() -> None:
+    """Exports read typed rows through State's methods, never a query of their own."""
+    assert not hasattr(State, "query_chunks")
+    connects = [
+        relative
+        for relative, _, tree in _modules()
+        if not relative.startswith(SQL_OWNERS)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "connect"
+    ]
+    assert connects == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, tree: ast.Module, modules: set[str]) -> set[str]:
+    """The package's modules this one imports, anywhere in it (functions included)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {module for module in found if module in modules and module != name}
+
+
+def test_no_import_cycles() -> None:
+    graph = _graph()
+    cycles: list[str] = []
+    state: dict[str, str] = {}  # name -> "visiting" | "done"
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = "visiting"
+        for target in sorted(graph[name]):
+            if state.get(target) == "visiting":
+                cycles.append(" -> ".join([*trail[trail.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_no_module_imports_the_package_init() -> None:
+    importers = [name for name, targets in _graph().items() if "inat_async" in targets]
+    assert importers == []
+
+
+def _graph() -> dict[str, set[str]]:
+    parsed = {_module_name(path): (path, tree) for _, path, tree in _modules()}
+    return {name: _imports(path, tree, set(parsed)) for name, (path, tree) in parsed.items()}
