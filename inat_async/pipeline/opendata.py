@@ -13,6 +13,8 @@ import asyncio
 import json
 import logging
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -179,12 +181,29 @@ def geometry(shape: Any, setting: str) -> Any:
     return geom
 
 
+class _Stopped(Exception):
+    """The run was cancelled (Ctrl-C, SIGTERM) while the selection's thread was reading."""
+
+
 async def _select(job: DumpHarvest, query: source.DumpQuery) -> list[dict[str, Any]]:
-    """The selection, read in a thread (the loop keeps reporting progress)."""
+    """The selection, read in a thread, saying every few seconds how far it has read; a
+    cancelled run stops it at its next block (a thread cannot be cancelled, and the event
+    loop would wait for it to read the whole dump)."""
     dump = source.open_dump(job.dump, job.storage_options)
+    stop = threading.Event()
+    read: dict[str, int] = {}
+    said = [time.monotonic()]
+
+    def rows_read(table: str, rows: int) -> None:
+        if stop.is_set():
+            raise _Stopped
+        read[table] = read.get(table, 0) + rows
+        if time.monotonic() - said[0] >= job.settings.progress_interval:
+            said[0] = time.monotonic()
+            log.info("reading the dump: %s rows of %s.csv.gz so far", f"{read[table]:,}", table)
 
     def work() -> list[dict[str, Any]]:
-        selection = source.select(dump, query)
+        selection = source.select(dump, query, rows_read)
         log.info(
             "read %s from %s: %d observation(s) selected",
             ", ".join(f"{n:,} {t}" for t, n in selection.rows_read.items()) or "nothing",
@@ -194,7 +213,11 @@ async def _select(job: DumpHarvest, query: source.DumpQuery) -> list[dict[str, A
         places = [job.place] if job.place is not None else []
         return list(source.api_observations(selection, photo_base=job.photo_base, places=places))
 
-    return await asyncio.to_thread(work)
+    try:
+        return await asyncio.to_thread(work)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
 
 
 def _commit(job: DumpHarvest, state: State, observations: list[dict[str, Any]], progress: Progress) -> None:

@@ -286,7 +286,8 @@ def _observations(
             mask = pc.and_(mask, pc.is_in(table.column("quality_grade"), pa.array(query.grades)))
         if allowed_ids is not None:
             mask = pc.and_(mask, pc.fill_null(pc.is_in(table.column("taxon_id"), allowed_ids), False))
-        mask = pc.and_(mask, _dates(table.column("observed_on"), query))
+        if query.observed_from is not None or query.observed_to is not None:
+            mask = pc.and_(mask, _dates(table.column("observed_on"), query))
         table = table.filter(mask)
         if query.boundary is not None or query.bbox is not None:
             table = _inside(table, query)
@@ -295,11 +296,8 @@ def _observations(
 
 
 def _dates(observed: pa.Array, query: DumpQuery) -> pa.Array:
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if query.observed_from is None and query.observed_to is None:
-        return pa.array([True] * len(observed))
     mask = _valid(observed, _DATE)  # ISO dates compare as text
     if query.observed_from is not None:
         mask = pc.and_(mask, pc.fill_null(pc.greater_equal(observed, query.observed_from), False))
