@@ -19,6 +19,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -301,16 +302,14 @@ class Http:
             slot = await self.politeness.api_turn(host)
             self.stop_if_blocked()
             self.api_requests += 1
-            sent = _Sent()
-            try:
-                async with (
-                    self.deadline() as deadline,
-                    self.session.get(url, params=params, trace_request_ctx=sent) as response,
-                ):
-                    await self.check_status(response)
-                    return await _api_json(response, deadline)
-            finally:
-                await self.politeness.api_sent(host, slot, sent.at)
+            # Booked at the moment it went, not when it answers: other ranges book meanwhile.
+            sent = _Sent(lambda at: self.politeness.api_sent(host, slot, at))
+            async with (
+                self.deadline() as deadline,
+                self.session.get(url, params=params, trace_request_ctx=sent) as response,
+            ):
+                await self.check_status(response)
+                return await _api_json(response, deadline)
 
         try:
             return await self.retrying(host, self.settings.api_attempts, once)
@@ -341,15 +340,16 @@ async def _api_json(response: aiohttp.ClientResponse, deadline: Deadline) -> dic
     return decode_page(body)
 
 
+@dataclass
 class _Sent:
-    """When a request's headers were written: the time its budget slot was really used."""
+    """Told, when a request's headers are written, the time its budget slot was really used."""
 
-    at: float | None = None
+    tell: Callable[[float], Awaitable[None]]
 
 
 async def _note_sent(_: aiohttp.ClientSession, context: Any, __: Any) -> None:
     if isinstance(context.trace_request_ctx, _Sent):
-        context.trace_request_ctx.at = time.time()
+        await context.trace_request_ctx.tell(time.time())
 
 
 def retry_reason(exc: BaseException) -> str:
