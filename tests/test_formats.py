@@ -1,0 +1,148 @@
+"""The formats users load elsewhere (issue 17), each read back by an independent reader.
+
+One small harvest through the command line writes every format at once; each test reads one
+of them with the tool its users have (geopandas, json, ...), never with our code, and checks
+counts and values against the observations exactly as the simulator served them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import run_cli
+
+from inat_async.simulator import SimulatorThread, World
+
+PLACES = (2001, 2002)
+FORMATS = "csv,geoparquet,geojson"
+EXPORTED = ("observations.geoparquet", "observations.geojson")
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    world = World({2001: 40, 2002: 16}, seed=17, photo_scale=0.01, nonmatching=0.25)
+    ids = world.matching_ids({"place_id": "2001,2002"})
+    # An observation obscured by its observer (public point randomised), one private (no point).
+    world.edit(ids[1], obscured=True, geoprivacy="obscured", public_positional_accuracy=25_000)
+    world.edit(ids[2], location=None, geoprivacy="private")
+    return world
+
+
+@pytest.fixture(scope="module")
+def harvest(world, tmp_path_factory):
+    """A harvest of every observation (private ones too: the geo filter dropped), two sizes of
+    each first photo, every format of this module written by --format."""
+    tmp = tmp_path_factory.mktemp("formats")
+    out = tmp / "out"
+    with SimulatorThread(world) as sim:
+        result = run_cli(
+            tmp,
+            "--place",
+            ",".join(map(str, PLACES)),
+            "--param",
+            "geo=",
+            "--sizes",
+            "square,medium",
+            "--format",
+            FORMATS,
+            "--api-url",
+            sim.api_url,
+            "--no-limits",
+            "--out",
+            str(out),
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        served = list(world.observations(sim.hosts))
+    wanted = set(world.matching_ids({"place_id": "2001,2002", "identified": "true", "rank": "species"}))
+    served = sorted((o for o in served if o["id"] in wanted), key=lambda o: o["id"])
+    return {"out": out, "tmp": tmp, "served": served, "by_id": {o["id"]: o for o in served}}
+
+
+def _point(obs: dict) -> tuple[float, float] | None:
+    """The public point (lng, lat) an observation's location says, None for a private one."""
+    if obs.get("geoprivacy") == "private" or not obs.get("location"):
+        return None
+    lat, lng = (float(v) for v in obs["location"].split(","))
+    return lng, lat
+
+
+# -- GeoParquet and GeoJSON ---------------------------------------------------------------------
+def test_geoparquet_reads_in_geopandas_as_wgs84_points(harvest):
+    geopandas = pytest.importorskip("geopandas")
+    frame = geopandas.read_parquet(harvest["out"] / "observations.geoparquet")
+    served = harvest["served"]
+    assert frame["id"].tolist() == [o["id"] for o in served]
+    # GeoParquet's default CRS: WGS 84, longitude first.
+    assert frame.crs.to_authority() == ("OGC", "CRS84") and frame.crs.datum.name.startswith("World Geodetic")
+    assert frame.geometry.name == "geometry" and set(frame.geom_type.dropna()) == {"Point"}
+    for row, obs in zip(frame.itertuples(), served, strict=True):
+        point = _point(obs)
+        if point is None:
+            assert row.geometry is None or row.geometry.is_empty
+        else:
+            assert (row.geometry.x, row.geometry.y) == point
+        assert row.scientific_name == obs["taxon"]["name"]
+        assert row.quality_grade == obs["quality_grade"]
+        assert row.obscured == obs["obscured"]
+    assert frame["time_observed_at"].dt.tz is not None
+
+
+def test_geo_files_mark_private_without_a_point_and_obscured_with_the_public_one(harvest):
+    geopandas = pytest.importorskip("geopandas")
+    frame = geopandas.read_parquet(harvest["out"] / "observations.geoparquet").set_index("id")
+    private = [o for o in harvest["served"] if o.get("geoprivacy") == "private"]
+    obscured = [o for o in harvest["served"] if o.get("obscured")]
+    assert private and obscured
+    for obs in private:
+        geometry = frame.loc[obs["id"], "geometry"]
+        assert geometry is None or geometry.is_empty
+    collection = json.loads((harvest["out"] / "observations.geojson").read_text())
+    features = {feature["id"]: feature for feature in collection["features"]}
+    for obs in obscured:
+        point = frame.loc[obs["id"], "geometry"]
+        assert frame.loc[obs["id"], "obscured"] and (point.x, point.y) == _point(obs)
+        properties = features[obs["id"]]["properties"]
+        assert properties["obscured"] is True
+        assert properties["public_positional_accuracy"] == obs["public_positional_accuracy"]
+    for obs in private:
+        assert features[obs["id"]]["geometry"] is None
+
+
+def test_geojson_is_a_feature_collection_of_points(harvest):
+    path = harvest["out"] / "observations.geojson"
+    collection = json.loads(path.read_text(encoding="utf-8"))
+    assert collection["type"] == "FeatureCollection"
+    features = collection["features"]
+    assert [f["id"] for f in features] == [o["id"] for o in harvest["served"]]
+    for feature, obs in zip(features, harvest["served"], strict=True):
+        point = _point(obs)
+        assert feature["type"] == "Feature"
+        if point is None:
+            assert feature["geometry"] is None
+        else:
+            assert feature["geometry"] == {"type": "Point", "coordinates": list(point)}
+        props = feature["properties"]
+        assert props["id"] == obs["id"] and props["uuid"] == obs["uuid"]
+        assert props["scientific_name"] == obs["taxon"]["name"]
+        assert props["observed_on"] == obs["observed_on"]
+        assert props["user_login"] == obs["user"]["login"]
+        assert props["url"] == obs["uri"]
+    geopandas = pytest.importorskip("geopandas")
+    frame = geopandas.read_file(path)
+    assert len(frame) == len(features) and frame.crs.to_epsg() == 4326
+
+
+# -- inat-async export writes each format again, from the state alone --------------------------
+def test_export_command_writes_each_format_again(harvest):
+    out = harvest["out"]
+    before = {name: (out / name).read_bytes() for name in EXPORTED}
+    copy = harvest["tmp"] / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("photos", *EXPORTED))
+    result = run_cli(harvest["tmp"], "export", str(copy), "--format", FORMATS, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for name in EXPORTED:
+        assert (copy / name).is_file(), name
+    assert (copy / "observations.geojson").read_bytes() == before["observations.geojson"]
