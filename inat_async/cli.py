@@ -73,7 +73,7 @@ _USAGE = f"""\
        {PROG} export OUT [--format LIST] [--api-url URL]"""
 _EPILOG = f"""\
 other command:
-  export OUT            write exports (csv, parquet, dwca) from a harvest folder
+  export OUT            write exports (csv, parquet, dwca, ...) from a harvest folder
                         alone, with no request; see {PROG} export --help"""
 
 
