@@ -16,7 +16,7 @@ from conftest import api_requests, error_line, expected_ids, local, run_cli
 import inat_async
 from inat_async import Budgets, HarvestOptions, SettingError, Settings, UsageError, make_settings
 from inat_async.cli import build_parser, flag_of, settings_from_args
-from inat_async.config import setting_default
+from inat_async.config import FORMATS, setting_default
 from inat_async.simulator import SimulatorThread, World
 
 PLACE = 4321  # "4321" read letter by letter would be places 4, 3, 2 and 1
@@ -36,8 +36,8 @@ BAD = [
     ("per_page", 0, ["--per-page", "0"], "--per-page", "must be from 1 to 200", None),
     ("per_page", 201, ["--per-page", "201"], "--per-page", "must be from 1 to 200", None),
     ("formats", "parquet,xml", ["--format", "parquet,xml"], "--format",
-     "'xml' is not one of csv, parquet, dwca", None),
-    ("formats", " ", ["--format", " "], "--format", "give at least one of csv, parquet, dwca", None),
+     f"'xml' is not one of {', '.join(FORMATS)}", None),
+    ("formats", " ", ["--format", " "], "--format", f"give at least one of {', '.join(FORMATS)}", None),
     ("photo_licenses", "CC-BY-4.0", ["--photo-license", "CC-BY-4.0"], "--photo-license",
      "'cc-by-4.0' is not a licence code; known codes: cc0, cc-by, cc-by-nc, cc-by-sa, cc-by-nd, "
      "cc-by-nc-sa, cc-by-nc-nd, pd, gfdl, all-rights-reserved", None),
@@ -171,7 +171,7 @@ def test_formats_as_one_string_write_that_format_and_no_other(sim, tmp_path):
     with zipfile.ZipFile(out / "dwca.zip") as archive:
         assert "occurrence.txt" in archive.namelist()
     assert not (out / "observations.csv").exists()
-    with pytest.raises(SettingError, match=r"^formats: 'xml' is not one of csv, parquet, dwca$"):
+    with pytest.raises(SettingError, match=rf"^formats: 'xml' is not one of {', '.join(FORMATS)}$"):
         inat_async.export(out, formats="xml")
 
 
