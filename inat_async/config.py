@@ -28,7 +28,7 @@ REAL_API_HOST = "api.inaturalist.org"
 SIZES = ("square", "thumb", "small", "medium", "large", "original")
 DEFAULT_SIZES = ("square", "medium", "original")
 # The exports a harvest can write (exports.WRITERS has a writer for each).
-FORMATS = ("csv", "parquet", "dwca", "geoparquet", "geojson")
+FORMATS = ("csv", "parquet", "dwca", "geoparquet", "geojson", "inat-csv")
 # The seed's filters: observations with public coordinates, identified to species.
 DEFAULT_FILTERS = {"geo": "true", "identified": "true", "rank": "species"}
 # Paging is ours to control: a user's filter may not break the keyset cursor.

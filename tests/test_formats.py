@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 
+import pandas as pd
 import pytest
 from conftest import run_cli
 
 from inat_async.simulator import SimulatorThread, World
 
 PLACES = (2001, 2002)
-FORMATS = "csv,geoparquet,geojson"
-EXPORTED = ("observations.geoparquet", "observations.geojson")
+FORMATS = "csv,geoparquet,geojson,inat-csv"
+EXPORTED = ("observations.geoparquet", "observations.geojson", "inat_export.csv")
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +135,69 @@ def test_geojson_is_a_feature_collection_of_points(harvest):
     geopandas = pytest.importorskip("geopandas")
     frame = geopandas.read_file(path)
     assert len(frame) == len(features) and frame.crs.to_epsg() == 4326
+
+
+# -- iNaturalist's own export columns ----------------------------------------------------------
+# The first columns of iNaturalist's web export (observations/export), in its order.
+INAT_EXPORT_COLUMNS = [
+    "id", "uuid", "observed_on_string", "observed_on", "time_observed_at", "time_zone", "user_id",
+    "user_login", "user_name", "created_at", "updated_at", "quality_grade", "license", "url",
+    "image_url", "sound_url", "tag_list", "description", "num_identification_agreements",
+    "num_identification_disagreements", "captive_cultivated", "oauth_application_id", "place_guess",
+    "latitude", "longitude", "positional_accuracy", "public_positional_accuracy", "geoprivacy",
+    "taxon_geoprivacy", "coordinates_obscured", "positioning_method", "positioning_device",
+    "species_guess", "scientific_name", "common_name", "iconic_taxon_name", "taxon_id",
+]  # fmt: skip
+
+
+def _utc(value: str | None) -> str:
+    """An API time as the web export writes it: 2019-08-14 00:02:39 UTC."""
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def test_inat_csv_has_the_web_exports_columns_and_value_formats(harvest):
+    frame = pd.read_csv(harvest["out"] / "inat_export.csv", dtype=str, keep_default_na=False)
+    assert list(frame.columns)[: len(INAT_EXPORT_COLUMNS)] == INAT_EXPORT_COLUMNS
+    assert frame["id"].astype(int).tolist() == [o["id"] for o in harvest["served"]]
+    for row, obs in zip(frame.to_dict("records"), harvest["served"], strict=True):
+        assert row["uuid"] == obs["uuid"] and row["observed_on"] == (obs["observed_on"] or "")
+        assert row["observed_on_string"] == (obs.get("observed_on_string") or "")
+        assert row["time_observed_at"] == _utc(obs["time_observed_at"])
+        assert row["created_at"] == _utc(obs["created_at"]) and row["updated_at"] == _utc(obs["updated_at"])
+        assert row["license"] == (obs["license_code"] or "").upper()  # CC-BY-NC, CC0
+        assert row["url"] == obs["uri"] and row["user_login"] == obs["user"]["login"]
+        assert row["user_id"] == str(obs["user"]["id"])
+        assert row["coordinates_obscured"] == str(obs["obscured"]).lower()
+        assert row["captive_cultivated"] == str(obs["captive"]).lower()
+        assert row["scientific_name"] == obs["taxon"]["name"] and row["taxon_id"] == str(obs["taxon"]["id"])
+        assert row["description"] == (obs.get("description") or "")
+        point = _point(obs)
+        assert (row["longitude"], row["latitude"]) == (tuple(map(repr, point)) if point else ("", ""))
+        if obs["photos"]:
+            first = obs["photos"][0]["url"]
+            assert row["image_url"] == first.replace("/square.", "/medium.")
+    assert set(frame["license"]) <= {"", "CC0", "CC-BY", "CC-BY-NC", "CC-BY-SA", "CC-BY-ND", "CC-BY-NC-SA",
+                                     "CC-BY-NC-ND"}  # fmt: skip
+    assert all(t.endswith(" UTC") for t in frame["time_observed_at"] if t)
+
+
+def test_inat_csv_loads_with_pyinaturalist_converts_reader(harvest):
+    convert = pytest.importorskip("pyinaturalist_convert")
+    read = getattr(convert, "load_csv_exports", None) or convert.read_csv_export
+    frame = read(str(harvest["out"] / "inat_export.csv"))
+    served = harvest["served"]
+    assert frame["id"].tolist() == [o["id"] for o in served]
+    assert frame["taxon.id"].tolist() == [o["taxon"]["id"] for o in served]
+    assert frame["obscured"].tolist() == [o["obscured"] for o in served]
+    assert frame["license_code"].tolist() == [(o["license_code"] or "").upper() for o in served]
+    with_photos = [
+        (row, obs) for row, obs in zip(frame.to_dict("records"), served, strict=True) if obs["photos"]
+    ]
+    assert with_photos
+    for row, obs in with_photos:
+        assert str(row["photo.id"]) == str(obs["photos"][0]["id"])
 
 
 # -- inat-async export writes each format again, from the state alone --------------------------

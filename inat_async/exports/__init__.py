@@ -12,6 +12,7 @@ from pathlib import Path
 from inat_async.exports.csvs import write_csvs
 from inat_async.exports.dwca import write_dwca
 from inat_async.exports.geo import write_geojson, write_geoparquet
+from inat_async.exports.inat_csv import write_inat_csv
 from inat_async.exports.parquet import write_parquet
 from inat_async.store.state import State
 
@@ -23,6 +24,7 @@ WRITERS: dict[str, Writer] = {
     "dwca": lambda state, out, api_url: write_dwca(state, out, api_url=api_url),
     "geoparquet": lambda state, out, _api_url: write_geoparquet(state, out),
     "geojson": lambda state, out, _api_url: write_geojson(state, out),
+    "inat-csv": lambda state, out, _api_url: write_inat_csv(state, out),
 }
 
 
