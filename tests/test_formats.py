@@ -8,8 +8,12 @@ counts and values against the observations exactly as the simulator served them.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import warnings
+import zipfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,8 +22,8 @@ from conftest import run_cli
 from inat_async.simulator import SimulatorThread, World
 
 PLACES = (2001, 2002)
-FORMATS = "csv,geoparquet,geojson,inat-csv"
-EXPORTED = ("observations.geoparquet", "observations.geojson", "inat_export.csv")
+FORMATS = "csv,dwca,geoparquet,geojson,inat-csv"
+EXPORTED = ("dwca.zip", "observations.geoparquet", "observations.geojson", "inat_export.csv")
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +202,58 @@ def test_inat_csv_loads_with_pyinaturalist_converts_reader(harvest):
     assert with_photos
     for row, obs in with_photos:
         assert str(row["photo.id"]) == str(obs["photos"][0]["id"])
+
+
+# -- Darwin Core, validated by others ----------------------------------------------------------
+DWC_TEXT_SCHEMA = Path(__file__).parent / "data" / "tdwg_dwc_text.xsd"  # see data/SOURCES.md
+
+
+def _meta_schema():
+    """TDWG's schema of meta.xml, offline: its two unused remote imports are refused."""
+    xmlschema = pytest.importorskip("xmlschema")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xmlschema.XMLSchemaImportWarning)
+        return xmlschema.XMLSchema(str(DWC_TEXT_SCHEMA), allow="local")
+
+
+def _dwcahandler_says_valid(archive: Path) -> bool:
+    dwcahandler = pytest.importorskip("dwcahandler")
+    keys = {dwcahandler.MetaElementTypes.OCCURRENCE: "occurrenceID"}
+    return bool(dwcahandler.DwcaHandler.validate_dwca(str(archive), content_keys=keys))
+
+
+def _rewritten(archive: Path, target: Path, member: str, change) -> Path:
+    """A copy of ``archive`` with ``member``'s text changed by ``change``."""
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(target, "w") as copy:
+        for info in source.infolist():
+            data = source.read(info)
+            copy.writestr(info.filename, change(data.decode()) if info.filename == member else data)
+    return target
+
+
+def test_dwca_passes_dwcahandler_and_the_tdwg_text_schema(harvest):
+    archive = harvest["out"] / "dwca.zip"
+    with zipfile.ZipFile(archive) as members:
+        meta = members.read("meta.xml").decode()
+    _meta_schema().validate(meta)  # raises on any error
+    assert _dwcahandler_says_valid(archive)
+
+
+def test_dwca_checks_fail_on_a_duplicated_occurrence_id_and_a_broken_descriptor(harvest, tmp_path):
+    archive = harvest["out"] / "dwca.zip"
+
+    def duplicate_a_row(text: str) -> str:
+        lines = text.splitlines(keepends=True)
+        return "".join([*lines, lines[1]])  # the first record twice: one occurrenceID twice
+
+    duplicated = _rewritten(archive, tmp_path / "duplicated.zip", "occurrence.txt", duplicate_a_row)
+    assert not _dwcahandler_says_valid(duplicated)
+    # The schema sees meta.xml only (never the data rows): a descriptor whose core has lost
+    # its files element is refused by it.
+    with zipfile.ZipFile(archive) as members:
+        meta = members.read("meta.xml").decode()
+    broken = re.sub(r"<files>.*?</files>", "", meta, count=1, flags=re.S)
+    assert not _meta_schema().is_valid(broken)
 
 
 # -- inat-async export writes each format again, from the state alone --------------------------
