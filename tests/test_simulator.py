@@ -699,7 +699,7 @@ def test_the_readme_says_how_much_the_offline_demo_downloads() -> None:
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     serve = re.search(r"^python -m inat_async\.simulator (.+)$", readme, re.M)
-    said = re.search(r"That downloads about ([\d,]+) MB into `demo/` \(about ([\d,]+) photo files", readme)
+    said = re.search(r"downloads about ([\d,]+) MB\s+into `demo/` \(about ([\d,]+) photo files", readme)
     assert serve and said
     args = build_parser().parse_args(serve.group(1).split())
     world = command_world(args.observations, args.places, args.seed)
