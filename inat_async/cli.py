@@ -435,6 +435,16 @@ def _opendata_parser() -> argparse.ArgumentParser:
     photos = what.add_mutually_exclusive_group()
     photos.add_argument("--all-photos", action="store_true", help="every photo, not only the first")
     photos.add_argument("--no-photos", action="store_true", help="metadata only")
+    what.add_argument(
+        "--hydrate",
+        action="store_true",
+        help="also fetch each selected observation's full API record (200 a request, in the API budget)",
+    )
+    what.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read the dump and count the selection, requests and time; write nothing",
+    )
     where = p.add_argument_group("where")
     where.add_argument("--out", default=str(setting_default("out")), metavar="DIR", help="output folder")
     where.add_argument("--dump", default=None, metavar="URL",
@@ -478,6 +488,9 @@ def _opendata_main(argv: list[str]) -> int:
         job = opendata.job_from_args(args, Budgets(**{name: getattr(args, name) for name in _BUDGET_HELP}))
         console = _console(args)
         _setup_logging(args, console)
+        if args.dry_run:
+            print(asyncio.run(_until_signal(opendata.dry_run(job))))
+            return EXIT_OK
         summary = asyncio.run(_until_signal(opendata.run_opendata(job, console=console)))
     except HarvestError as exc:
         print(f"{PROG}: error: {exc.render(name_of)}", file=sys.stderr)

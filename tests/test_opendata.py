@@ -300,3 +300,31 @@ def test_the_same_from_a_local_s3_server(
     args = opendata_args(sim, "s3://open-data/dumps", out, *PLACE_QUERY, "--format", "csv,parquet,dwca", "-q")
     assert in_process(tmp_path, monkeypatch, *args, "--storage-option", f"endpoint_url={bucket}") == 0
     check_place_harvest(world, dump, out)
+
+
+def test_hydrate_gives_every_api_column_in_requests_of_200_and_a_dry_run_counts_them(
+    sim,
+    world: World,
+    dump: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    uuids, _ = expected(
+        dump, boundary=shape(place_boundary(world, PLACE)), taxon=FUNGI, licences={"cc0", "cc-by"}
+    )
+    ids = {obs["uuid"]: obs["id"] for obs in world.observations()}
+    out = tmp_path / "out"
+    args = opendata_args(sim, str(dump), out, *PLACE_QUERY, "--hydrate", "--no-photos", "-q")
+    assert in_process(tmp_path, monkeypatch, *args, "--dry-run") == 0
+    said = capsys.readouterr().out
+    assert f"{len(uuids)} observations selected" in said
+    assert "--hydrate: 1 API requests (200 observations each)" in said
+    assert not out.exists()  # a dry run writes nothing
+    sim.clear_log()
+    assert in_process(tmp_path, monkeypatch, *args) == 0
+    table = pd.read_csv(out / "observations.csv")
+    assert set(table["id"]) == {ids[uuid] for uuid in uuids}  # the API's ids, not made-up ones
+    assert table["created_at"].notna().all() and table["user.login"].notna().all()
+    asked = [r for r in sim.log if r.path == "/v1/observations"]
+    assert len(asked) == 1 and set(asked[0].query["uuid"].split(",")) == uuids

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -43,6 +44,8 @@ log = logging.getLogger("inat_async")
 STREAM = "opendata"
 #: Observations committed in one transaction.
 PAGE = 500
+#: Observations asked of the API in one request with --hydrate (its most).
+HYDRATE_PAGE = 200
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class DumpHarvest:
     observed_from: str | None = None
     observed_to: str | None = None
     photo_base: str = source.PHOTO_BASE
+    hydrate: bool = False
 
     def fingerprint(self) -> dict[str, object]:
         """What makes two runs the same harvest (compared on resume, named in the exports)."""
@@ -86,6 +90,7 @@ class DumpHarvest:
             "no_photos": s.no_photos,
             "photo_licenses": sorted(s.photo_licenses) if s.photo_licenses else None,
             "photo_base": self.photo_base.rstrip("/"),
+            "hydrate": self.hydrate,
         }
 
 
@@ -105,7 +110,7 @@ async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summ
                 if not cursor.done:
                     query = await _query(job, state, http)
                     selected = await _select(job, query)
-                    _commit(job, state, selected, progress)
+                    await _commit(job, state, http, selected, progress)
                 progress.paging_done = True
                 await _photos(settings, state, http, progress, console)
             today = politeness.api_requests_today(host_of(settings.api_url))
@@ -121,7 +126,7 @@ async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summ
         return summary
 
 
-async def _query(job: DumpHarvest, state: State, http: Http) -> source.DumpQuery:
+async def _query(job: DumpHarvest, state: State | None, http: Http) -> source.DumpQuery:
     boundary = None
     if job.place is not None:
         boundary = await place_boundary(job.place, state, http, job.settings.api_url)
@@ -139,11 +144,11 @@ async def _query(job: DumpHarvest, state: State, http: Http) -> source.DumpQuery
     )
 
 
-async def place_boundary(place: int, state: State, http: Http, api_url: str) -> Any:
+async def place_boundary(place: int, state: State | None, http: Http, api_url: str) -> Any:
     """The place's boundary from ``/v1/places/{id}`` (its geometry_geojson), asked once:
-    kept in the state, so a resumed run asks nothing."""
+    kept in the state, so a resumed run asks nothing (a dry run has no state)."""
     key = f"opendata_place_{place}"
-    stored = state.meta(key)
+    stored = state.meta(key) if state is not None else None
     if stored is None:
         page = await http.get_json(f"{api_url.rstrip('/')}/places/{place}", {})
         results = page.get("results") or []
@@ -153,7 +158,8 @@ async def place_boundary(place: int, state: State, http: Http, api_url: str) -> 
             raise UsageError(f"place {place} has no boundary (geometry_geojson) at {api_url}")
         geometry(shape, "place")  # checked before it is kept
         stored = json.dumps(shape)
-        state.set_meta(key, stored)
+        if state is not None:
+            state.set_meta(key, stored)
     return geometry(json.loads(stored), "place")
 
 
@@ -220,15 +226,22 @@ async def _select(job: DumpHarvest, query: source.DumpQuery) -> list[dict[str, A
         raise
 
 
-def _commit(job: DumpHarvest, state: State, observations: list[dict[str, Any]], progress: Progress) -> None:
-    """The selection into the state, a page at a time; the cursor done with the last page."""
+async def _commit(
+    job: DumpHarvest, state: State, http: Http, observations: list[dict[str, Any]], progress: Progress
+) -> None:
+    """The selection into the state, a page at a time (with --hydrate, each page's API
+    records first), from where the cursor says an earlier run stopped (the selection's order
+    is the dump's, the same each time); the cursor done with the last page."""
     s = job.settings
     places = (job.place,) if job.place is not None else ()
     allowed = s.photo_hosts | {urlsplit(job.photo_base).hostname or ""}  # the user's own choice
     cursor = state.add_cursor(STREAM, 0, None)
-    starts = range(0, len(observations), PAGE) or range(1)
-    for start in starts:
-        checked = check_observations(observations[start : start + PAGE])
+    size = HYDRATE_PAGE if job.hydrate else PAGE
+    for start in range(cursor.last_id, len(observations), size) or range(cursor.last_id, cursor.last_id + 1):
+        page = observations[start : start + size]
+        if job.hydrate and page:
+            page = await hydrate(page, http, s.api_url)
+        checked = check_observations(page)
         rows = [observation_row(fit.data, places) for fit in checked.fits]
         photos = [
             file
@@ -238,11 +251,44 @@ def _commit(job: DumpHarvest, state: State, observations: list[dict[str, Any]], 
                 fit.data, s.sizes, all_photos=s.all_photos, allowed_hosts=allowed, licenses=s.photo_licenses
             )
         ]
-        last = start + PAGE >= len(observations)
-        changes = state.save_page(cursor, rows, [fit.raw for fit in checked.fits], photos, start + PAGE, last)
+        end = min(start + size, len(observations))
+        changes = state.save_page(
+            cursor, rows, [fit.raw for fit in checked.fits], photos, end, end >= len(observations)
+        )
         state.record_rejected(checked.rejected, [fit.id for fit in checked.fits])
         progress.page_saved(len(rows), changes)
     state.end_range(cursor)
+
+
+async def hydrate(page: list[dict[str, Any]], http: Http, api_url: str) -> list[dict[str, Any]]:
+    """The page's observations as the API has them now (``/v1/observations?uuid=...``, one
+    request of up to 200, in the API budget), with every API field; their photos stay the
+    dump's selection. One the API no longer gives (deleted, made private) stays the dump's."""
+    uuids = [obs["uuid"] for obs in page]
+    answer = await http.get_json(
+        f"{api_url.rstrip('/')}/observations", {"uuid": ",".join(uuids), "per_page": str(len(uuids))}
+    )
+    found = {
+        r["uuid"]: r for r in answer["results"] if isinstance(r, dict) and isinstance(r.get("uuid"), str)
+    }
+    full = []
+    for obs in page:
+        record = found.get(obs["uuid"])
+        if record is None or type(record.get("id")) is not int:
+            full.append(obs)
+            continue
+        listed = record.get("place_ids")
+        places: list[Any] = listed if isinstance(listed, list) else []
+        full.append(
+            {
+                **record,
+                "photos": obs["photos"],
+                "observation_photos": obs["observation_photos"],
+                "place_ids": sorted({*places, *obs["place_ids"]}, key=str),
+                "anomaly_score": obs["anomaly_score"],
+            }
+        )
+    return full
 
 
 async def _photos(
@@ -272,6 +318,40 @@ async def _photos(
         raise _main_cause(group_error.exceptions, settings.out) from None
     finally:
         downloader.close()
+
+
+async def dry_run(job: DumpHarvest) -> str:
+    """What the command would select and fetch, read from the dump, with nothing written:
+    observations, photo files, and with --hydrate the API requests and their time under the
+    API budget (a --place's boundary is asked, one request)."""
+    s = job.settings
+    politeness = Politeness(s, on_wait=lambda _what: None)
+    politeness.open()
+    try:
+        async with Http(s, politeness) as http:
+            selected = await _select(job, await _query(job, None, http))
+    finally:
+        politeness.close()
+    allowed = s.photo_hosts | {urlsplit(job.photo_base).hostname or ""}
+    files = 0 if s.no_photos else sum(
+        file.status == "pending"
+        for obs in selected
+        for file in photo_files(
+            obs, s.sizes, all_photos=s.all_photos, allowed_hosts=allowed, licenses=s.photo_licenses
+        )
+    )  # fmt: skip
+    lines = [f"{len(selected):,} observations selected from {job.dump}", f"{files:,} photo files to fetch"]
+    if job.hydrate:
+        requests = math.ceil(len(selected) / HYDRATE_PAGE)
+        seconds = 0.0
+        if s.limits:  # a minute's budget at a time, and a whole day for each day's budget spent
+            b = s.budgets
+            seconds = max(requests / b.api_rpm * b.minute, (requests // b.api_daily) * b.day)
+        lines.append(
+            f"--hydrate: {requests:,} API requests ({HYDRATE_PAGE} observations each), "
+            f"about {seconds:,.0f} s under the API budget"
+        )
+    return "\n".join(lines)
 
 
 # -- the options, checked --------------------------------------------------------------------
@@ -377,4 +457,5 @@ def job_from_args(args: Any, budgets: Any) -> DumpHarvest:
         observed_from=parse_date("observed_from", args.observed_from),
         observed_to=parse_date("observed_to", args.observed_to),
         photo_base=args.photo_base or source.PHOTO_BASE,
+        hydrate=args.hydrate,
     )

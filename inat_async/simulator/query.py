@@ -53,6 +53,7 @@ class Filters:
     photos: bool | None = None
     ranks: frozenset[str] | None = None
     updated_since: int | None = None
+    uuids: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ def parse_filters(params: Mapping[str, str]) -> Filters:
         photos=parse_bool(params.get("photos")),
         ranks=_lower_set(params, "rank"),
         updated_since=updated_since,
+        uuids=_lower_set(params, "uuid"),
     )
 
 

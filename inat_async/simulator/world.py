@@ -497,11 +497,26 @@ class World:
             hits = np.zeros(len(cols.ids), dtype=bool)
             hits[self._photos.obs[lut[self._photos.license]]] = True
             both(hits[sel])
+        if filters.uuids is not None:
+            hits = np.zeros(len(cols.ids), dtype=bool)
+            hits[[pos for uuid, pos in self._uuid_positions().items() if uuid in filters.uuids]] = True
+            both(hits[sel])
         if isinstance(sel, slice):
             if mask is None:
                 return np.arange(lo, hi, dtype=np.int64)
             return np.flatnonzero(mask) + lo
         return sel if mask is None else sel[mask]
+
+    def _uuid_positions(self) -> dict[str, int]:
+        """Each observation's uuid -> its position (rendered once: a uuid is drawn with the
+        rest of its observation; observations added later are rendered then)."""
+        cached = getattr(self, "_uuids", None)
+        if cached is None or len(cached) != len(self._cols.ids):
+            cached = {
+                json.loads(self._observation_text(pos))["uuid"]: pos for pos in range(len(self._cols.ids))
+            }
+            self._uuids: dict[str, int] = cached
+        return cached
 
     def _taxon_lut(self, filters: Filters) -> npt.NDArray[np.bool_] | None:
         """Allowed taxa as a table indexed by taxon index + 1 (0 = no taxon), or None."""
