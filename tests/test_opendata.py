@@ -328,3 +328,59 @@ def test_hydrate_gives_every_api_column_in_requests_of_200_and_a_dry_run_counts_
     assert table["created_at"].notna().all() and table["user.login"].notna().all()
     asked = [r for r in sim.log if r.path == "/v1/observations"]
     assert len(asked) == 1 and set(asked[0].query["uuid"].split(",")) == uuids
+
+
+def write_tables(folder: Path, tables: dict[str, list[str]]) -> Path:
+    folder.mkdir()
+    for name, lines in tables.items():
+        with gzip.open(folder / f"{name}.csv.gz", "wt", encoding="utf-8", newline="\n") as file:
+            file.write("\n".join(lines) + "\n")
+    return folder
+
+
+def test_damaged_rows_are_skipped_or_emptied_never_trusted(tmp_path: Path):
+    """A row with too few or too many fields is skipped; a value that is not what its column
+    holds (a latitude of 95 or '1.2.3', a uuid of another form, a photo id of text) is empty
+    and the row falls out of a filter needing it; quotes and backslashes are text."""
+    good, other, bad = (
+        "0a1b2c3d-0000-4000-8000-00000000000a",
+        "0a1b2c3d-0000-4000-8000-00000000000b",
+        "not-a-uuid",
+    )
+    obs = "\t".join(
+        ("observation_uuid", "observer_id", "latitude", "longitude", "positional_accuracy", "taxon_id",
+         "quality_grade", "observed_on")
+    )  # fmt: skip
+    dump = write_tables(
+        tmp_path / "dump",
+        {
+            "observations": [
+                obs,
+                f"{good}\t7\t1.5\t2.5\t10\t3\tresearch\t2020-01-02",
+                f"{other}\t8\t95\t2.5\t\t3\tresearch\t2020-01-02",  # latitude out of range
+                f"{bad}\t7\t1.5\t2.5\t10\t3\tresearch\t2020-01-02",
+                f"{good}\t7\t1.5",  # too few fields
+                f"{other}\t8\t1.2.3\t2.5\t\t3\tresearch\t2020-01-02\textra",  # too many
+            ],
+            "photos": [
+                "photo_uuid\tphoto_id\tobservation_uuid\tobserver_id\textension\tlicense\twidth\theight\tposition",
+                f"p1\t11\t{good}\t7\tjpg\tCC0\t100\t80\t0",
+                f"p2\televen\t{good}\t7\tjpg\tCC0\t100\t80\t1",
+                f"p3\t12\t{good}\t7\texe\tCC0\t100\t80\t2",
+                f"p4\t13\t{other}\t8\tjpg\tCC-BY\t100\t80\t0",
+            ],
+            "taxa": [
+                "taxon_id\tancestry\trank_level\trank\tname\tactive",
+                "3\t1/2\t10\tspecies\tX \"y' z\\\ttrue",
+            ],
+            "observers": ["observer_id\tlogin\tname", '7\tann\tAnn "Quote', "8\tbob\t"],
+        },
+    )
+    from inat_async.sources import opendata as source
+
+    selection = source.select(source.open_dump(str(dump)), source.DumpQuery(bbox=(0.0, 0.0, 5.0, 5.0)))
+    assert [row["observation_uuid"] for row in selection.observations] == [good]
+    assert [p["photo_id"] for p in selection.photos[good]] == [11]  # text id and .exe dropped
+    (observation,) = source.api_observations(selection)
+    assert observation["taxon"]["name"] == "X \"y' z\\"
+    assert observation["photos"][0]["attribution"] == '(c) Ann "Quote, no rights reserved (CC0)'
