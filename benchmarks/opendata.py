@@ -196,8 +196,8 @@ def select_child(folder: Path) -> None:
     )
     start = time.monotonic()
     selection = source.select(source.open_dump(str(folder)), query)
-    observations = list(source.api_observations(selection))
-    print(json.dumps({"selected": len(observations), "rows_read": selection.rows_read,
+    shaped = sum(1 for _ in source.api_observations(selection))  # made as a harvest makes them
+    print(json.dumps({"selected": shaped, "rows_read": selection.rows_read,
                       "seconds": time.monotonic() - start}))  # fmt: skip
 
 
@@ -240,11 +240,18 @@ def sqlite_child(folder: Path, work: Path) -> None:
 def _measure(argv: list[str], log: Path) -> tuple[Run, dict[str, Any]]:
     """Run a child; its figures are the JSON object its output ends with."""
     result = run(argv, log=log)
-    start = result.output.rfind('{"')
-    try:
-        return result, json.loads(result.output[start:].strip())
-    except ValueError:
-        return result, {"error": result.output[-300:]}
+    text = result.output.rstrip()
+    decoder = json.JSONDecoder()
+    start = text.find('{"')
+    while start != -1:  # the object that ends the output (progress bars may precede it)
+        try:
+            figures, end = decoder.raw_decode(text, start)
+            if end == len(text):
+                return result, figures
+        except ValueError:
+            pass
+        start = text.find('{"', start + 1)
+    return result, {"error": text[-300:]}
 
 
 def main() -> None:

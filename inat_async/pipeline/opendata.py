@@ -10,12 +10,14 @@ goes straight to the photos. The feeders, downloader, exports and summary are th
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,7 +33,7 @@ from inat_async.exports.summary import Summary, write_summary
 from inat_async.model import check_observations
 from inat_async.net.http import Http
 from inat_async.net.politeness import Politeness
-from inat_async.photos import host_of, photo_files
+from inat_async.photos import PhotoFile, host_of, photo_files
 from inat_async.pipeline.downloader import Downloader
 from inat_async.pipeline.feeder import Feeders
 from inat_async.pipeline.harvest import _disk_full, _main_cause, _progress_from, _summary, locked_state
@@ -191,7 +193,7 @@ class _Stopped(Exception):
     """The run was cancelled (Ctrl-C, SIGTERM) while the selection's thread was reading."""
 
 
-async def _select(job: DumpHarvest, query: source.DumpQuery) -> list[dict[str, Any]]:
+async def _select(job: DumpHarvest, query: source.DumpQuery) -> source.Selection:
     """The selection, read in a thread, saying every few seconds how far it has read; a
     cancelled run stops it at its next block (a thread cannot be cancelled, and the event
     loop would wait for it to read the whole dump)."""
@@ -208,7 +210,7 @@ async def _select(job: DumpHarvest, query: source.DumpQuery) -> list[dict[str, A
             said[0] = time.monotonic()
             log.info("reading the dump: %s rows of %s.csv.gz so far", f"{read[table]:,}", table)
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> source.Selection:
         selection = source.select(dump, query, rows_read)
         log.info(
             "read %s from %s: %d observation(s) selected",
@@ -216,8 +218,7 @@ async def _select(job: DumpHarvest, query: source.DumpQuery) -> list[dict[str, A
             job.dump,
             len(selection.observations),
         )
-        places = [job.place] if job.place is not None else []
-        return list(source.api_observations(selection, photo_base=job.photo_base, places=places))
+        return selection
 
     try:
         return await asyncio.to_thread(work)
@@ -227,37 +228,44 @@ async def _select(job: DumpHarvest, query: source.DumpQuery) -> list[dict[str, A
 
 
 async def _commit(
-    job: DumpHarvest, state: State, http: Http, observations: list[dict[str, Any]], progress: Progress
+    job: DumpHarvest, state: State, http: Http, selection: source.Selection, progress: Progress
 ) -> None:
     """The selection into the state, a page at a time (with --hydrate, each page's API
     records first), from where the cursor says an earlier run stopped (the selection's order
-    is the dump's, the same each time); the cursor done with the last page."""
+    is the dump's, the same each time); the cursor done with the last page. Observations are
+    shaped a page at a time, so only the selection's rows are held, not their API form."""
     s = job.settings
     places = (job.place,) if job.place is not None else ()
-    allowed = s.photo_hosts | {urlsplit(job.photo_base).hostname or ""}  # the user's own choice
     cursor = state.add_cursor(STREAM, 0, None)
     size = HYDRATE_PAGE if job.hydrate else PAGE
-    for start in range(cursor.last_id, len(observations), size) or range(cursor.last_id, cursor.last_id + 1):
-        page = observations[start : start + size]
+    total = len(selection.observations)
+    shaped = source.api_observations(
+        selection, photo_base=job.photo_base, places=places, start=cursor.last_id
+    )
+    for start in range(cursor.last_id, total, size) or range(cursor.last_id, cursor.last_id + 1):
+        page = list(itertools.islice(shaped, size))
         if job.hydrate and page:
             page = await hydrate(page, http, s.api_url)
         checked = check_observations(page)
         rows = [observation_row(fit.data, places) for fit in checked.fits]
-        photos = [
-            file
-            for fit in checked.fits
-            if not s.no_photos
-            for file in photo_files(
-                fit.data, s.sizes, all_photos=s.all_photos, allowed_hosts=allowed, licenses=s.photo_licenses
-            )
-        ]
-        end = min(start + size, len(observations))
-        changes = state.save_page(
-            cursor, rows, [fit.raw for fit in checked.fits], photos, end, end >= len(observations)
-        )
+        photos = [file for fit in checked.fits for file in _photo_files(job, fit.data)]
+        end = min(start + size, total)
+        changes = state.save_page(cursor, rows, [fit.raw for fit in checked.fits], photos, end, end >= total)
         state.record_rejected(checked.rejected, [fit.id for fit in checked.fits])
         progress.page_saved(len(rows), changes)
     state.end_range(cursor)
+
+
+def _photo_files(job: DumpHarvest, observation: dict[str, Any]) -> Iterator[PhotoFile]:
+    """The photo files an observation asks for, judged as a harvest judges them; the photo
+    base is the user's own choice of host."""
+    s = job.settings
+    if s.no_photos:
+        return iter(())
+    allowed = s.photo_hosts | {urlsplit(job.photo_base).hostname or ""}
+    return photo_files(
+        observation, s.sizes, all_photos=s.all_photos, allowed_hosts=allowed, licenses=s.photo_licenses
+    )
 
 
 async def hydrate(page: list[dict[str, Any]], http: Http, api_url: str) -> list[dict[str, Any]]:
@@ -329,20 +337,15 @@ async def dry_run(job: DumpHarvest) -> str:
     politeness.open()
     try:
         async with Http(s, politeness) as http:
-            selected = await _select(job, await _query(job, None, http))
+            selection = await _select(job, await _query(job, None, http))
     finally:
         politeness.close()
-    allowed = s.photo_hosts | {urlsplit(job.photo_base).hostname or ""}
-    files = 0 if s.no_photos else sum(
-        file.status == "pending"
-        for obs in selected
-        for file in photo_files(
-            obs, s.sizes, all_photos=s.all_photos, allowed_hosts=allowed, licenses=s.photo_licenses
-        )
-    )  # fmt: skip
-    lines = [f"{len(selected):,} observations selected from {job.dump}", f"{files:,} photo files to fetch"]
+    selected = len(selection.observations)
+    shaped = source.api_observations(selection, photo_base=job.photo_base)
+    files = sum(file.status == "pending" for obs in shaped for file in _photo_files(job, obs))
+    lines = [f"{selected:,} observations selected from {job.dump}", f"{files:,} photo files to fetch"]
     if job.hydrate:
-        requests = math.ceil(len(selected) / HYDRATE_PAGE)
+        requests = math.ceil(selected / HYDRATE_PAGE)
         seconds = 0.0
         if s.limits:  # a minute's budget at a time, and a whole day for each day's budget spent
             b = s.budgets

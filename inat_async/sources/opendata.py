@@ -15,6 +15,7 @@ harvest's own checks, photo rules, state and exports take them as they take an A
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 import math
 import re
@@ -247,6 +248,7 @@ def select(dump: Dump, query: DumpQuery, on_rows: Callable[[str, int], None] | N
     uuids = observations.column("observation_uuid").combine_chunks()
     selection.photos = _photos(dump, query, uuids, selection, on_rows)
     kept = [row for row in observations.to_pylist() if row["observation_uuid"] in selection.photos]
+    kept.sort(key=lambda row: observation_id(row["observation_uuid"]))
     selection.observations = kept
     selection.taxa = _taxa(dump, {row["taxon_id"] for row in kept if row["taxon_id"] is not None})
     selection.observers = _observers(
@@ -430,13 +432,12 @@ def observation_id(uuid: str) -> int:
 
 
 def api_observations(
-    selection: Selection, *, photo_base: str = PHOTO_BASE, places: Iterable[int] = ()
+    selection: Selection, *, photo_base: str = PHOTO_BASE, places: Iterable[int] = (), start: int = 0
 ) -> Iterator[dict[str, Any]]:
-    """Each selected observation as the API would give it (only the fields the dump has), in
-    the order of their ids."""
+    """Each selected observation from the ``start``-th on as the API would give it (only the
+    fields the dump has), in the order of their ids; made one at a time, as they are asked."""
     place_ids = list(places)
-    rows = sorted(selection.observations, key=lambda row: observation_id(row["observation_uuid"]))
-    for row in rows:
+    for row in itertools.islice(selection.observations, start, None):
         uuid = row["observation_uuid"]
         user = _user(selection.observers.get(row["observer_id"]), row["observer_id"])
         photos = sorted(
