@@ -15,6 +15,8 @@ import logging
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import zipfile
 from collections import defaultdict
@@ -23,12 +25,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import start_cli
+from conftest import cli_env, start_cli
 from shapely.geometry import Point, shape
 
 from inat_async.cli import main
 from inat_async.simulator import SimulatorThread, World
-from inat_async.simulator.dump import place_boundary, write_dump
+from inat_async.simulator.dump import TABLES, place_boundary, write_dump
 
 PLACE = 128892
 FUNGI = 47170  # a kingdom: its species and genera are selected through their ancestry
@@ -384,3 +386,28 @@ def test_damaged_rows_are_skipped_or_emptied_never_trusted(tmp_path: Path):
     (observation,) = source.api_observations(selection)
     assert observation["taxon"]["name"] == "X \"y' z\\"
     assert observation["photos"][0]["attribution"] == '(c) Ann "Quote, no rights reserved (CC0)'
+
+
+def test_the_simulator_command_writes_a_dump_and_says_how_to_harvest_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    folder = tmp_path / "dump"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "inat_async.simulator", "--observations", "120", "--places", "128892",
+         "--api-latency", "0", "--photo-latency", "0", "--dump", str(folder)],
+        stdout=subprocess.PIPE, text=True, env=cli_env(tmp_path),
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        line = ""
+        while "open-data dump in" not in line:
+            line = server.stdout.readline()
+            assert line, "the simulator ended without saying where its dump is"
+        command = line.split("try: python -m inat_async ", 1)[1].split()
+        command[command.index("--out") + 1] = str(tmp_path / "demo")
+        assert in_process(tmp_path, monkeypatch, *command, "-q", "--no-photos") == 0
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=15)
+    assert sorted(p.name for p in folder.iterdir()) == [f"{t}.csv.gz" for t in sorted(TABLES)]
+    assert len(pd.read_csv(tmp_path / "demo" / "observations.csv")) > 0

@@ -12,8 +12,10 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
+from .dump import write_dump
 from .faults import Faults, RateLimit
 from .server import Simulator
 from .world import World
@@ -125,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Retry-After of rate-limit 429s: none, auto, http-date or seconds",
     )
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write the world as an open-data dump into DIR (for inat-async opendata)",
+    )
     return parser
 
 
@@ -148,12 +157,20 @@ async def _serve(args: argparse.Namespace) -> None:
         api_limit=limit,
         port=args.port,
     )
+    if args.dump is not None:
+        write_dump(world, args.dump)
     async with sim:
         print(f"iNaturalist simulator: {len(world)} observations in places {args.places}")
         print(f"API URL: {sim.api_url}")
         print(f"photo hosts: open {sim.hosts['open']}, static {sim.hosts['static']}")
         example = f"--place {args.places[0]} --api-url {sim.api_url} --no-limits --out demo"
         print(f"try: python -m inat_async {example}")
+        if args.dump is not None:
+            print(
+                f"open-data dump in {args.dump}; try: python -m inat_async opendata --dump {args.dump} "
+                f"--place {args.places[0]} --api-url {sim.api_url} --photo-base {sim.hosts['open']} "
+                "--no-limits --out demo_opendata"
+            )
         print("Ctrl-C to stop.", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
