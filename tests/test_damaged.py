@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import error_line, local, metadata_args, run_cli
+from conftest import error_line, local, metadata_args, run_cli, start_cli
 from test_crash import small_disk  # noqa: F401 - a fixture
 
 from inat_async.net.budget import Ledger
@@ -97,6 +97,8 @@ db.execute("INSERT INTO spent VALUES ('x', 0, 0)")
 print("holding", flush=True)
 if sys.argv[2] == "stop":
     os.kill(os.getpid(), signal.SIGSTOP)  # as a harvest stopped with Ctrl-Z in a transaction
+if sys.argv[2] == "until-told":
+    sys.stdin.readline()
 time.sleep(float(sys.argv[3]))
 db.execute("COMMIT")
 """
@@ -104,7 +106,10 @@ db.execute("COMMIT")
 
 def _holder(budget: Path, how: str, seconds: float) -> subprocess.Popen[str]:
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD, str(budget), how, str(seconds)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLD, str(budget), how, str(seconds)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
     return holder
@@ -134,12 +139,20 @@ def test_a_budget_file_held_by_another_program_is_waited_on_saying_so_then_refus
 @pytest.mark.slow
 def test_a_budget_file_released_within_the_limit_is_waited_for_and_the_harvest_goes_on(tmp_path):
     budget = tmp_path / "budget.sqlite"
-    holder = _holder(budget, "sleep", 4.0)
+    holder = _holder(budget, "until-told", 0)
     with SimulatorThread(WORLD) as sim:
-        result = _budget_harvest(tmp_path, sim, budget, "--budget-lock-wait", "20")
+        args = [*metadata_args(sim, "9801", tmp_path / "o"), "--api-rpm", "600", "--budget-file", str(budget)]
+        harvest = start_cli(tmp_path, *args, "--budget-lock-wait", "60")
+        assert harvest.stderr is not None and holder.stdin is not None
+        said = ""  # released once the harvest says it waits, however slowly this machine starts it
+        while "waiting for the budget file" not in said and harvest.poll() is None:
+            said += harvest.stderr.readline()
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        _, rest = harvest.communicate(timeout=60)
     holder.wait()
-    assert result.returncode == 0, result.stderr
-    assert "waiting for the budget file" in result.stderr
+    assert harvest.returncode == 0, said + rest
+    assert "waiting for the budget file" in said
 
 
 def test_a_rerun_while_the_disk_is_still_full_says_the_disk_is_full(tmp_path, small_disk):  # noqa: F811
