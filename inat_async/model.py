@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any
 
 import msgspec
@@ -24,12 +25,17 @@ Id = Annotated[int, msgspec.Meta(ge=1, le=_INT64)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=_INT64)]
 SmallInt = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31)]
 Pixels = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
-# Metres of accuracy and the like: any finite number a CSV or SQLite carries as it is.
-Number = Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)]
+# Metres of accuracy and the like: any finite number a CSV or SQLite carries as it is (an
+# integer stays one, as the outputs write it).
+Number = (
+    Annotated[int, msgspec.Meta(ge=-(10**15), le=10**15)] | Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)]
+)
 
 
 class _Page(msgspec.Struct):
-    results: list[Any]
+    # Each observation's JSON as it came, checked and decoded one by one into its shape:
+    # no dict is built for the fields nothing reads, and the JSON is stored as sent.
+    results: list[msgspec.Raw]
     total_results: Count | None = None
 
 
@@ -37,13 +43,13 @@ class _Error(msgspec.Struct):
     error: Any = None
 
 
-class _Taxon(msgspec.Struct):
+class Taxon(msgspec.Struct):
     id: Id | None = None
     name: str | None = None
     rank: str | None = None
 
 
-class _User(msgspec.Struct):
+class User(msgspec.Struct):
     id: Id | None = None
     login: str | None = None
     name: str | None = None
@@ -56,6 +62,7 @@ class _PhotoRef(msgspec.Struct):
 class _ObservationPhoto(msgspec.Struct):
     photo: _PhotoRef | None = None
     position: SmallInt | None = None
+    photo_id: Any = None  # some answers name the photo here; used only when a valid id
 
 
 class _Dimensions(msgspec.Struct):
@@ -71,12 +78,12 @@ class _Photo(msgspec.Struct):
     original_dimensions: _Dimensions | None = None
 
 
-class _Observation(msgspec.Struct):
+class Observation(msgspec.Struct):
     """The fields the harvester reads (records, photos, Darwin Core), each with its type."""
 
     id: Id
-    taxon: _Taxon | None = None
-    user: _User | None = None
+    taxon: Taxon | None = None
+    user: User | None = None
     location: str | None = None
     place_ids: list[Id] | None = None
     quality_grade: str | None = None
@@ -98,9 +105,18 @@ class _Observation(msgspec.Struct):
     observation_photos: list[_ObservationPhoto] | None = None
 
 
+_OBSERVATION = msgspec.json.Decoder(Observation)
+_ANY = msgspec.json.Decoder()
+
+
+class _IdOnly(msgspec.Struct):
+    id: Any = None
+
+
 def decode_page(body: bytes | bytearray, *, error: bool = False) -> dict[str, Any]:
     """An API answer's JSON as ``{"total_results": ..., "results": [...]}`` (or, with
-    ``error``, ``{"error": ...}`` of an error answer); TransientError when it does not fit."""
+    ``error``, ``{"error": ...}`` of an error answer); TransientError when it does not fit.
+    Each result is its JSON as sent (``msgspec.Raw``), for :func:`check_observations`."""
     try:
         if error:
             return {"error": msgspec.json.decode(body, type=_Error).error}
@@ -115,6 +131,14 @@ def decode_page(body: bytes | bytearray, *, error: bool = False) -> dict[str, An
     return {"total_results": page.total_results, "results": page.results}
 
 
+def field_of(value: object, name: str) -> Any:
+    """A field of an observation, or of an object in it, whether decoded as a dict or as its
+    typed shape; None when it has none (or is neither)."""
+    if type(value) is dict:
+        return value.get(name)
+    return getattr(value, name, None) if isinstance(value, msgspec.Struct) else None
+
+
 @dataclass(frozen=True)
 class Rejected:
     """An observation or photo skipped because it does not fit its shape."""
@@ -127,15 +151,21 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Fit:
-    """An observation that fits: as the API sent it (less its photos that do not fit), and
-    its JSON to store."""
+    """An observation that fits: its typed shape, and its JSON to store, as the API sent it
+    (less its photos that do not fit)."""
 
-    data: dict[str, Any]
+    shape: Observation
     raw: bytes
 
     @property
     def id(self) -> int:
-        return int(self.data["id"])
+        return self.shape.id
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        """The whole observation as a dict (every field, not only the shape's)."""
+        decoded: dict[str, Any] = _ANY.decode(self.raw)
+        return decoded
 
 
 @dataclass
@@ -149,23 +179,25 @@ class Checked:
 
 
 def check_observations(results: list[Any]) -> Checked:
+    """Each result (its JSON as sent, or already decoded) checked against its shape."""
     checked = Checked()
     for item in results:
-        obs_id = usable_id(item)
-        if obs_id is not None:
-            checked.ids.append(obs_id)
+        raw = bytes(item) if isinstance(item, msgspec.Raw) else None
         try:
-            shape = msgspec.convert(item, _Observation)
-            fit = _fit(item, shape, checked.rejected)
+            shape = _OBSERVATION.decode(raw) if raw is not None else msgspec.convert(item, Observation)
         except (msgspec.ValidationError, RecursionError) as exc:
+            obs_id = usable_id(item)
+            if obs_id is not None:
+                checked.ids.append(obs_id)
             key = str(obs_id) if obs_id is not None else _digest(item)
             checked.rejected.append(Rejected("observation", key, obs_id, _reason(exc)))
             continue
-        checked.fits.append(fit)
+        checked.ids.append(shape.id)
+        checked.fits.append(_fit(raw, item, shape, checked.rejected))
     return checked
 
 
-def _fit(item: dict[str, Any], shape: _Observation, rejected: list[Rejected]) -> Fit:
+def _fit(raw: bytes | None, item: Any, shape: Observation, rejected: list[Rejected]) -> Fit:
     photos = []
     for position, photo in enumerate(shape.photos or []):
         try:
@@ -174,20 +206,34 @@ def _fit(item: dict[str, Any], shape: _Observation, rejected: list[Rejected]) ->
             rejected.append(Rejected("photo", f"{shape.id}/{position}", shape.id, _reason(exc)))
             continue
         photos.append(photo)
-    data = item if len(photos) == len(shape.photos or []) else {**item, "photos": photos}
-    return Fit(data, msgspec.json.encode(data))
+    every_photo_fits = len(photos) == len(shape.photos or [])
+    if raw is not None and every_photo_fits:
+        return Fit(shape, raw)  # the common case: kept byte for byte
+    data = _ANY.decode(raw) if raw is not None else item
+    if not every_photo_fits:
+        data = {**data, "photos": photos}
+        shape.photos = photos
+    return Fit(shape, msgspec.json.encode(data))
 
 
 def usable_id(item: Any) -> int | None:
     """An observation's id, when it is one that paging and SQLite can use."""
-    oid = item.get("id") if isinstance(item, dict) else None
+    if isinstance(item, msgspec.Raw):
+        try:
+            oid = msgspec.json.decode(item, type=_IdOnly).id
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            return None
+    else:
+        oid = item.get("id") if isinstance(item, dict) else None
     return oid if type(oid) is int and 1 <= oid <= _INT64 else None
 
 
 def _digest(item: Any) -> str:
     try:
+        if isinstance(item, msgspec.Raw):  # as the decoded item was digested before
+            item = _ANY.decode(item)
         text = msgspec.json.encode(item)
-    except (TypeError, RecursionError):
+    except (TypeError, RecursionError, msgspec.DecodeError):
         text = repr(type(item)).encode()
     return "sha1:" + hashlib.sha1(text).hexdigest()[:16]
 

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
 from inat_async.image import byte_cap
+from inat_async.model import field_of
 
 EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif"})
 ALL_RIGHTS_RESERVED = "all-rights-reserved"
@@ -84,34 +85,32 @@ def _integer(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _positions(observation: Mapping[str, object]) -> dict[int, int]:
+def _positions(observation: object) -> dict[int, int]:
     """Each photo's ``position`` from observation_photos (photo id from ``photo_id`` or
     ``photo.id``); a photo whose position is null or absent is not in the dict."""
-    items = observation.get("observation_photos")
+    items = field_of(observation, "observation_photos")
     positions: dict[int, int] = {}
     for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict):
-            continue
-        photo = item.get("photo")
-        pid = _integer(item.get("photo_id")) or _integer(photo.get("id") if isinstance(photo, dict) else None)
-        pos = item.get("position")
+        pid = _integer(field_of(item, "photo_id")) or _integer(field_of(field_of(item, "photo"), "id"))
+        pos = field_of(item, "position")
         if pid is not None and isinstance(pos, int) and not isinstance(pos, bool):
             positions[pid] = pos
     return positions
 
 
-def photos_in_order(observation: Mapping[str, object]) -> list[tuple[int | None, Mapping[str, object]]]:
+def photos_in_order(observation: object) -> list[tuple[int | None, Mapping[str, object]]]:
     """(position, photo) pairs in the API's ``photos`` order, which is iNaturalist's own
     (positioned photos first): ``photos[0]`` is the first photo. The position is the API's
-    value, None when it gives none; it never reorders the list."""
+    value, None when it gives none; it never reorders the list. ``observation``: decoded as a
+    dict or as its typed shape (model.Observation)."""
     positions = _positions(observation)
-    listed = observation.get("photos")
+    listed = field_of(observation, "photos")
     photos = [p for p in (listed if isinstance(listed, list) else []) if isinstance(p, dict)]
     return [(positions.get(_integer(p.get("id")) or 0), p) for p in photos]
 
 
 def photo_files(
-    observation: Mapping[str, object],
+    observation: object,
     sizes: Iterable[str],
     *,
     all_photos: bool,
@@ -124,7 +123,7 @@ def photo_files(
     observation's; "all-rights-reserved" for none), compared without regard to case; the
     others are recorded as skipped.
     """
-    obs_id = _integer(observation.get("id"))
+    obs_id = _integer(field_of(observation, "id"))
     if obs_id is None:
         return
     wanted = None if licenses is None else {code.lower() for code in licenses}

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
+
+from inat_async.model import Observation, Taxon, User
+
 # The seed script's ten columns, in its order, then ours.
 SEED_COLUMNS = (
     "id",
@@ -53,12 +57,7 @@ PHOTO_COLUMNS = (
 # observation, in the API's order of its photos, each photo's sizes smallest first.
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _number(value: Any) -> int | float | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+_NO_TAXON, _NO_USER = Taxon(), User()
 
 
 def _lat_lng(location: Any) -> tuple[float | None, float | None]:
@@ -72,40 +71,35 @@ def _lat_lng(location: Any) -> tuple[float | None, float | None]:
     return lat, lng
 
 
-def _object(value: Any) -> Mapping[str, Any]:
-    """A nested JSON object, or an empty one when the field is missing or not an object."""
-    return value if isinstance(value, dict) else {}
-
-
-def observation_row(obs: Mapping[str, Any], requested_places: Iterable[int]) -> tuple[Any, ...]:
-    """One observations table row, in SQL_COLUMNS order."""
-    taxon = _object(obs.get("taxon"))
-    user = _object(obs.get("user"))
-    lat, lng = _lat_lng(obs.get("location"))
-    own = {p for p in obs.get("place_ids") or [] if isinstance(p, int)}
-    places = ";".join(str(p) for p in requested_places if p in own)
-    obscured = obs.get("obscured")
+def observation_row(obs: Observation | Mapping[str, Any], requested_places: Iterable[int]) -> tuple[Any, ...]:
+    """One observations table row, in SQL_COLUMNS order, from an observation's typed shape
+    (a dict is checked into one first: msgspec.ValidationError if it does not fit)."""
+    if not isinstance(obs, Observation):
+        obs = msgspec.convert(obs, Observation)
+    taxon, user = obs.taxon or _NO_TAXON, obs.user or _NO_USER
+    lat, lng = _lat_lng(obs.location)
+    own = set(obs.place_ids or ())
     return (
-        obs["id"],
-        _text(taxon.get("name")),
-        _text(obs.get("quality_grade")),
-        _text(obs.get("time_observed_at")),
-        _text(obs.get("species_guess")),
-        _text(obs.get("license_code")),
-        _text(obs.get("observed_on")),
-        _number(obs.get("community_taxon_id")),
+        obs.id,
+        taxon.name,
+        obs.quality_grade,
+        obs.time_observed_at,
+        obs.species_guess,
+        obs.license_code,
+        obs.observed_on,
+        obs.community_taxon_id,
         lng,
         lat,
-        places,
-        _number(taxon.get("id")),
-        _text(taxon.get("rank")),
-        _text(user.get("login")),
-        _text(obs.get("uri")),
-        ("true" if obscured else "false") if isinstance(obscured, bool) else None,
-        _number(obs.get("positional_accuracy")),
-        _number(obs.get("public_positional_accuracy")),
-        _text(obs.get("geoprivacy")),
-        _text(obs.get("created_at")),
-        _text(obs.get("updated_at")),
-        len([p for p in obs.get("photos") or [] if isinstance(p, dict)]),
+        ";".join(str(p) for p in requested_places if p in own),
+        taxon.id,
+        taxon.rank,
+        user.login,
+        obs.uri,
+        None if obs.obscured is None else ("true" if obs.obscured else "false"),
+        obs.positional_accuracy,
+        obs.public_positional_accuracy,
+        obs.geoprivacy,
+        obs.created_at,
+        obs.updated_at,
+        sum(isinstance(p, dict) for p in obs.photos or ()),
     )

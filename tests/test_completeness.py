@@ -298,7 +298,7 @@ def test_update_reconciles_what_it_asks_for_and_keeps_looking_with_the_same_quer
 
 
 def test_a_state_of_the_previous_version_is_reconciled_and_its_losses_found(tmp_path):
-    """A harvest.sqlite left by the previous version, where a range was stored as done with
+    """A harvest.sqlite left by version 4, where a range was stored as done with
     observations missing (as the empty-page bug left it): the next run counts, finds the
     gaps and pages them, without planning or paging the query again."""
     out = tmp_path / "o"
@@ -307,7 +307,7 @@ def test_a_state_of_the_previous_version_is_reconciled_and_its_losses_found(tmp_
         with sqlite3.connect(out / "harvest.sqlite") as db:
             for table in ("streams", "paged", "counts"):
                 db.execute(f"DROP TABLE {table}")
-            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION - 1),))
+            db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")  # before streams
             db.execute('DELETE FROM observations WHERE "id" > ? AND "id" < ?', (IDS[200], IDS[260]))
         sim.clear_log()
         result = _harvest(sim, tmp_path, out, "--per-page", "50")

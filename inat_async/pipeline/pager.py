@@ -357,10 +357,10 @@ class Pager:
         done = r.hi is not None and bool(ids) and ids[-1] >= r.hi - 1
         last_id = in_range[-1] if in_range else r.last_id
         s = self.settings
-        files = [f for fit in fresh for f in files_of(fit.data, s)]
+        files = [f for fit in fresh for f in files_of(fit.shape, s)]
         added = self.state.save_page(
             r.cursor,
-            [observation_row(fit.data, s.places) for fit in fresh],
+            [observation_row(fit.shape, s.places) for fit in fresh],
             [fit.raw for fit in fresh],
             files,
             last_id,
@@ -380,8 +380,9 @@ class Pager:
         r.done = True
 
 
-def files_of(observation: dict[str, Any], settings: Settings) -> list[PhotoFile]:
-    """The photo files the settings ask of one observation, judged fetchable or skipped."""
+def files_of(observation: object, settings: Settings) -> list[PhotoFile]:
+    """The photo files the settings ask of one observation (a dict or model.Observation),
+    judged fetchable or skipped."""
     if settings.no_photos:
         return []
     s = settings
