@@ -33,6 +33,11 @@ Number = (
 
 
 class _Page(msgspec.Struct):
+    results: list[Any]
+    total_results: Count | None = None
+
+
+class _RawPage(msgspec.Struct):
     # Each observation's JSON as it came, checked and decoded one by one into its shape:
     # no dict is built for the fields nothing reads, and the JSON is stored as sent.
     results: list[msgspec.Raw]
@@ -113,14 +118,15 @@ class _IdOnly(msgspec.Struct):
     id: Any = None
 
 
-def decode_page(body: bytes | bytearray, *, error: bool = False) -> dict[str, Any]:
+def decode_page(body: bytes | bytearray, *, error: bool = False, raw_results: bool = False) -> dict[str, Any]:
     """An API answer's JSON as ``{"total_results": ..., "results": [...]}`` (or, with
     ``error``, ``{"error": ...}`` of an error answer); TransientError when it does not fit.
-    Each result is its JSON as sent (``msgspec.Raw``), for :func:`check_observations`."""
+    ``raw_results``: each result is its JSON as sent (``msgspec.Raw``), which
+    :func:`check_observations` decodes into its shape."""
     try:
         if error:
             return {"error": msgspec.json.decode(body, type=_Error).error}
-        page = msgspec.json.decode(body, type=_Page)
+        page = msgspec.json.decode(body, type=_RawPage if raw_results else _Page)
     except RecursionError:
         raise TransientError("the answer is JSON nested deeper than any observations page") from None
     except msgspec.ValidationError as exc:

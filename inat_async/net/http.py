@@ -292,10 +292,13 @@ class Http:
         """A request's overall deadline, from --timeout (see :class:`Deadline`)."""
         return Deadline(self.settings.request_timeout).running()
 
-    async def get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+    async def get_json(
+        self, url: str, params: dict[str, str], *, raw_results: bool = False
+    ) -> dict[str, Any]:
         """GET an API URL and return its page, retrying what can be retried. The page is
         checked as it enters (:func:`~inat_async.model.decode_page`); its observations are
-        checked one by one later, where one that does not fit is skipped, not the page."""
+        checked one by one later, where one that does not fit is skipped, not the page
+        (``raw_results``: each result left as its JSON, for model.check_observations)."""
         host = host_of(url)
 
         async def once() -> dict[str, Any]:
@@ -309,7 +312,7 @@ class Http:
                 self.session.get(url, params=params, trace_request_ctx=sent) as response,
             ):
                 await self.check_status(response)
-                return await _api_json(response, deadline)
+                return await _api_json(response, deadline, raw_results)
 
         try:
             return await self.retrying(host, self.settings.api_attempts, once)
@@ -325,7 +328,9 @@ class Http:
             ) from exc
 
 
-async def _api_json(response: aiohttp.ClientResponse, deadline: Deadline) -> dict[str, Any]:
+async def _api_json(
+    response: aiohttp.ClientResponse, deadline: Deadline, raw_results: bool
+) -> dict[str, Any]:
     body = bytearray()
     try:
         async for chunk in body_chunks(response, API_BODY_CAP, deadline):
@@ -337,7 +342,7 @@ async def _api_json(response: aiohttp.ClientResponse, deadline: Deadline) -> dic
         if response.status == 422:
             raise UsageError(f"iNaturalist rejected the query: {message or 'HTTP 422'}")
         raise ServerError(f"the API answered HTTP {response.status}: {str(message)[:200]}")
-    return decode_page(body)
+    return decode_page(body, raw_results=raw_results)
 
 
 @dataclass

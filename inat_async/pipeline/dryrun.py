@@ -144,7 +144,7 @@ class _Sampler:
 
     async def _sample_files(self, params: dict[str, str], result: Estimate) -> None:
         query = {**params, "order_by": "id", "order": "asc", "per_page": "200"}
-        sample = await self._timed("api", self.http.get_json(self.url, query))
+        sample = await self._timed("api", self.http.get_json(self.url, query, raw_results=True))
         observations = [fit.shape for fit in check_observations(sample["results"]).fits]
         result.sampled = len(observations)
         files = [f for o in observations for f in files_of(o, self.settings) if f.status == "pending"]

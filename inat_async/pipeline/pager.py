@@ -322,7 +322,7 @@ class Pager:
         return total
 
     async def _get(self, query: dict[str, str]) -> dict[str, Any]:
-        return await self.http.get_json(self.url, query)
+        return await self.http.get_json(self.url, query, raw_results=True)
 
     def _checked(self, results: list[Any], above: int, below: int | None) -> Checked:
         """The page checked (model.check_observations): its ids, malformed observations'
