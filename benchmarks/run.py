@@ -8,6 +8,8 @@ realistic latency and runs the tools, one at a time, as child processes on the s
 3. scale: inat_async metadata harvests of growing size (time and peak memory against N)
 4. politeness: inat_async under a budget, against a simulator that counts violations
 5. ranges: one cursor against parallel id ranges, at the same API latency and budget
+6. pages: the page path alone (decode, check, rows, commit; then the exports), CPU per page
+   and state bytes per observation, for this tree and the baseline commit, in one run
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,10 @@ HERE = Path(__file__).resolve().parent
 PLACE = 128892
 SIZES = ["square", "medium", "original"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif")
-SCENARIOS = ("photos", "metadata", "scale", "politeness", "ranges")
+SCENARIOS = ("photos", "metadata", "scale", "politeness", "ranges", "pages")
+#: The tree the page path is compared with: main when issue 18 (performance) began.
+BASELINE = "58f52b3"
+FILTERS = "geo=true&identified=true&rank=species"
 #: Offline, quiet children: no update check from albumentations (which img2dataset imports).
 ENV = {"NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
 
@@ -56,6 +64,8 @@ class Config:
     polite_per_page: int = 20
     ranges_observations: int = 4_000
     ranges: tuple[int, ...] = (1, 4)
+    page_observations: int = 11_000  # about 50 pages of 200 match
+    page_runs: int = 3  # of each tree, alternating; the least CPU counts
 
 
 QUICK = Config(
@@ -65,6 +75,7 @@ QUICK = Config(
     scale=(10_000, 100_000),
     polite_observations=5_000,
     ranges_observations=2_000,
+    page_runs=2,
 )
 
 
@@ -261,6 +272,56 @@ class Bench:
                          "simulator_violations": stats["violations"]})  # fmt: skip
             shutil.rmtree(self.out, ignore_errors=True)
         return {"rows": rows, "window": window}
+
+    # ------------------------------------------------------------------ 6. pages
+
+    def pages(self) -> dict[str, Any]:
+        """The page path of this tree and of BASELINE's, on the same recorded pages."""
+        recorded = self.scratch / "pages"
+        recorded.mkdir()
+        with SimHost(
+            observations=self.cfg.page_observations, place=PLACE, api_latency=0, photo_latency=0
+        ) as sim:
+            count = _record_pages(sim.api_url, recorded)
+        trees = {"baseline": _archive(BASELINE, self.scratch / "baseline"), "this tree": HERE.parent}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+        for repeat in range(self.cfg.page_runs):
+            for name, tree in trees.items():
+                out = self.scratch / f"pages-{name.replace(' ', '_')}-{repeat}"
+                argv = [sys.executable, str(HERE / "pagepath.py"), f"--pages={recorded}", f"--out={out}",
+                        f"--place={PLACE}"]  # fmt: skip
+                env = {**os.environ, "PYTHONPATH": str(tree)}
+                print(f"  page path, {name} #{repeat + 1} ...", flush=True)
+                done = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True, check=True)
+                runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                shutil.rmtree(out, ignore_errors=True)
+        best = {name: min(r, key=lambda m: sum(m["cpu_ms_per_page"].values())) for name, r in runs.items()}
+        return {"baseline": BASELINE, "pages": count, "runs": runs, "best": best}
+
+
+def _record_pages(api_url: str, folder: Path) -> int:
+    """The query's pages of 200, as the API sends them, one file each; returns their count."""
+    last, n = 0, 0
+    while True:
+        url = f"{api_url}/observations?{FILTERS}&place_id={PLACE}&order_by=id&order=asc&per_page=200"
+        with urllib.request.urlopen(f"{url}&id_above={last}") as answer:
+            body = answer.read()
+        results = json.loads(body)["results"]
+        if not results:
+            return n
+        last = results[-1]["id"]
+        (folder / f"{n:05d}.json").write_bytes(body)
+        n += 1
+
+
+def _archive(commit: str, folder: Path) -> Path:
+    """The package of ``commit`` unpacked into ``folder`` (git archive): a tree to import."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", commit, "inat_async"], cwd=HERE.parent, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
 
 
 def _rates(times: list[float], budget: int, window: float) -> dict[str, Any]:
