@@ -29,15 +29,18 @@ class Run:
     tree_rss_mb: float  # sampled peak of the tree's summed RSS
     status: int
     output: str  # the tail of its stdout and stderr
+    start: float = 0.0  # time.monotonic() when it was started (comparable across processes)
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None) -> Run:
+def run(
+    argv: list[str], *, env: dict[str, str] | None = None, log: Path | None = None, cwd: Path | None = None
+) -> Run:
     """Run ``argv`` to its end; its stdout and stderr go to ``log`` (the tail is kept)."""
     out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
         start = time.monotonic()
         child = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=cwd
         )
         peak = _TreeSampler(child.pid)
         _, status, usage = os.wait4(child.pid, 0)
@@ -55,6 +58,7 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, log: Path | None 
         tree_rss_mb=max(peak.peak_mb, usage.ru_maxrss / 1024),
         status=child.returncode,
         output=tail,
+        start=start,
     )
 
 

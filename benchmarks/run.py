@@ -10,11 +10,15 @@ realistic latency and runs the tools, one at a time, as child processes on the s
 5. ranges: one cursor against parallel id ranges, at the same API latency and budget
 6. pages: the page path alone (decode, check, rows, commit; then the exports), CPU per page
    and state bytes per observation, for this tree and the baseline commit, in one run
+7. startup: from the command's start to its first API request, this tree and the baseline's
+8. latency: realistic latency: photos at 100 ms each (against the seed script), and pages at
+   1-3 s each under the default budget of 60 requests a minute
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -38,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 PLACE = 128892
 SIZES = ["square", "medium", "original"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif")
-SCENARIOS = ("photos", "metadata", "scale", "politeness", "ranges", "pages")
+SCENARIOS = ("photos", "metadata", "scale", "politeness", "ranges", "pages", "startup", "latency")
 #: The tree the page path is compared with: main when issue 18 (performance) began.
 BASELINE = "58f52b3"
 FILTERS = "geo=true&identified=true&rank=species"
@@ -66,6 +70,13 @@ class Config:
     ranges: tuple[int, ...] = (1, 4)
     page_observations: int = 11_000  # about 50 pages of 200 match
     page_runs: int = 3  # of each tree, alternating; the least CPU counts
+    startup_runs: int = 7  # of each tree, alternating; the median counts
+    slow_photo: float = 0.1  # seconds per photo answer in section 8
+    slow_photo_observations: int = 2_000
+    slow_seed_observations: int = 300  # the seed script's steady rate needs no more
+    slow_workers: tuple[int, ...] = (64, 128)
+    slow_api: tuple[float, float] = (1.0, 3.0)  # seconds per page in section 8, drawn evenly
+    slow_meta_observations: int = 40_000  # about 180 pages: three minutes at 60 a minute
 
 
 QUICK = Config(
@@ -76,6 +87,11 @@ QUICK = Config(
     polite_observations=5_000,
     ranges_observations=2_000,
     page_runs=2,
+    startup_runs=5,
+    slow_photo_observations=1_000,
+    slow_seed_observations=100,
+    slow_workers=(64,),
+    slow_meta_observations=20_000,
 )
 
 
@@ -283,7 +299,7 @@ class Bench:
             observations=self.cfg.page_observations, place=PLACE, api_latency=0, photo_latency=0
         ) as sim:
             count = _record_pages(sim.api_url, recorded)
-        trees = {"baseline": _archive(BASELINE, self.scratch / "baseline"), "this tree": HERE.parent}
+        trees = {"baseline": self._baseline(), "this tree": HERE.parent}
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for repeat in range(self.cfg.page_runs):
             for name, tree in trees.items():
@@ -297,6 +313,85 @@ class Bench:
                 shutil.rmtree(out, ignore_errors=True)
         best = {name: min(r, key=lambda m: sum(m["cpu_ms_per_page"].values())) for name, r in runs.items()}
         return {"baseline": BASELINE, "pages": count, "runs": runs, "best": best}
+
+    def _baseline(self) -> Path:
+        folder = self.scratch / "baseline"
+        return folder if folder.exists() else _archive(BASELINE, folder)
+
+    # ------------------------------------------------------------------ 7. startup
+
+    def startup(self) -> dict[str, Any]:
+        """Seconds from a command's start to its first API request (the simulator's arrival
+        time), for this tree and the baseline's; and two floors: Python alone, and Python
+        importing aiohttp, which every harvest needs before its first request."""
+        trees = {"baseline": self._baseline(), "this tree": HERE.parent}
+        firsts: dict[str, list[float]] = {name: [] for name in trees}
+        with SimHost(observations=300, place=PLACE, api_latency=0, photo_latency=0) as sim:
+            for repeat in range(self.cfg.startup_runs):
+                for name, tree in trees.items():
+                    sim.ask("clear")
+                    slug = f"startup {name} {repeat}".replace(" ", "_")
+                    argv = self._inat_async(sim, "--no-photos", "--no-limits")
+                    run = measure.run(argv, env=self._env(slug), log=self.logs / f"{slug}.log", cwd=tree)
+                    times = sim.ask("stats")["api_times"]
+                    firsts[name].append(min(times) - run.start if times else float("nan"))
+                    shutil.rmtree(self.out, ignore_errors=True)
+        floors = {}
+        for name, code in (("python alone", "pass"), ("python importing aiohttp", "import aiohttp")):
+            walls = [measure.run([sys.executable, "-c", code]).wall for _ in range(self.cfg.startup_runs)]
+            floors[name] = sorted(walls)[len(walls) // 2]
+        print(f"  first request after: { ({k: sorted(v) for k, v in firsts.items()}) }", flush=True)
+        return {"baseline": BASELINE, "firsts": firsts, "floors": floors, "imports": _import_profile()}
+
+    # ------------------------------------------------------------------ 8. latency
+
+    def latency(self) -> dict[str, Any]:
+        cfg = self.cfg
+        with SimHost(
+            observations=cfg.slow_seed_observations, place=PLACE, api_latency=cfg.api_latency,
+            photo_latency=cfg.slow_photo,
+        ) as sim:  # fmt: skip
+            seed = self._photo_run(sim, "seed script", 1, peers.seed_argv(sim.api_url, PLACE, self.out))
+        photos = [seed]
+        with SimHost(
+            observations=cfg.slow_photo_observations, place=PLACE, api_latency=cfg.api_latency,
+            photo_latency=cfg.slow_photo,
+        ) as sim:  # fmt: skip
+            for w in cfg.slow_workers:
+                argv = self._inat_async(sim, "--no-limits", f"--workers={w}")
+                photos.append(self._photo_run(sim, "inat_async", w, argv))
+        low, high = cfg.slow_api
+        with SimHost(
+            observations=cfg.slow_meta_observations, place=PLACE, api_latency=low, api_latency_max=high,
+            photo_latency=0,
+        ) as sim:  # fmt: skip
+            expected = sim.ask("count")["count"]
+            run = self._run("metadata at 1-3 s a page", self._inat_async(sim, "--no-photos"))
+            times = sorted(sim.ask("stats")["api_times"])
+        metadata = {**asdict(run), **_rates(times, 60, 60.0), "expected": expected,
+                    "observations": _harvested(self.out)}  # fmt: skip
+        shutil.rmtree(self.out, ignore_errors=True)
+        return {"photos": photos, "metadata": metadata}
+
+
+def _import_profile() -> dict[str, float]:
+    """Seconds of the harvest's imports by top-level package (python -X importtime, the
+    least of three runs): where start-up goes."""
+    best: dict[str, float] = {}
+    code = "import inat_async.cli, inat_async.api"
+    for _ in range(3):
+        err = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
+                             cwd=HERE.parent).stderr  # fmt: skip
+        spent: dict[str, float] = {}
+        for line in err.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            own, _, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+            top = name.split(".")[0]
+            spent[top] = spent.get(top, 0.0) + int(own) / 1e6
+        for top, seconds in spent.items():
+            best[top] = min(best.get(top, seconds), seconds)
+    return dict(sorted(best.items(), key=lambda kv: -kv[1]))
 
 
 def _record_pages(api_url: str, folder: Path) -> int:
@@ -363,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-profile", action="store_true", help="skip the py-spy run even if py-spy is installed"
     )
     p.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md, results.json and scale.png go")
+    p.add_argument("--scale", type=int, nargs="+", metavar="N", help="the scale section's place sizes")
     p.add_argument("--scratch", type=Path, default=None, help="parent of the scratch folder (default: /tmp)")
     p.add_argument(
         "--from-json", type=Path, metavar="FILE", help="run nothing: RESULTS.md from a results.json"
@@ -373,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         report.write(json.loads(args.from_json.read_text()), args.out)
         return 0
     cfg = QUICK if args.quick else Config()
+    if args.scale:
+        cfg = dataclasses.replace(cfg, scale=tuple(args.scale))
     results: dict[str, Any] = {"config": asdict(cfg), "quick": args.quick, "started": time.time(),
                                "machine": report.machine()}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="inat_bench_", dir=args.scratch) as scratch:

@@ -61,6 +61,8 @@ def serve(args: argparse.Namespace) -> None:
     w = world(args.observations, args.place, args.seed)
     limit = RateLimit(args.rate_limit, args.rate_window, enforce=False) if args.rate_limit else None
     kwargs = {"api_latency": args.api_latency, "photo_latency": args.photo_latency, "api_limit": limit}
+    if args.api_latency_max is not None:  # each answer's latency drawn between the two
+        kwargs["api_latency_max"] = args.api_latency_max
     with SimulatorThread(w, **kwargs) as sim:
         _send({"api_url": sim.api_url, "hosts": sim.hosts})
         for line in sys.stdin:
@@ -99,12 +101,15 @@ class SimHost:
         api_latency: float = 0.15,
         photo_latency: float = 0.02,
         rate_limit: tuple[int, float] | None = None,
+        api_latency_max: float | None = None,
     ) -> None:
         self.argv = [sys.executable, "-m", "benchmarks.simhost", f"--observations={observations}",
                      f"--place={place}", f"--seed={seed}", f"--api-latency={api_latency}",
                      f"--photo-latency={photo_latency}"]  # fmt: skip
         if rate_limit is not None:
             self.argv += [f"--rate-limit={rate_limit[0]}", f"--rate-window={rate_limit[1]}"]
+        if api_latency_max is not None:
+            self.argv.append(f"--api-latency-max={api_latency_max}")
 
     def __enter__(self) -> SimHost:
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -142,6 +147,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--api-latency", type=float, default=0.15)
     p.add_argument("--photo-latency", type=float, default=0.02)
+    p.add_argument("--api-latency-max", type=float, default=None, help="API latency drawn up to this")
     p.add_argument("--rate-limit", type=int, default=0, help="count (never refuse) past N API requests")
     p.add_argument("--rate-window", type=float, default=60.0, help="... in any window of this many seconds")
     serve(p.parse_args())

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import random
 import socket
 import struct
 import time
@@ -110,7 +111,8 @@ class Simulator:
     """The API and photo hosts of a world on 127.0.0.1, as an async context manager.
 
     Run-time settings (plain attributes, may be reassigned while serving): ``api_latency`` and
-    ``photo_latency`` (seconds added to each answer), ``faults`` (:class:`Faults` or None),
+    ``photo_latency`` (seconds added to each answer; with ``api_latency_max``, each API
+    answer's is drawn evenly between the two, from the world's seed), ``faults`` (:class:`Faults` or None),
     ``api_limit`` / ``photo_limit`` (:class:`RateLimit` or None; the photo limit counts each
     photo host separately), ``blocked`` (every request answers the 403 IP-block page),
     ``descending`` (a server that is not iNaturalist's: largest ids first whatever ``order``
@@ -124,6 +126,7 @@ class Simulator:
         *,
         api_latency: float = 0.0,
         photo_latency: float = 0.0,
+        api_latency_max: float | None = None,
         faults: Faults | None = None,
         api_limit: RateLimit | None = None,
         photo_limit: RateLimit | None = None,
@@ -135,6 +138,8 @@ class Simulator:
         self.world = world
         self.api_latency = api_latency
         self.photo_latency = photo_latency
+        self.api_latency_max = api_latency_max
+        self._latency_draws = random.Random(world.seed)
         self.faults = faults
         self.api_limit = api_limit
         self.photo_limit = photo_limit
@@ -262,6 +267,13 @@ class Simulator:
             return True, str(max(1, math.ceil(wait)))
         return True, _format_seconds(float(limit.retry_after))
 
+    def _latency(self, group: str) -> float:
+        if group != "api":
+            return self.photo_latency
+        if self.api_latency_max is None:
+            return self.api_latency
+        return self._latency_draws.uniform(self.api_latency, self.api_latency_max)
+
     async def _serve(
         self, request: web.Request, handler: Handler, kind: str, entry: Request
     ) -> web.StreamResponse:
@@ -273,7 +285,7 @@ class Simulator:
             return _reply(403, body, _HTML, {"Server": "nginx"})
         if refuse:
             return self._too_many(group, retry_after)
-        latency = self.api_latency if group == "api" else self.photo_latency
+        latency = self._latency(group)
         if latency > 0:
             await asyncio.sleep(latency)
         faults = self.faults
