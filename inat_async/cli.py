@@ -188,6 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exports written at the end, of {', '.join(FORMATS)}",
     )
     where.add_argument(
+        "--no-taxonomy",
+        action="store_true",
+        help="do not name each observation's kingdom .. genus (fewer API requests)",
+    )
+    where.add_argument(
+        "--shard-size",
+        type=int,
+        default=setting_default("shard_size"),
+        metavar="N",
+        help="samples per WebDataset shard (--format webdataset)",
+    )
+    where.add_argument(
+        "--webdataset-size",
+        default=setting_default("webdataset_size"),
+        metavar="SIZE",
+        help="the photo size of WebDataset samples, one of --sizes",
+    )
+    where.add_argument(
         "--api-url",
         default=api_url_default(),
         metavar="URL",
@@ -282,6 +300,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         update=args.update,
         photo_licenses=args.photo_license,
         formats=args.format,
+        taxonomy=not args.no_taxonomy,
+        shard_size=args.shard_size,
+        webdataset_size=args.webdataset_size,
         workers=args.workers,
         limits=not args.no_limits,
         budgets=budgets,

@@ -181,6 +181,9 @@ class Settings:
     update: bool = False
     photo_licenses: tuple[str, ...] | None = None  # None: every licence
     formats: tuple[str, ...] = ("csv",)
+    taxonomy: bool = True  # name each observation's higher taxa (/v1/taxa) for the exports
+    shard_size: int = 1000  # samples per WebDataset shard
+    webdataset_size: str = "medium"  # the photo size in WebDataset samples
     workers: int = 16
     limits: bool = True
     budgets: Budgets = Budgets()
@@ -240,6 +243,9 @@ class HarvestOptions(TypedDict, total=False):
     update: bool
     photo_licenses: str | Iterable[str] | None
     formats: str | Iterable[str]
+    taxonomy: bool
+    shard_size: int
+    webdataset_size: str
     workers: int
     limits: bool
     budgets: Budgets
@@ -384,6 +390,14 @@ def parse_sizes(value: str | Iterable[str]) -> tuple[str, ...]:
     return sizes
 
 
+def _one_size(value: object) -> str:
+    """One photo size iNaturalist serves (the WebDataset samples' images)."""
+    sizes = parse_sizes(value) if isinstance(value, str) else ()
+    if len(sizes) != 1:
+        raise SettingError("webdataset_size", f"must be one of {', '.join(SIZES)}")
+    return sizes[0]
+
+
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
     """Export formats from 'csv,parquet' or a list; each must be one of :data:`FORMATS`."""
     formats = _names("formats", value)
@@ -447,6 +461,9 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "update": _yes_no,
     "photo_licenses": _licenses,
     "formats": lambda _, value: parse_formats(value),
+    "taxonomy": _yes_no,
+    "shard_size": _whole_number,
+    "webdataset_size": lambda _, value: _one_size(value),
     "workers": _whole_number,
     "limits": _yes_no,
     "budgets": _budgets,

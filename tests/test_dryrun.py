@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -43,8 +44,14 @@ def test_dry_run_numbers_match_the_simulator_and_nothing_is_written(tmp_path):
     for size in ("square", "medium", "original"):
         assert re.search(rf"^  {size}\s+{len(fetchable):,} files", text, re.M), text
     requests = int(re.search(r"API requests: (\d+)", text).group(1))
+    # The taxonomy's requests: the higher taxa of the observations' taxa, 30 a request.
+    served = [o for o in world.observations() if o["id"] in set(union)]
+    leaves = {o["taxon"]["id"] for o in served}
+    higher = {a for o in served for a in o["taxon"]["ancestor_ids"]} - leaves
+    taxa = math.ceil(len(higher) / 30)
+    assert re.search(rf"^  of which {taxa} name the observations' higher taxa", text, re.M), text
     # one page of results, a count ending each range, the plan, the open range, reconciling
-    assert requests == 1 + 4 + 2 + 1 + 1
+    assert requests == 1 + 4 + 2 + 1 + 1 + taxa
     assert "nothing was downloaded or written" in text
     assert not out.exists()
     api = [r for r in log if r.host == "api"]

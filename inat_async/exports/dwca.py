@@ -35,6 +35,7 @@ from xml.etree import ElementTree as ET
 
 from inat_async.config import SIZES
 from inat_async.exports.files import replacing
+from inat_async.exports.taxonomy import NO_LINEAGE, RANKS, Lineage, Lineages
 from inat_async.records import _lat_lng
 from inat_async.store.state import FileDone, State
 
@@ -69,6 +70,14 @@ OCCURRENCE_TERMS: tuple[tuple[str, str], ...] = (
     ("taxonID", DWC + "taxonID"),
     ("scientificName", DWC + "scientificName"),
     ("taxonRank", DWC + "taxonRank"),
+    ("kingdom", DWC + "kingdom"),
+    ("phylum", DWC + "phylum"),
+    ("class", DWC + "class"),
+    ("order", DWC + "order"),
+    ("family", DWC + "family"),
+    ("genus", DWC + "genus"),
+    ("higherClassification", DWC + "higherClassification"),
+    ("vernacularName", DWC + "vernacularName"),
     ("identificationVerificationStatus", DWC + "identificationVerificationStatus"),
     ("occurrenceRemarks", DWC + "occurrenceRemarks"),
 )
@@ -162,13 +171,15 @@ def _field(value: str) -> str:
 
 
 def _occurrence_rows(state: State, dataset: str) -> Iterator[list[str]]:
+    lineages = Lineages.of_state(state)
     for obs in state.raw_observations():
-        yield occurrence_row(obs, dataset)
+        yield occurrence_row(obs, dataset, lineages.of(_mapping(obs.get("taxon")).get("id")))
 
 
-def occurrence_row(obs: Mapping[str, Any], dataset: str) -> list[str]:
+def occurrence_row(obs: Mapping[str, Any], dataset: str, lineage: Lineage = NO_LINEAGE) -> list[str]:
     """One occurrence.txt row (the id, then OCCURRENCE_TERMS' values) of an API observation;
-    ``dataset`` is the archive's name, the datasetName of every row."""
+    ``dataset`` is the archive's name, the datasetName of every row; ``lineage`` its taxon's
+    classification (exports/taxonomy.py)."""
     taxon = _mapping(obs.get("taxon"))
     user = _mapping(obs.get("user"))
     lat, lng = _lat_lng(obs.get("location"))
@@ -197,6 +208,9 @@ def occurrence_row(obs: Mapping[str, Any], dataset: str) -> list[str]:
         "taxonID": _number(taxon.get("id")),
         "scientificName": _text(taxon.get("name")),
         "taxonRank": _text(taxon.get("rank")),
+        **{rank: lineage.names.get(rank, "") for rank in RANKS},
+        "higherClassification": lineage.higher_classification,
+        "vernacularName": _text(taxon.get("preferred_common_name")),
         "identificationVerificationStatus": _text(obs.get("quality_grade")),
         "occurrenceRemarks": _text(obs.get("description")),
     }

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from inat_async.exports.files import replacing
+from inat_async.exports.taxonomy import NAMED_RANKS, Lineages
 from inat_async.photos import photos_in_order, size_url
 from inat_async.records import _lat_lng
 from inat_async.store.state import State
@@ -32,9 +33,14 @@ def write_inat_csv(state: State, out: Path) -> Path:
     target = out / INAT_CSV_FILE
     with replacing(target) as part, open(part, "w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow([*COLUMNS, *TAXON_COLUMNS])
+        lineages = Lineages.of_state(state)
         for obs in state.raw_observations():
-            writer.writerow([_clean(value(obs)) for value in COLUMNS.values()])
+            names = lineages.of(_of("taxon", "id")(obs)).names
+            row = [value(obs) for value in COLUMNS.values()] + [
+                names.get(r, "") for r in TAXON_COLUMNS.values()
+            ]
+            writer.writerow([_clean(value) for value in row])
     return target
 
 
@@ -152,3 +158,5 @@ COLUMNS: dict[str, Value] = {
     "iconic_taxon_name": lambda o: _text(_of("taxon", "iconic_taxon_name")(o)),
     "taxon_id": lambda o: _whole(_of("taxon", "id")(o)),
 }
+# The web export's taxonomy columns ("taxon extras") that the harvest names, by rank.
+TAXON_COLUMNS = {f"taxon_{rank}_name": rank for rank in NAMED_RANKS}

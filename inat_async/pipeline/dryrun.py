@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from statistics import fmean
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from inat_async.config import Settings
 from inat_async.errors import UsageError
@@ -30,6 +30,7 @@ from inat_async.net.politeness import Politeness
 from inat_async.photos import host_of
 from inat_async.pipeline.harvest import update_since
 from inat_async.pipeline.pager import files_of, queries
+from inat_async.pipeline.taxonomy import missing_ancestors, observed_taxa, requests_for
 from inat_async.store.state import STATE_FILE
 from inat_async.store.state import read_stored as read_stored_state
 
@@ -46,6 +47,7 @@ class Stored:
     paged: bool = False  # every range paged to its end
     since: str | None = None  # what --update would page from
     fetched: set[tuple[int, str]] = field(default_factory=set)  # (photo id, size) finished
+    taxa: set[int] = field(default_factory=set)  # taxa named (or asked) already
 
 
 @dataclass
@@ -55,9 +57,10 @@ class Estimate:
     per_place: dict[int, int]
     matching: int  # observations the queries match, after overlap
     observations: int  # of those, to page
-    api_requests: int
+    api_requests: int  # paging's and the taxonomy's
     sampled: int
     stored: Stored = field(default_factory=Stored)
+    taxa_requests: int = 0  # of api_requests, /v1/taxa's
     files: dict[str, int] = field(default_factory=dict)  # to fetch, by size
     bytes: dict[str, float] = field(default_factory=dict)
     host_share: dict[str, float] = field(default_factory=dict)  # of the files, by photo host
@@ -84,7 +87,7 @@ def read_stored(settings: Settings) -> Stored:
         return Stored()
     held = read_stored_state(path)
     _check_settings(settings, json.loads(held.meta.get("fingerprint", "{}")))
-    stored = Stored(held.observations, held.files_left, held.paged, fetched=held.fetched)
+    stored = Stored(held.observations, held.files_left, held.paged, fetched=held.fetched, taxa=held.taxa)
     if settings.update:
         stored.since = update_since(held.meta.get, settings.out)
     return stored
@@ -137,16 +140,34 @@ class _Sampler:
             to_page = max(0, matching - stored.observations)
             requests = math.ceil(to_page / s.per_page) + s.ranges
         result = Estimate(per_place, matching, to_page, requests, 0, stored)
-        if not s.no_photos:
-            await self._sample_files(chunks[0], result)
+        if not s.no_photos or (s.taxonomy and to_page):
+            observations = await self._sample(chunks[0])
+            result.sampled = len(observations)
+            if not s.no_photos:
+                await self._sample_files(observations, result)
+            if s.taxonomy:
+                result.taxa_requests = self._taxa_requests(observations, to_page)
+                result.api_requests += result.taxa_requests
         result.latency = {kind: fmean(times) for kind, times in self.times.items() if times}
         return result
 
-    async def _sample_files(self, params: dict[str, str], result: Estimate) -> None:
+    async def _sample(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """The first page of the first query: the observations the estimates are made from."""
         query = {**params, "order_by": "id", "order": "asc", "per_page": "200"}
         sample = await self._timed("api", self.http.get_json(self.url, query, raw_results=True))
-        observations = [fit.shape for fit in check_observations(sample["results"]).fits]
-        result.sampled = len(observations)
+        return [fit.data for fit in check_observations(sample["results"]).fits]
+
+    def _taxa_requests(self, observations: list[dict[str, Any]], to_page: int) -> int:
+        """The /v1/taxa requests that name the higher taxa not named yet: exact when the sample
+        holds every observation to page; else grown from the sample's by the square root of
+        the ratio (a larger harvest repeats more of its taxa: a rough figure)."""
+        leaves = observed_taxa(observations)  # named by the observations themselves
+        missing = len(missing_ancestors(leaves.values(), self.stored.taxa | set(leaves)))
+        if observations and to_page > len(observations):
+            missing = round(missing * math.sqrt(to_page / len(observations)))
+        return requests_for(missing) if to_page else 0
+
+    async def _sample_files(self, observations: list[dict[str, Any]], result: Estimate) -> None:
         files = [f for o in observations for f in files_of(o, self.settings) if f.status == "pending"]
         if self.stored.since:  # an update fetches only what the folder does not hold
             files = [f for f in files if (f.photo_id, f.size) not in self.stored.fetched]
@@ -196,6 +217,8 @@ def report(settings: Settings, e: Estimate) -> str:
     pace = Pace.of(settings)
     api = _api_seconds(pace, e)
     lines.append(f"API requests: {e.api_requests:,}: {_time(api)} {_api_terms(settings, e)}")
+    if e.taxa_requests:
+        lines.append(f"  of which {e.taxa_requests:,} name the observations' higher taxa (/v1/taxa)")
     photos = 0.0 if not e.files else _photo_seconds(settings, pace, e)
     if e.files:
         lines += _photo_lines(settings, e, photos)

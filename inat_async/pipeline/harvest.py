@@ -33,6 +33,7 @@ from inat_async.pipeline.downloader import Downloader
 from inat_async.pipeline.feeder import Feeders
 from inat_async.pipeline.pager import Pager, queries
 from inat_async.pipeline.progress import Progress, report
+from inat_async.pipeline.taxonomy import resolve_taxonomy
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
 
 log = logging.getLogger("inat_async")
@@ -190,6 +191,8 @@ async def _run_stages(
         finally:
             paging_done.set()
             new_page.set()
+        if settings.taxonomy:  # while the photos download
+            await resolve_taxonomy(state, http, settings.api_url)
 
     downloader = Downloader(http, settings.out)
     feeders = Feeders(state, downloader, record, settings.workers, new_page, paging_done)

@@ -215,6 +215,7 @@ class Simulator:
             app.router.add_get("/v1/observations", self._observations)
             app.router.add_get("/v1/observations/", self._observations)
             app.router.add_get("/v1/places/{place_id}", self._place)
+            app.router.add_get("/v1/taxa/{ids}", self._taxa)
             app.router.add_get("/assets/{name}", self._assets)
             app.router.add_get("/attachment_defaults/{path:.+}", self._assets)
         else:
@@ -393,6 +394,14 @@ class Simulator:
         if place not in self.world.place_ids:
             return _reply(404, error_body(404, "Not found"), _JSON, _API_HEADERS)
         body = json.dumps(place_record(self.world, place)).encode()
+        return _reply(200, body, _JSON, dict(_API_HEADERS))
+
+    async def _taxa(self, request: web.Request) -> web.Response:
+        """/v1/taxa/{ids}: comma-separated ids; a value that is not one answers 422."""
+        parts = request.match_info["ids"].split(",")
+        if not all(part.strip().isdigit() for part in parts):
+            return _reply(422, error_body(422, "Invalid taxon ID"), _JSON, _API_HEADERS)
+        body = self.world.render_taxa((int(part) for part in parts), self.hosts)
         return _reply(200, body, _JSON, dict(_API_HEADERS))
 
     def _quirks(self, page: Page, fault: str | None) -> Page:

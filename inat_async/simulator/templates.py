@@ -250,6 +250,37 @@ def taxa() -> tuple[Taxon, ...]:
     )
 
 
+#: The root of iNaturalist's tree, first of every taxon's ancestor_ids (as /v1/taxa/48460 gives it).
+LIFE: dict[str, Any] = {
+    "id": 48460,
+    "rank": "stateofmatter",
+    "rank_level": 100,
+    "name": "Life",
+    "ancestor_ids": [48460],
+    "is_active": True,
+    "parent_id": None,
+    "ancestry": None,
+    "preferred_common_name": "Life",
+}
+
+
+@cache
+def taxa_by_id() -> dict[int, dict[str, Any]]:
+    """Every taxon /v1/taxa knows, by id, as it answers: the simulated taxonomy's taxa (each
+    with its ``ancestors``, as the API adds them) and their higher taxa, as the recorded
+    identifications list them."""
+    known: dict[int, dict[str, Any]] = {LIFE["id"]: LIFE}
+    for name in OBSERVATION_FILES:
+        result = json.loads(_tokenise(_read(name)))["results"][0]
+        for ident in result.get("identifications") or []:
+            for ancestor in (ident.get("taxon") or {}).get("ancestors") or []:
+                known.setdefault(ancestor["id"], _trim_taxon(ancestor))
+    for taxon in taxa():
+        ancestors = [known[a] for a in taxon.ancestor_ids[1:-1] if a in known]  # not Life, as the API
+        known[taxon.id] = {**taxon.json, "ancestors": ancestors}
+    return known
+
+
 def _yaml_single_quoted(text: str, start: int) -> str:
     """Read a YAML single-quoted scalar starting at ``text[start] == "'"`` (folds line breaks)."""
     out: list[str] = []

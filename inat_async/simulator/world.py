@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from . import images
 from .query import Filters, Paging, QueryError, parse_filters, parse_paging
-from .templates import HOST_TOKENS, REAL_HOSTS, Taxon, json_object, observation_templates, taxa
+from .templates import HOST_TOKENS, REAL_HOSTS, Taxon, json_object, observation_templates, taxa, taxa_by_id
 from .text import HARD_TEXT, LOGIN_PARTS, NAMES, TRICKY_NA
 
 IntArray = npt.NDArray[np.int64]
@@ -45,6 +45,8 @@ QUALITY_GRADES: tuple[str, ...] = ("research", "needs_id", "casual")
 EXTENSIONS: tuple[str, ...] = ("jpg", "jpeg", "png", "gif", "JPG", "JPEG")
 _EXT_P = (0.55, 0.35, 0.045, 0.02, 0.025, 0.01)
 #: Unrelated ancestor places (continents, countries…) listed in ``place_ids`` like real data.
+#: Ids /v1/taxa/{ids} answers at most (the API's documented maximum).
+TAXA_PER_REQUEST = 30
 ANCESTOR_PLACES: tuple[int, ...] = (1, 6712, 97394, 59613, 66741, 82256, 97389, 7953)
 _TIMEZONES: tuple[tuple[str, int], ...] = (
     ("America/Los_Angeles", -480),
@@ -799,6 +801,14 @@ class World:
             f'{{"total_results":{page.total_results},"page":{page.page},"per_page":{page.per_page},"results":'
         )
         return head.encode() + results + b"}"
+
+    def render_taxa(self, ids: Iterable[int], hosts: Mapping[str, str] | None = None) -> bytes:
+        """The body of /v1/taxa/{ids}: the taxa known among ``ids`` (at most TAXA_PER_REQUEST,
+        the first ones, as the API says), in the order asked; unknown ids are left out."""
+        known = taxa_by_id()
+        found = [known[i] for i in list(dict.fromkeys(ids))[:TAXA_PER_REQUEST] if i in known]
+        body = _dumps({"total_results": len(found), "page": 1, "per_page": len(found), "results": found})
+        return render_hosts(body.encode(), hosts)
 
     def observation_json(self, obs_id: int, hosts: Mapping[str, str] | None = None) -> dict[str, Any]:
         """One observation exactly as the server would send it (hosts default to the real ones)."""

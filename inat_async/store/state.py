@@ -27,7 +27,7 @@ import msgspec
 from inat_async.config import SIZES
 from inat_async.errors import DiskFullError, HarvestError, SettingError, UsageError
 from inat_async.image import MAX_EDGE, byte_cap
-from inat_async.model import Rejected
+from inat_async.model import Rejected, TaxonRecord
 from inat_async.photos import PhotoFile, host_of, is_photo_path, photos_in_order
 from inat_async.records import PHOTO_COLUMNS, SQL_COLUMNS
 from inat_async.store import rawjson
@@ -139,7 +139,16 @@ CREATE TABLE IF NOT EXISTS rejected (  -- observations and photos skipped: they 
     reason TEXT NOT NULL,
     PRIMARY KEY (kind, key)
 );
-{_RECONCILE_TABLES}"""
+{_RECONCILE_TABLES};
+-- Taxa named by /v1/taxa (the ancestors of the observations' taxa) and the observations' own
+-- taxa: the exports' classification, kept across runs so no taxon is asked twice.
+CREATE TABLE IF NOT EXISTS taxa (
+    id INTEGER PRIMARY KEY,
+    rank TEXT,                     -- NULL: asked, and /v1/taxa does not know it
+    name TEXT,
+    common_name TEXT,
+    ancestor_ids TEXT              -- "48460,1,...,id": from the root to the taxon itself
+);"""
 
 
 @dataclass(frozen=True)
@@ -819,6 +828,45 @@ class State:
         for _, raw in self.observations_json():
             yield msgspec.json.decode(raw)
 
+    # -- taxonomy (the taxa table) ------------------------------------------------------------
+    def taxon_ids(self) -> set[int]:
+        """The taxa named or asked for already."""
+        return {taxon_id for (taxon_id,) in self._db.execute("SELECT id FROM taxa")}
+
+    def observations_of_new_taxa(self) -> Iterator[dict[str, Any]]:
+        """One observation (as the API sent it) of each taxon observed whose ancestry is not
+        in the taxa table yet: what names its higher taxa. One pass over the table's columns,
+        and only these observations decompressed."""
+        known = {tid for (tid,) in self._db.execute("SELECT id FROM taxa WHERE ancestor_ids IS NOT NULL")}
+        rows = self._db.execute(
+            'SELECT taxon_id, MIN("id") FROM observations WHERE taxon_id IS NOT NULL GROUP BY taxon_id'
+        )
+        wanted = [oid for taxon_id, oid in rows.fetchall() if taxon_id not in known]
+        for start in range(0, len(wanted), _IN_LIST):
+            chunk = wanted[start : start + _IN_LIST]
+            marks = ",".join("?" * len(chunk))
+            for (raw,) in self._db.execute(f'SELECT raw FROM observations WHERE "id" IN ({marks})', chunk):
+                yield msgspec.json.decode(self._codec.decompress(raw))
+
+    def save_taxa(self, taxa: Iterable[TaxonRecord]) -> None:
+        """Name these taxa (one with no rank: asked, and not known), in one transaction."""
+        rows = [
+            (t.id, t.rank, t.name, t.preferred_common_name, ",".join(map(str, t.ancestor_ids or [])) or None)
+            for t in taxa
+        ]
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO taxa VALUES (?, ?, ?, ?, ?)", rows)
+
+    def taxa(self) -> dict[int, TaxonRecord]:
+        """Every taxon named so far, by id (a few per species harvested: held in memory)."""
+        rows = self._db.execute("SELECT id, rank, name, common_name, ancestor_ids FROM taxa")
+        return {
+            taxon_id: TaxonRecord(
+                taxon_id, rank, name, common, [int(a) for a in ancestors.split(",")] if ancestors else None
+            )
+            for taxon_id, rank, name, common, ancestors in rows
+        }
+
     def _chunks(self, sql: str, chunk: int) -> Iterator[list[tuple[Any, ...]]]:
         self._write_done()
         cursor = self._db.execute(sql)
@@ -835,6 +883,7 @@ class StoredHarvest:
     files_left: int  # pending, or failed and to be tried again
     paged: bool  # every range paged to its end
     fetched: set[tuple[int, str]]  # (photo id, size) of the files finished
+    taxa: set[int]  # taxa named (or asked for) already
 
 
 def read_stored(path: Path) -> StoredHarvest:
@@ -851,9 +900,17 @@ def read_stored(path: Path) -> StoredHarvest:
                 fetched=set(
                     db.execute("SELECT photo_id, size FROM photos WHERE status != 'pending'").fetchall()
                 ),
+                taxa=_named_taxa(db),
             )
     except sqlite3.Error as exc:
         raise UsageError(f"{path} is not a readable harvest state ({exc})") from exc
+
+
+def _named_taxa(db: sqlite3.Connection) -> set[int]:
+    try:
+        return {taxon_id for (taxon_id,) in db.execute("SELECT id FROM taxa")}
+    except sqlite3.OperationalError:  # a state written before the taxa table
+        return set()
 
 
 def state_error(exc: sqlite3.Error, path: Path) -> HarvestError:
