@@ -19,6 +19,8 @@ from inat_async.config import (
     make_settings,
     parse_api_url,
     parse_formats,
+    parse_one_size,
+    parse_shard_size,
     with_options,
 )
 from inat_async.errors import UsageError
@@ -63,14 +65,25 @@ def harvest_blocking(
         return pool.submit(asyncio.run, work).result()
 
 
-def export(out: str | Path, formats: str | Iterable[str] = FORMATS, api_url: str | None = None) -> None:
+def export(
+    out: str | Path,
+    formats: str | Iterable[str] = FORMATS,
+    api_url: str | None = None,
+    *,
+    shard_size: int = 1000,
+    webdataset_size: str = "medium",
+) -> None:
     """Write exports of the harvest in ``out`` from its state alone, with no request.
     ``formats`` as for :func:`harvest`; ``api_url`` is named in the Darwin Core metadata as
-    the source (default: the one the folder was harvested from)."""
+    the source (default: the one the folder was harvested from); ``shard_size`` and
+    ``webdataset_size`` shape the WebDataset as for :func:`harvest`."""
     kinds = parse_formats(formats)
     if api_url is not None:
         parse_api_url(api_url)
+    shard_size, webdataset_size = parse_shard_size(shard_size), parse_one_size(webdataset_size)
     if not (Path(out) / STATE_FILE).is_file():
         raise UsageError(f"{out} holds no harvest (no {STATE_FILE})")
     with locked_state(Path(out)) as state:
-        write_exports(state, Path(out), kinds, api_url)
+        write_exports(
+            state, Path(out), kinds, api_url, shard_size=shard_size, webdataset_size=webdataset_size
+        )

@@ -417,12 +417,18 @@ def _export_main(argv: list[str]) -> int:
         metavar="URL",
         help="the source named in the Darwin Core metadata (default: the URL the folder was harvested from)",
     )
+    p.add_argument("--shard-size", type=int, default=setting_default("shard_size"), metavar="N",
+                   help="samples per WebDataset shard")  # fmt: skip
+    p.add_argument("--webdataset-size", default=setting_default("webdataset_size"), metavar="SIZE",
+                   help="the photo size of WebDataset samples (its files must be in the folder)")  # fmt: skip
     args = p.parse_args(argv)
     try:
         formats = parse_formats(args.format)
         from inat_async.api import export
 
-        export(args.out, formats, args.api_url)
+        export(
+            args.out, formats, args.api_url, shard_size=args.shard_size, webdataset_size=args.webdataset_size
+        )
     except HarvestError as exc:
         print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
         return exc.exit_code

@@ -28,7 +28,7 @@ REAL_API_HOST = "api.inaturalist.org"
 SIZES = ("square", "thumb", "small", "medium", "large", "original")
 DEFAULT_SIZES = ("square", "medium", "original")
 # The exports a harvest can write (exports.WRITERS has a writer for each).
-FORMATS = ("csv", "parquet", "dwca", "geoparquet", "geojson", "inat-csv")
+FORMATS = ("csv", "parquet", "dwca", "geoparquet", "geojson", "inat-csv", "webdataset")
 # The seed's filters: observations with public coordinates, identified to species.
 DEFAULT_FILTERS = {"geo": "true", "identified": "true", "rank": "species"}
 # Paging is ours to control: a user's filter may not break the keyset cursor.
@@ -205,6 +205,10 @@ class Settings:
             object.__setattr__(self, f.name, _CHECKS[f.name](f.name, getattr(self, f.name)))
         if self.all_photos and self.no_photos:
             raise SettingError("no_photos", "cannot be combined with {all_photos}")
+        if "webdataset" in self.formats and (self.no_photos or self.webdataset_size not in self.sizes):
+            raise SettingError(
+                "webdataset_size", f"the WebDataset's size {self.webdataset_size} must be one of {{sizes}}"
+            )
         # A connection is part of a request: it may not outwait the request.
         object.__setattr__(self, "connect_timeout", min(self.connect_timeout, self.request_timeout))
 
@@ -390,12 +394,16 @@ def parse_sizes(value: str | Iterable[str]) -> tuple[str, ...]:
     return sizes
 
 
-def _one_size(value: object) -> str:
+def parse_one_size(value: object) -> str:
     """One photo size iNaturalist serves (the WebDataset samples' images)."""
     sizes = parse_sizes(value) if isinstance(value, str) else ()
     if len(sizes) != 1:
         raise SettingError("webdataset_size", f"must be one of {', '.join(SIZES)}")
     return sizes[0]
+
+
+def parse_shard_size(value: object) -> int:
+    return _whole_number("shard_size", value)
 
 
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -462,8 +470,8 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "photo_licenses": _licenses,
     "formats": lambda _, value: parse_formats(value),
     "taxonomy": _yes_no,
-    "shard_size": _whole_number,
-    "webdataset_size": lambda _, value: _one_size(value),
+    "shard_size": lambda _, value: parse_shard_size(value),
+    "webdataset_size": lambda _, value: parse_one_size(value),
     "workers": _whole_number,
     "limits": _yes_no,
     "budgets": _budgets,

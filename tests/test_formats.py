@@ -8,6 +8,7 @@ counts and values against the observations exactly as the simulator served them.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import warnings
@@ -17,13 +18,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import local, run_cli
 
 from inat_async.simulator import SimulatorThread, World
+from inat_async.simulator.templates import taxa_by_id
+
+DWC = "http://rs.tdwg.org/dwc/terms/"
 
 PLACES = (2001, 2002)
-FORMATS = "csv,dwca,geoparquet,geojson,inat-csv"
-EXPORTED = ("dwca.zip", "observations.geoparquet", "observations.geojson", "inat_export.csv")
+FORMATS = "csv,dwca,geoparquet,geojson,inat-csv,webdataset"
+SHARD_SIZE = 4
+EXPORTED = ("webdataset", "dwca.zip", "observations.geoparquet", "observations.geojson", "inat_export.csv")
 
 
 @pytest.fixture(scope="module")
@@ -39,32 +44,47 @@ def world() -> World:
 @pytest.fixture(scope="module")
 def harvest(world, tmp_path_factory):
     """A harvest of every observation (private ones too: the geo filter dropped), two sizes of
-    each first photo, every format of this module written by --format."""
+    each first photo, every format of this module written by --format; before it, its dry run;
+    after it, the same command again, and a harvest with --no-taxonomy into another folder."""
     tmp = tmp_path_factory.mktemp("formats")
     out = tmp / "out"
+    places = ",".join(map(str, PLACES))
+    command = ["--place", places, "--param", "geo=", "--sizes", "square,medium", "--format", FORMATS,
+               "--shard-size", str(SHARD_SIZE)]  # fmt: skip
     with SimulatorThread(world) as sim:
-        result = run_cli(
-            tmp,
-            "--place",
-            ",".join(map(str, PLACES)),
-            "--param",
-            "geo=",
-            "--sizes",
-            "square,medium",
-            "--format",
-            FORMATS,
-            "--api-url",
-            sim.api_url,
-            "--no-limits",
-            "--out",
-            str(out),
-            timeout=120,
-        )
+        dry = run_cli(tmp, *command, *local(sim, out), "--dry-run", timeout=120)
+        assert dry.returncode == 0, dry.stderr
+        sim.clear_log()
+        result = run_cli(tmp, *command, *local(sim, out), timeout=120)
         assert result.returncode == 0, result.stderr
+        first = sim.log
+        shards = {p.name: p.stat() for p in (out / "webdataset").glob("shard-*.tar")}
+        sim.clear_log()
+        added = world.add_observations(2001, 9)  # then an update brings their photos in
+        again = run_cli(tmp, *command, *local(sim, out), "--update", timeout=120)
+        assert again.returncode == 0, again.stderr
+        second = sim.log
+        sim.clear_log()
+        bare = tmp / "bare"
+        plain = run_cli(tmp, *command[:4], "--no-photos", "--no-taxonomy", "--format", "dwca,inat-csv",
+                        *local(sim, bare), timeout=120)  # fmt: skip
+        assert plain.returncode == 0, plain.stderr
+        without = sim.log
         served = list(world.observations(sim.hosts))
-    wanted = set(world.matching_ids({"place_id": "2001,2002", "identified": "true", "rank": "species"}))
+    wanted = set(world.matching_ids({"place_id": places, "identified": "true", "rank": "species"}))
     served = sorted((o for o in served if o["id"] in wanted), key=lambda o: o["id"])
-    return {"out": out, "tmp": tmp, "served": served, "by_id": {o["id"]: o for o in served}}
+    before = [o for o in served if o["id"] not in set(added)]
+    return {
+        "out": out,
+        "tmp": tmp,
+        "bare": bare,
+        "served": served,
+        "served_before": before,
+        "dry_run": dry.stdout,
+        "shards_before": shards,
+        "added": added,
+        "logs": {"first": first, "again": second, "no_taxonomy": without},
+    }
 
 
 def _point(obs: dict) -> tuple[float, float] | None:
@@ -256,14 +276,145 @@ def test_dwca_checks_fail_on_a_duplicated_occurrence_id_and_a_broken_descriptor(
     assert not _meta_schema().is_valid(broken)
 
 
+# -- Taxonomy ------------------------------------------------------------------------------------
+RANKS = ("kingdom", "phylum", "class", "order", "family", "genus")
+
+
+def _classification(obs: dict) -> dict[str, tuple[int, str]]:
+    """(id, name) at each rank of an observation's taxon, from the simulator's /v1/taxa data."""
+    known = taxa_by_id()
+    found = {}
+    for ancestor in obs["taxon"]["ancestor_ids"]:
+        taxon = known.get(ancestor)
+        if taxon and taxon["rank"] in RANKS:
+            found[taxon["rank"]] = (ancestor, taxon["name"])
+    return found
+
+
+def test_taxonomy_is_asked_in_batches_counted_by_the_dry_run_and_cached(harvest):
+    taxa = [r for r in harvest["logs"]["first"] if r.path.startswith("/v1/taxa/")]
+    first = harvest["served_before"]
+    leaves = {o["taxon"]["id"] for o in first}
+    higher = {a for o in first for a in o["taxon"]["ancestor_ids"]} - leaves
+    asked = [int(i) for r in taxa for i in r.path.rsplit("/", 1)[1].split(",")]
+    assert sorted(asked) == sorted(higher) and all(len(r.path.split(",")) <= 30 for r in taxa)
+    assert len(taxa) == math.ceil(len(higher) / 30) >= 2
+    said = re.search(r"of which (\d+) name the observations' higher taxa", harvest["dry_run"])
+    assert said and int(said.group(1)) == len(taxa), harvest["dry_run"]
+    # The update's new observations: only taxa never named before are asked (the table is kept).
+    api = [r for r in harvest["logs"]["again"] if r.host == "api"]
+    later = [
+        int(i) for r in api if r.path.startswith("/v1/taxa/") for i in r.path.rsplit("/", 1)[1].split(",")
+    ]
+    assert not set(later) & set(asked)
+    summary = json.loads((harvest["out"] / "summary.json").read_text())
+    assert summary["api_requests"] == len(api)  # the taxonomy's requests are the harvest's
+    assert not [r for r in harvest["logs"]["no_taxonomy"] if r.path.startswith("/v1/taxa/")]
+
+
+def test_darwin_core_names_kingdom_to_genus_and_the_higher_classification(harvest):
+    from dwca.read import DwCAReader
+
+    with DwCAReader(str(harvest["out"] / "dwca.zip")) as reader:
+        rows = {int(row.id): row.data for row in reader}
+    assert sorted(rows) == [o["id"] for o in harvest["served"]]
+    for obs in harvest["served"]:
+        row, expected = rows[obs["id"]], _classification(obs)
+        assert set(expected) == set(RANKS)
+        for rank in RANKS:
+            assert row[DWC + rank] == expected[rank][1]
+        higher = row[DWC + "higherClassification"].split(" | ")
+        assert higher[0] == expected["kingdom"][1] and expected["genus"][1] in higher
+        assert obs["taxon"]["name"] not in higher  # it ends above the taxon itself
+        assert row[DWC + "vernacularName"] == (obs["taxon"].get("preferred_common_name") or "")
+    with DwCAReader(str(harvest["bare"] / "dwca.zip")) as reader:  # --no-taxonomy
+        assert {row.data[DWC + "kingdom"] for row in reader} == {""}
+
+
+def test_inat_csv_names_the_taxa_as_the_web_export_does(harvest):
+    frame = pd.read_csv(harvest["out"] / "inat_export.csv", dtype=str, keep_default_na=False)
+    for row, obs in zip(frame.to_dict("records"), harvest["served"], strict=True):
+        expected = _classification(obs)
+        assert [row[f"taxon_{rank}_name"] for rank in RANKS] == [expected[rank][1] for rank in RANKS]
+        assert row["taxon_species_name"] == obs["taxon"]["name"]
+    convert = pytest.importorskip("pyinaturalist_convert")
+    read = getattr(convert, "load_csv_exports", None) or convert.read_csv_export
+    loaded = read(str(harvest["out"] / "inat_export.csv"))
+    assert loaded["taxon.rank"].tolist() == ["species"] * len(harvest["served"])
+    assert loaded["taxon.name"].tolist() == [o["taxon"]["name"] for o in harvest["served"]]
+    assert loaded["taxon.kingdom"].tolist() == [_classification(o)["kingdom"][1] for o in harvest["served"]]
+
+
+# -- WebDataset ----------------------------------------------------------------------------------
+def _medium_files(harvest) -> list[tuple[int, int]]:
+    """(observation id, photo id) of each medium file on disk, in photos.csv's order."""
+    photos = pd.read_csv(harvest["out"] / "photos.csv")
+    done = photos[(photos["status"] == "done") & (photos["size"] == "medium")]
+    return list(zip(done["observation_id"], done["photo_id"], strict=True))
+
+
+def test_webdataset_shards_read_with_the_webdataset_library(harvest):
+    webdataset = pytest.importorskip("webdataset")
+    folder = harvest["out"] / "webdataset"
+    shards = sorted(str(p) for p in folder.glob("shard-*.tar"))
+    samples = list(webdataset.WebDataset(shards, shardshuffle=False).decode("pil"))
+    files = _medium_files(harvest)
+    assert [s["__key__"] for s in samples] == [f"{o}_{p}" for o, p in files]
+    by_id = {o["id"]: o for o in harvest["served"]}
+    for sample in samples:
+        meta, obs = sample["json"], by_id[sample["json"]["observation_id"]]
+        image = next(sample[k] for k in ("jpg", "jpeg", "png", "gif") if k in sample)
+        assert getattr(image, "size", None) or len(image) > 0
+        assert meta["taxon_id"] == obs["taxon"]["id"] and meta["scientific_name"] == obs["taxon"]["name"]
+        assert meta["ranks"] == {rank: name for rank, (_, name) in _classification(obs).items()}
+        photo = next(p for p in obs["photos"] if p["id"] == meta["photo_id"])
+        assert meta["license_code"] == photo["license_code"] and meta["attribution"] == photo["attribution"]
+        point = _point(obs)
+        assert (meta["longitude"], meta["latitude"]) == (point if point else (None, None))
+    index = pd.read_parquet(folder / "index.parquet")
+    assert index["key"].tolist() == [s["__key__"] for s in samples]
+    assert index["label"].tolist() == [s["json"]["taxon_id"] for s in samples]
+    assert index.groupby("shard").size().tolist()[:-1] == [SHARD_SIZE] * (len(shards) - 1)
+
+
+def test_webdataset_a_later_run_writes_only_the_shards_not_complete(harvest):
+    before = harvest["shards_before"]
+    folder = harvest["out"] / "webdataset"
+    after = {p.name: p.stat() for p in folder.glob("shard-*.tar")}
+    index = pd.read_parquet(folder / "index.parquet")
+    counts = index.groupby("shard").size()
+    complete_before = sorted(before)[: len(before) - 1]  # the last one was not full
+    assert len(after) > len(before) and complete_before
+    for name in complete_before:  # untouched: the same file, never rewritten
+        assert (after[name].st_ino, after[name].st_mtime_ns) == (
+            before[name].st_ino,
+            before[name].st_mtime_ns,
+        )
+    last = sorted(before)[-1]
+    assert after[last].st_ino != before[last].st_ino  # the incomplete one was written again, fuller
+    assert counts.iloc[len(before) - 1] == SHARD_SIZE
+    added = {f"{o}_{p}" for o, p in _medium_files(harvest) if o in set(harvest["added"])}
+    assert added and added <= set(index["key"])
+
+
+def test_webdataset_size_must_be_one_harvested():
+    from inat_async import SettingError, make_settings
+
+    with pytest.raises(SettingError, match="webdataset_size"):
+        make_settings([1], formats="webdataset", sizes="square", webdataset_size="medium")
+    assert make_settings([1], formats="webdataset", sizes="medium").webdataset_size == "medium"
+
+
 # -- inat-async export writes each format again, from the state alone --------------------------
 def test_export_command_writes_each_format_again(harvest):
     out = harvest["out"]
-    before = {name: (out / name).read_bytes() for name in EXPORTED}
     copy = harvest["tmp"] / "copy"
-    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("photos", *EXPORTED))
-    result = run_cli(harvest["tmp"], "export", str(copy), "--format", FORMATS, timeout=60)
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns(*EXPORTED))
+    args = ("export", str(copy), "--format", FORMATS, "--shard-size", str(SHARD_SIZE))
+    result = run_cli(harvest["tmp"], *args, timeout=60)
     assert result.returncode == 0, result.stderr
     for name in EXPORTED:
-        assert (copy / name).is_file(), name
-    assert (copy / "observations.geojson").read_bytes() == before["observations.geojson"]
+        assert (copy / name).exists(), name
+    assert (copy / "observations.geojson").read_bytes() == (out / "observations.geojson").read_bytes()
+    index = pd.read_parquet(copy / "webdataset" / "index.parquet")
+    assert len(index) == len(pd.read_parquet(out / "webdataset" / "index.parquet"))

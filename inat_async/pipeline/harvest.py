@@ -76,7 +76,14 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
             state.set_meta("started_at", None)
             state.set_meta("update_since", None)
         try:
-            write_exports(state, settings.out, settings.formats, settings.api_url)
+            write_exports(
+                state,
+                settings.out,
+                settings.formats,
+                settings.api_url,
+                shard_size=settings.shard_size,
+                webdataset_size=settings.webdataset_size,
+            )
             summary = _summary(settings, state, progress, politeness.clock, http, today)
             summary.unfound = unfound
             write_summary(summary)

@@ -200,6 +200,16 @@ class Coverage:
     last: str | None
 
 
+class SizedFile(NamedTuple):
+    """A photo file of one size on disk, with what its credit needs."""
+
+    observation_id: int
+    photo_id: int
+    path: str
+    license_code: str | None
+    attribution: str | None
+
+
 @dataclass(frozen=True)
 class PhotoJob:
     seq: int
@@ -827,6 +837,19 @@ class State:
         """Each observation as the API sent it, by id."""
         for _, raw in self.observations_json():
             yield msgspec.json.decode(raw)
+
+    # -- photo files of one size (the WebDataset's samples, the report's grid) ---------------
+    def files_of_size(self, size: str, limit: int | None = None) -> Iterator[SizedFile]:
+        """The photo files of ``size`` on disk, in the exports' photo order; the first
+        ``limit`` of them, or all."""
+        self._write_done()
+        sql = (
+            "SELECT observation_id, photo_id, path, license_code, attribution FROM photos"
+            f" WHERE status = 'done' AND size = ? ORDER BY {_PHOTO_ORDER} LIMIT ?"
+        )
+        cursor = self._db.execute(sql, (size, -1 if limit is None else limit))
+        while rows := cursor.fetchmany(_IN_LIST):
+            yield from map(SizedFile._make, rows)
 
     # -- taxonomy (the taxa table) ------------------------------------------------------------
     def taxon_ids(self) -> set[int]:
