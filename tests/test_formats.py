@@ -11,9 +11,11 @@ import json
 import math
 import re
 import shutil
+import subprocess
 import warnings
 import zipfile
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -403,6 +405,67 @@ def test_webdataset_size_must_be_one_harvested():
     with pytest.raises(SettingError, match="webdataset_size"):
         make_settings([1], formats="webdataset", sizes="square", webdataset_size="medium")
     assert make_settings([1], formats="webdataset", sizes="medium").webdataset_size == "medium"
+
+
+# -- The report page ---------------------------------------------------------------------------
+class _Page(HTMLParser):
+    """What a person sees of a page: each element's text by id, and every URL it refers to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: dict[str, str] = {}
+        self.urls: list[str] = []
+        self.images = 0
+        self._open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "xlink:href", "srcset", "data")]
+        self.images += tag == "img"
+        if "id" in found and tag not in ("img", "br"):
+            self._open.append(found["id"] or "")
+            self.text[found["id"] or ""] = ""
+        elif tag not in ("img", "br", "meta", "circle", "line", "rect"):
+            self._open.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and tag not in ("img", "br", "meta", "circle", "line", "rect"):
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        for key in self._open:
+            if key:
+                self.text[key] += data
+
+
+def test_report_page_renders_in_headless_chromium_with_the_summary_counts(harvest, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium here (.ci/run installs Debian's chromium)")
+    page = harvest["out"] / "report.html"
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+         f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CONSOLE" not in result.stderr, result.stderr  # not one message on the page's console
+    dom = _Page()
+    dom.feed(result.stdout)
+    summary = json.loads((harvest["out"] / "summary.json").read_text())
+    assert dom.text["observations"] == f"{summary['observations']:,}"
+    for place, count in summary["per_place"].items():
+        assert dom.text[f"place-{place}"] == f"{count:,}"
+    for status, count in summary["photos"].items():
+        assert dom.text[f"photos-{status}"] == f"{count:,}"
+    # Self-contained: every image is in the page, and nothing refers to anything outside it.
+    photos = pd.read_csv(harvest["out"] / "photos.csv")
+    squares = photos[(photos["status"] == "done") & (photos["size"] == "square")]
+    assert dom.images == min(48, len(squares)) > 0
+    assert dom.urls and all(url.startswith("data:image/") for url in dom.urls)
+    assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", page.read_text())
+    assert (harvest["bare"] / "report.html").is_file()  # every harvest writes one
 
 
 # -- inat-async export writes each format again, from the state alone --------------------------

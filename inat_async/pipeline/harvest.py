@@ -24,6 +24,7 @@ from rich.console import Console
 from inat_async.config import REAL_API_HOST, Settings
 from inat_async.errors import DiskFullError, HarvestError, SettingError, UsageError
 from inat_async.exports import write_exports
+from inat_async.exports.report import write_report
 from inat_async.exports.summary import Summary, per_place, write_summary
 from inat_async.net.http import Http
 from inat_async.net.pace import Pace
@@ -87,6 +88,7 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
             summary = _summary(settings, state, progress, politeness.clock, http, today)
             summary.unfound = unfound
             write_summary(summary)
+            write_report(state, summary)
         except (OSError, sqlite3.OperationalError) as exc:
             raise _disk_full(exc, settings.out) from exc
         return summary

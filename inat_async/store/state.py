@@ -851,6 +851,30 @@ class State:
         while rows := cursor.fetchmany(_IN_LIST):
             yield from map(SizedFile._make, rows)
 
+    # -- the report's figures ------------------------------------------------------------------
+    def observation_counts(self, column: str, limit: int | None = None) -> list[tuple[Any, int]]:
+        """Observations by the value of one of the observations table's columns, most first."""
+        if column not in SQL_COLUMNS:
+            raise ValueError(f"no observations column {column!r}")
+        sql = f'SELECT "{column}", COUNT(*) FROM observations GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?'
+        return self._db.execute(sql, (-1 if limit is None else limit,)).fetchall()
+
+    def observations_per_month(self) -> list[tuple[str, int]]:
+        """Observations by the month (YYYY-MM) of observed_on, oldest first."""
+        sql = (
+            "SELECT substr(observed_on, 1, 7), COUNT(*) FROM observations"
+            " WHERE observed_on GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]*' GROUP BY 1 ORDER BY 1"
+        )
+        return self._db.execute(sql).fetchall()
+
+    def points(self, limit: int) -> list[tuple[float, float]]:
+        """(longitude, latitude) of at most ``limit`` observations with public coordinates."""
+        sql = (
+            "SELECT longitude, latitude FROM observations WHERE latitude BETWEEN -90 AND 90"
+            ' AND longitude BETWEEN -180 AND 180 ORDER BY "id" LIMIT ?'
+        )
+        return self._db.execute(sql, (limit,)).fetchall()
+
     # -- taxonomy (the taxa table) ------------------------------------------------------------
     def taxon_ids(self) -> set[int]:
         """The taxa named or asked for already."""
