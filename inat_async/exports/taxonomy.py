@@ -9,8 +9,9 @@ to the parent, " | "-separated) and its vernacular name. A taxon not named (a ha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from inat_async.model import TaxonRecord
 from inat_async.store.state import State
@@ -34,6 +35,10 @@ class Lineage:
     @property
     def higher_classification(self) -> str:
         return SEPARATOR.join(self.higher)
+
+    def columns(self) -> tuple[str | int | None, ...]:
+        """TAXONOMY_COLUMNS' values: each rank's name and id, None where there is none."""
+        return tuple(value for rank in RANKS for value in (self.names.get(rank), self.ids.get(rank)))
 
 
 NO_LINEAGE = Lineage()
@@ -76,3 +81,17 @@ class Lineages:
             if ancestor_id not in (LIFE, taxon_id):
                 higher.append(ancestor.name)
         return Lineage(names, ids, tuple(higher), taxon.preferred_common_name)
+
+
+#: The classification columns of observations.csv and the Parquet file: the name and id of
+#: each rank, after the record's own columns.
+TAXONOMY_COLUMNS = tuple(column for rank in RANKS for column in (f"taxon.{rank}", f"taxon.{rank}_id"))
+TAXONOMY_KINDS = {column: "int" if column.endswith("_id") else "text" for column in TAXONOMY_COLUMNS}
+
+
+def with_taxonomy(
+    chunks: Iterable[Sequence[Sequence[Any]]], lineages: Lineages, taxon_at: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Chunks of rows, each with TAXONOMY_COLUMNS' values added for the taxon id at ``taxon_at``."""
+    for rows in chunks:
+        yield [(*row, *lineages.of(row[taxon_at]).columns()) for row in rows]

@@ -29,6 +29,7 @@ from rich.console import Console
 from inat_async.config import Settings, make_settings
 from inat_async.errors import SettingError, UsageError
 from inat_async.exports import write_exports
+from inat_async.exports.report import write_report
 from inat_async.exports.summary import Summary, write_summary
 from inat_async.model import check_observations
 from inat_async.net.http import Http
@@ -120,9 +121,17 @@ async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summ
             politeness.close()
         log.info("selection and downloads finished: %s", progress.line())
         try:
-            write_exports(state, settings.out, settings.formats, job.dump)
+            write_exports(
+                state,
+                settings.out,
+                settings.formats,
+                job.dump,
+                shard_size=settings.shard_size,
+                webdataset_size=settings.webdataset_size,
+            )
             summary = _summary(settings, state, progress, politeness.clock, http, today)
             write_summary(summary)
+            write_report(state, summary)
         except (OSError, sqlite3.OperationalError) as exc:
             raise _disk_full(exc, settings.out) from exc
         return summary
