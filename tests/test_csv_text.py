@@ -70,8 +70,9 @@ def test_observations_csv_reads_back_exactly_with_pandas_and_the_csv_module(harv
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"species_guess": str})
     guesses = dict(zip(frame["id"], frame["species_guess"], strict=True))
     rows, by_csv = _read_csv_module(path, "id", "species_guess")
-    assert len(frame) == len(rows) and len(rows[0]) == len(frame.columns) == 22
-    assert all(len(row) == 22 and None not in row for row in rows)  # no row short or long
+    width = 22 + 12  # the record's columns, then each rank's name and id (kingdom .. genus)
+    assert len(frame) == len(rows) and len(rows[0]) == len(frame.columns) == width
+    assert all(len(row) == width and None not in row for row in rows)  # no row short or long
     for obs_id, value in harvested["values"].items():
         read = guesses[obs_id]
         assert (None if pd.isna(read) else read) == _expected(value), repr(value)

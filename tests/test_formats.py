@@ -28,9 +28,9 @@ from inat_async.simulator.templates import taxa_by_id
 DWC = "http://rs.tdwg.org/dwc/terms/"
 
 PLACES = (2001, 2002)
-FORMATS = "csv,dwca,geoparquet,geojson,inat-csv,webdataset"
+FORMATS = "csv,parquet,dwca,geoparquet,geojson,inat-csv,webdataset"
 SHARD_SIZE = 4
-EXPORTED = ("webdataset", "dwca.zip", "observations.geoparquet", "observations.geojson", "inat_export.csv")
+EXPORTED = ("webdataset", "observations.parquet", "dwca.zip", "observations.geoparquet", "observations.geojson", "inat_export.csv")
 
 
 @pytest.fixture(scope="module")
@@ -331,6 +331,18 @@ def test_darwin_core_names_kingdom_to_genus_and_the_higher_classification(harves
         assert row[DWC + "vernacularName"] == (obs["taxon"].get("preferred_common_name") or "")
     with DwCAReader(str(harvest["bare"] / "dwca.zip")) as reader:  # --no-taxonomy
         assert {row.data[DWC + "kingdom"] for row in reader} == {""}
+
+
+def test_observations_csv_and_parquet_name_each_rank_and_its_id(harvest):
+    csv = pd.read_csv(harvest["out"] / "observations.csv")
+    parquet = pd.read_parquet(harvest["out"] / "observations.parquet")
+    for frame in (csv, parquet):
+        assert frame["id"].tolist() == [o["id"] for o in harvest["served"]]
+        for row, obs in zip(frame.to_dict("records"), harvest["served"], strict=True):
+            expected = _classification(obs)
+            assert [row[f"taxon.{rank}"] for rank in RANKS] == [expected[rank][1] for rank in RANKS]
+            assert [row[f"taxon.{rank}_id"] for rank in RANKS] == [expected[rank][0] for rank in RANKS]
+    assert str(parquet["taxon.genus_id"].dtype) == "int64"
 
 
 def test_inat_csv_names_the_taxa_as_the_web_export_does(harvest):

@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from inat_async.exports.files import replacing
+from inat_async.exports.taxonomy import TAXONOMY_COLUMNS, Lineages, with_taxonomy
 from inat_async.records import COLUMNS, PHOTO_COLUMNS
 from inat_async.store.state import State
 
 CHUNK_ROWS = 5_000
+TAXON_AT = COLUMNS.index("taxon.id")  # the classification columns follow from it
 
 
 def write_csvs(state: State, out: Path) -> None:
-    _write_csv(state.observation_rows(CHUNK_ROWS), COLUMNS, out / "observations.csv")
+    rows = with_taxonomy(state.observation_rows(CHUNK_ROWS), Lineages.of_state(state), TAXON_AT)
+    _write_csv(rows, (*COLUMNS, *TAXONOMY_COLUMNS), out / "observations.csv")
     _write_csv(state.photo_rows(CHUNK_ROWS), PHOTO_COLUMNS, out / "photos.csv")
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from inat_async.errors import UsageError
 from inat_async.exports.files import replacing
+from inat_async.exports.taxonomy import TAXONOMY_COLUMNS, TAXONOMY_KINDS, Lineages, with_taxonomy
 from inat_async.records import COLUMNS, PHOTO_COLUMNS
 from inat_async.store.state import State
 
@@ -52,6 +53,7 @@ OBSERVATION_KINDS = {
     "updated_at": "timestamp",
     "photo_count": "int",
 }
+TAXON_AT = COLUMNS.index("taxon.id")  # the classification columns follow from it
 PHOTO_KINDS = {"observation_id": "id", "photo_id": "id", "position": "int", "bytes": "int"}
 Converter = Callable[[Any], Any]
 
@@ -65,7 +67,12 @@ def write_parquet(state: State, out: Path) -> list[Path]:
     fingerprint = state.meta("fingerprint")
     provenance = {"inat_async.fingerprint": fingerprint} if fingerprint else {}
     targets = [
-        (state.observation_rows(FETCH_ROWS), COLUMNS, OBSERVATION_KINDS, out / "observations.parquet"),
+        (
+            with_taxonomy(state.observation_rows(FETCH_ROWS), Lineages.of_state(state), TAXON_AT),
+            (*COLUMNS, *TAXONOMY_COLUMNS),
+            {**OBSERVATION_KINDS, **TAXONOMY_KINDS},
+            out / "observations.parquet",
+        ),
         (state.photo_rows(FETCH_ROWS), PHOTO_COLUMNS, PHOTO_KINDS, out / "photos.parquet"),
     ]
     for chunks, columns, kinds, target in targets:
