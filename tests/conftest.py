@@ -135,7 +135,13 @@ def read_photos(out: Path) -> pd.DataFrame:
 
 
 def api_requests(log):
-    return [r for r in log if r.host == "api"]
+    """The paging requests (/v1/observations): the taxonomy stage's are taxa_requests'."""
+    return [r for r in log if r.host == "api" and not r.path.startswith("/v1/taxa/")]
+
+
+def taxa_requests(log):
+    """The taxonomy stage's requests (/v1/taxa/{ids})."""
+    return [r for r in log if r.host == "api" and r.path.startswith("/v1/taxa/")]
 
 
 def photo_requests(log):

@@ -30,7 +30,14 @@ DWC = "http://rs.tdwg.org/dwc/terms/"
 PLACES = (2001, 2002)
 FORMATS = "csv,parquet,dwca,geoparquet,geojson,inat-csv,webdataset"
 SHARD_SIZE = 4
-EXPORTED = ("webdataset", "observations.parquet", "dwca.zip", "observations.geoparquet", "observations.geojson", "inat_export.csv")
+EXPORTED = (
+    "webdataset",
+    "observations.parquet",
+    "dwca.zip",
+    "observations.geoparquet",
+    "observations.geojson",
+    "inat_export.csv",
+)
 
 
 @pytest.fixture(scope="module")
