@@ -260,6 +260,7 @@ def main() -> None:
     p.add_argument("--photos-per", type=float, default=1.5)
     p.add_argument("--dir", type=Path, default=Path("/tmp/odp-bench"))
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite baseline")
+    p.add_argument("--no-select", action="store_true", help="skip inat_async's selection")
     p.add_argument("--report", type=Path, default=None, help="append the figures to this Markdown file")
     p.add_argument("--child", choices=("generate", "select", "sqlite"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -288,7 +289,6 @@ def main() -> None:
         "--observations",
         str(args.observations),
     ]
-    ours, ours_out = _measure([*me, "--child", "select"], args.dir / "select.log")
     rows = counts["observations"] + counts["photos"]
     lines = [
         f"### {counts['observations']:,} observations, {counts['photos']:,} photos ({size:,.0f} MB of gzip)",
@@ -298,10 +298,14 @@ def main() -> None:
         "",
         "| way | wall s | CPU s | rows/s of wall | rows/s of CPU | peak RSS MB | selected |",
         "|---|---|---|---|---|---|---|",
-        f"| inat_async selection (pyarrow blocks + shapely) | {ours.wall:.1f} | {ours.cpu:.1f} | "
-        f"{rows / ours.wall:,.0f} | {rows / ours.cpu:,.0f} | {ours.maxrss_mb:,.0f} | "
-        f"{ours_out.get('selected')} |",
     ]
+    if not args.no_select:
+        ours, ours_out = _measure([*me, "--child", "select"], args.dir / "select.log")
+        lines.append(
+            f"| inat_async selection (pyarrow blocks + shapely) | {ours.wall:.1f} | {ours.cpu:.1f} | "
+            f"{rows / ours.wall:,.0f} | {rows / ours.cpu:,.0f} | {ours.maxrss_mb:,.0f} | "
+            f"{ours_out.get('selected')} |"
+        )
     if not args.no_sqlite:
         theirs, out = _measure([*me, "--child", "sqlite"], args.dir / "sqlite.log")
         lines.append(
