@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any
 
@@ -143,6 +144,20 @@ def field_of(value: object, name: str) -> Any:
     if type(value) is dict:
         return value.get(name)
     return getattr(value, name, None) if isinstance(value, msgspec.Struct) else None
+
+
+class PhotoStatus(StrEnum):
+    """Where a photo file stands, as harvest.sqlite and photos.csv store it."""
+
+    PENDING = "pending"  # to fetch
+    DONE = "done"  # complete under its final name
+    MISSING = "missing"  # the server has no file of this size (403, 404)
+    SKIPPED = "skipped"  # not fetched by choice: placeholder, licence, host, extension
+    FAILED = "failed"  # tried and failed; the next run tries again
+
+
+#: The outcomes a photo file can have; PENDING is none.
+FINISHED = (PhotoStatus.DONE, PhotoStatus.MISSING, PhotoStatus.SKIPPED, PhotoStatus.FAILED)
 
 
 @dataclass(frozen=True)

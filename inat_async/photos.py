@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
 from inat_async.image import byte_cap
-from inat_async.model import field_of
+from inat_async.model import PhotoStatus, field_of
 
 EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif"})
 ALL_RIGHTS_RESERVED = "all-rights-reserved"
@@ -33,7 +33,7 @@ class PhotoFile:
     size: str
     url: str
     path: str | None
-    status: str  # pending, done, missing, skipped, failed
+    status: PhotoStatus
     reason: str | None
     license_code: str | None
     attribution: str | None
@@ -143,7 +143,7 @@ def photo_files(
             size="",
             url=url[:2000],
             path=None,
-            status="skipped",
+            status=PhotoStatus.SKIPPED,
             reason=None,
             license_code=license_code,
             attribution=_text(photo.get("attribution")),
@@ -169,7 +169,7 @@ def _judge(file: PhotoFile, url: str, allowed_hosts: frozenset[str], dimensions:
         return replace(file, url=sized, reason="photo host not allowed")
     path = photo_path(file.photo_id, file.size, ext)
     cap = byte_cap(file.size, *_dimensions(dimensions))
-    return replace(file, url=sized, path=path, status="pending", max_bytes=cap)
+    return replace(file, url=sized, path=path, status=PhotoStatus.PENDING, max_bytes=cap)
 
 
 def _dimensions(value: object) -> tuple[int | None, int | None]:

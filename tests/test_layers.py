@@ -7,8 +7,10 @@ import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeGuard
 
 import inat_async
+from inat_async.model import PhotoStatus
 from inat_async.store.state import State
 
 PACKAGE = Path(inat_async.__file__).parent
@@ -109,3 +111,86 @@ def test_no_module_imports_the_package_init() -> None:
 def _graph() -> dict[str, set[str]]:
     parsed = {_module_name(path): (path, tree) for _, path, tree in _modules()}
     return {name: _imports(path, tree, set(parsed)) for name, (path, tree) in parsed.items()}
+
+
+def test_only_the_network_layer_touches_the_session_and_politeness() -> None:
+    """Http owns politeness for API and photo requests alike: the downloader and the dry
+    run ask it for a photo request (Http.photo), never for its session or its gate."""
+    reaching = [
+        f"{relative}:{node.lineno}: .{node.attr}"
+        for relative, _, tree in _modules()
+        if not relative.startswith(("net/", "simulator/"))
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in ("session", "politeness")
+    ]
+    assert reaching == []
+
+
+STATUS_WORDS = {status.value for status in PhotoStatus}
+
+
+def _status_literals(tree: ast.AST) -> Iterator[int]:
+    """Lines where a photo status is written as a bare string: compared, looked up, passed
+    or stored (a display word such as eta="done" is none of these)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            candidates = [node.left, *node.comparators]
+        elif isinstance(node, ast.Subscript):
+            candidates = [node.slice]
+        elif isinstance(node, ast.Call):
+            candidates = [*node.args, *(k.value for k in node.keywords if k.arg == "status")]
+        elif isinstance(node, ast.Tuple | ast.List | ast.Set):
+            candidates = list(node.elts)
+        else:
+            continue
+        for value in candidates:
+            if isinstance(value, ast.Constant) and value.value in STATUS_WORDS:
+                yield value.lineno
+
+
+def test_photo_statuses_are_the_enum_everywhere() -> None:
+    bare = [
+        f"{relative}:{line}"
+        for relative, _, tree in _modules()
+        if relative != "model.py" and not relative.startswith("simulator/")
+        for line in _status_literals(tree)
+    ]
+    assert bare == []
+
+
+def test_progress_is_changed_through_its_own_methods() -> None:
+    """No module sets a Progress counter from outside (an attribute of something named
+    progress assigned, or setattr on it)."""
+    found = []
+    for relative, _, tree in _modules():
+        if relative == "pipeline/progress.py":
+            continue
+        for node in ast.walk(tree):
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AugAssign)
+                else []
+            )
+            for target in targets:
+                if isinstance(target, ast.Attribute) and _names_progress(target.value):
+                    found.append(f"{relative}:{node.lineno}")
+            if _is_setattr(node) and _names_progress(node.args[0]):
+                found.append(f"{relative}:{node.lineno}")
+    assert found == []
+
+
+def _names_progress(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Name) and node.id == "progress") or (
+        isinstance(node, ast.Attribute) and node.attr == "progress"
+    )
+
+
+def _is_setattr(node: ast.AST) -> TypeGuard[ast.Call]:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "setattr"
+        and bool(node.args)
+    )

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from inat_async.exports.files import replacing
+from inat_async.model import PhotoStatus
 from inat_async.store.state import State
 
 SUMMARY_FILE = "summary.json"
@@ -20,7 +21,7 @@ class Summary:
     out: Path
     observations: int
     per_place: dict[int, int]
-    photos: dict[str, int]  # photo files by status: done, missing, skipped, failed, pending
+    photos: dict[str, int]  # photo files by status (PhotoStatus): done, missing, skipped, failed, pending
     bytes_on_disk: int  # of the photo files done
     api_requests: int  # this run
     api_requests_today: int | None  # by every harvest of this user in the last 24 h
@@ -38,7 +39,7 @@ class Summary:
 
     @property
     def photos_failed(self) -> int:
-        return self.photos.get("failed", 0)
+        return self.photos.get(PhotoStatus.FAILED, 0)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -52,8 +53,9 @@ class Summary:
         lines = [f"{self.observations:,} observations in {self.out}"]
         lines += [f"  place {place}: {count:,}" for place, count in self.per_place.items()]
         lines.append(
-            f"photo files: {p.get('done', 0):,} done ({self.bytes_on_disk / 1e6:,.1f} MB), "
-            f"{p.get('missing', 0):,} missing, {p.get('skipped', 0):,} skipped, {p.get('failed', 0):,} failed"
+            f"photo files: {p.get(PhotoStatus.DONE, 0):,} done ({self.bytes_on_disk / 1e6:,.1f} MB), "
+            f"{p.get(PhotoStatus.MISSING, 0):,} missing, {p.get(PhotoStatus.SKIPPED, 0):,} skipped, "
+            f"{p.get(PhotoStatus.FAILED, 0):,} failed"
         )
         today = (
             f"; {self.api_requests_today:,} in the last 24 h" if self.api_requests_today is not None else ""

@@ -27,8 +27,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_exponential, wait_random
 
 from inat_async.config import Settings
-from inat_async.errors import BlockedError, ServerError, TransientError, UsageError
-from inat_async.model import decode_page
+from inat_async.errors import BlockedError, PermanentError, ServerError, TransientError, UsageError
+from inat_async.model import PhotoStatus, decode_page
 from inat_async.net.politeness import Politeness
 from inat_async.photos import host_of
 from inat_async.version import __version__
@@ -287,6 +287,34 @@ class Http:
         log.log(level, "retrying %s: %s, next try in %.1f s (%d of %d tries)", host, said, wait, tried,
                 attempts)  # fmt: skip
         self._on_retry(reason, wait)
+
+    @contextlib.asynccontextmanager
+    async def photo(
+        self, url: str, *, cap: int | None = None, head: bool = False
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, Deadline]]:
+        """One request for a photo file (a GET, or a HEAD), with its photo host's politeness
+        around it as an API request has its own: the host's turn (its rate and concurrency),
+        no request once an answer said the IP is blocked, the overall deadline, the status
+        sorted (429 and 5xx to retry, the blocked page to stop), and a file's Content-Length
+        booked against the host's bytes; a length over ``cap`` is refused before its body."""
+        host = host_of(url)
+        async with self.politeness.media_turn(host):
+            self.stop_if_blocked()  # met by another request while this one waited its turn
+            async with (
+                self.deadline() as deadline,
+                self.session.request("HEAD" if head else "GET", url, allow_redirects=False) as response,
+            ):
+                await self.check_status(response)
+                if response.status == 200 and not head:
+                    await self._book_photo_bytes(host, response.content_length, cap)
+                yield response, deadline
+
+    async def _book_photo_bytes(self, host: str, length: int | None, cap: int | None) -> None:
+        if length is not None and cap is not None and length > cap:
+            raise PermanentError(
+                PhotoStatus.FAILED, f"{length:,} bytes is larger than a photo of its size can be"
+            )
+        await self.politeness.spent_bytes(host, length or 0)
 
     def deadline(self) -> contextlib.AbstractAsyncContextManager[Deadline]:
         """A request's overall deadline, from --timeout (see :class:`Deadline`)."""

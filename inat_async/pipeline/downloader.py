@@ -13,7 +13,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +22,7 @@ import aiohttp
 
 from inat_async.errors import PermanentError, TransientError
 from inat_async.image import HEAD, byte_cap, is_image, what_came
+from inat_async.model import PhotoStatus
 from inat_async.net.http import RETRYABLE, BodyTooLarge, Deadline, Http, body_chunks, describe
 from inat_async.store.state import PhotoJob
 
@@ -82,41 +83,28 @@ class Downloader:
         """The most bytes this file may have: its size's cap, and never over --max-photo-mb."""
         return min(self.settings.max_photo_bytes, job.max_bytes or byte_cap("original"))
 
-    async def fetch(self, job: PhotoJob) -> tuple[str, int | None, str | None]:
+    async def fetch(self, job: PhotoJob) -> tuple[PhotoStatus, int | None, str | None]:
         final = self.out / job.path
         cap = self._cap(job)
         try:
             nbytes = await self.http.retrying(
-                job.host, self.settings.photo_attempts, lambda: self._attempt(job.url, job.host, final, cap)
+                job.host, self.settings.photo_attempts, lambda: self._attempt(job.url, final, cap)
             )
         except PermanentError as exc:
-            return exc.status, None, exc.reason
+            return PhotoStatus(exc.status), None, exc.reason
         except RETRYABLE as exc:
-            return "failed", None, f"{describe(exc)} (after {self.settings.photo_attempts} tries)"
-        return "done", nbytes, None
+            return PhotoStatus.FAILED, None, f"{describe(exc)} (after {self.settings.photo_attempts} tries)"
+        return PhotoStatus.DONE, nbytes, None
 
-    async def _attempt(self, url: str, host: str, final: Path, cap: int) -> int:
-        async with (
-            self._turn(host),
-            self.http.deadline() as deadline,
-            self.http.session.get(url, allow_redirects=False) as response,
-        ):
-            await self.http.check_status(response)
+    async def _attempt(self, url: str, final: Path, cap: int) -> int:
+        async with self.http.photo(url, cap=cap) as (response, deadline):
             if response.status in (403, 404):
-                raise PermanentError("missing", f"HTTP {response.status}: this size is not on the server")
+                raise PermanentError(
+                    PhotoStatus.MISSING, f"HTTP {response.status}: this size is not on the server"
+                )
             if response.status != 200:
-                raise PermanentError("failed", f"HTTP {response.status}")
-            length = response.content_length
-            if length is not None and length > cap:
-                raise PermanentError("failed", f"{length:,} bytes is larger than a photo of its size can be")
-            await self.http.politeness.spent_bytes(host, length or 0)
-            return await self._stream(response, final, length, cap, deadline)
-
-    @contextlib.asynccontextmanager
-    async def _turn(self, host: str) -> AsyncIterator[None]:
-        async with self.http.politeness.media_turn(host):
-            self.http.stop_if_blocked()  # met by another worker while this one waited
-            yield
+                raise PermanentError(PhotoStatus.FAILED, f"HTTP {response.status}")
+            return await self._stream(response, final, response.content_length, cap, deadline)
 
     async def _stream(
         self, response: aiohttp.ClientResponse, final: Path, length: int | None, cap: int, deadline: Deadline
@@ -144,7 +132,7 @@ class Downloader:
         except BodyTooLarge:
             part.discard_later()
             raise PermanentError(
-                "failed", f"body larger than a photo of its size can be ({cap:,} bytes)"
+                PhotoStatus.FAILED, f"body larger than a photo of its size can be ({cap:,} bytes)"
             ) from None
         except BaseException:
             part.discard_later()
@@ -165,7 +153,9 @@ class Downloader:
             return
         folder.mkdir(parents=True, exist_ok=True)
         if not folder.resolve().is_relative_to(self._root):
-            raise PermanentError("failed", f"{folder.relative_to(self.out)} leads out of the output folder")
+            raise PermanentError(
+                PhotoStatus.FAILED, f"{folder.relative_to(self.out)} leads out of the output folder"
+            )
         with os.scandir(folder) as entries:
             for entry in entries:
                 if entry.name.startswith(".") and entry.name.endswith(".part"):
@@ -218,7 +208,7 @@ class _Part:
             os.replace(self._path, self.final)
         except IsADirectoryError:
             raise PermanentError(
-                "failed", f"a folder is in the way at {self.final.name}: move it away"
+                PhotoStatus.FAILED, f"a folder is in the way at {self.final.name}: move it away"
             ) from None
         self._path = ""
 
@@ -236,7 +226,7 @@ class _Part:
 
 
 #: What a worker does with each outcome: (job, status, bytes, reason).
-Record = Callable[[PhotoJob, str, int | None, str | None], None]
+Record = Callable[[PhotoJob, PhotoStatus, int | None, str | None], None]
 
 
 async def run_workers(downloader: Downloader, queue: asyncio.Queue[PhotoJob | None], record: Record) -> None:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from inat_async.config import Settings
 from inat_async.errors import UsageError
-from inat_async.model import check_observations
+from inat_async.model import PhotoStatus, check_observations
 from inat_async.net.http import Http
 from inat_async.net.pace import Pace, duration
 from inat_async.net.politeness import Politeness
@@ -168,7 +168,8 @@ class _Sampler:
         return requests_for(missing) if to_page else 0
 
     async def _sample_files(self, observations: list[dict[str, Any]], result: Estimate) -> None:
-        files = [f for o in observations for f in files_of(o, self.settings) if f.status == "pending"]
+        files = [f for o in observations for f in files_of(o, self.settings)]
+        files = [f for f in files if f.status is PhotoStatus.PENDING]
         if self.stored.since:  # an update fetches only what the folder does not hold
             files = [f for f in files if (f.photo_id, f.size) not in self.stored.fetched]
         per_size = Counter(f.size for f in files)
@@ -189,10 +190,7 @@ class _Sampler:
         http = self.http
 
         async def head() -> int | None:
-            async with (
-                http.politeness.media_turn(host_of(url)),
-                http.session.head(url, allow_redirects=False) as response,
-            ):
+            async with http.photo(url, head=True) as (response, _):
                 return response.content_length if response.status == 200 else None
 
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from inat_async.model import PhotoStatus
 from inat_async.pipeline.downloader import Downloader, Record, run_workers
 from inat_async.store.state import PhotoJob, State
 
@@ -57,7 +58,7 @@ class Feeders:
             on_disk = await asyncio.to_thread(self.downloader.on_disk, jobs) if jobs else {}
             for job in jobs:
                 if job.seq in on_disk:
-                    self.record(job, "done", on_disk[job.seq], None)
+                    self.record(job, PhotoStatus.DONE, on_disk[job.seq], None)
                 else:
                     await queue.put(job)
                 last_seq = job.seq

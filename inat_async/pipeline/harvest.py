@@ -26,6 +26,7 @@ from inat_async.errors import DiskFullError, HarvestError, SettingError, UsageEr
 from inat_async.exports import write_exports
 from inat_async.exports.report import write_report
 from inat_async.exports.summary import Summary, per_place, write_summary
+from inat_async.model import PhotoStatus
 from inat_async.net.http import Http
 from inat_async.net.pace import Pace
 from inat_async.net.politeness import Politeness, WaitClock
@@ -62,7 +63,7 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
             "harvesting %d place(s) into %s from %s", len(settings.places), settings.out, settings.api_url
         )
         progress = _progress_from(state, settings)
-        politeness = Politeness(settings, on_wait=lambda what: setattr(progress, "waiting", what))
+        politeness = Politeness(settings, on_wait=progress.wait_on)
         politeness.open()
         try:
             async with Http(settings, politeness, on_retry=progress.retried) as http:
@@ -111,16 +112,18 @@ def _progress_from(state: State, settings: Settings) -> Progress:
     """Progress that starts from what the folder holds, and says so when it holds some."""
     counts = state.photo_counts()
     rows, observations = sum(counts.values()), state.observation_count()
-    finished = rows - counts.get("pending", 0)
-    progress = Progress(pace=Pace.of(settings), rows_before=rows, finished_before=finished)
-    if not settings.update:  # an update's bar counts what it pages, of what changed
-        progress.stored_before = observations
-        if observations or rows:
-            log.info(
-                "resuming: %s observations and %s files already done",
-                f"{observations:,}",
-                f"{counts.get('done', 0):,}",
-            )
+    finished = rows - counts.get(PhotoStatus.PENDING, 0)
+    # An update's bar counts what it pages, of what changed.
+    stored_before = 0 if settings.update else observations
+    progress = Progress(
+        pace=Pace.of(settings), stored_before=stored_before, rows_before=rows, finished_before=finished
+    )
+    if not settings.update and (observations or rows):
+        log.info(
+            "resuming: %s observations and %s files already done",
+            f"{observations:,}",
+            f"{counts.get(PhotoStatus.DONE, 0):,}",
+        )
     return progress
 
 
@@ -187,7 +190,7 @@ async def _run_stages(
     paging_done = asyncio.Event()
     stop_report = asyncio.Event()
 
-    def record(job: PhotoJob, status: str, nbytes: int | None, reason: str | None) -> None:
+    def record(job: PhotoJob, status: PhotoStatus, nbytes: int | None, reason: str | None) -> None:
         state.finish_photo(job.seq, status, nbytes, reason)
         progress.finished(status, nbytes, job.host)
 
@@ -196,7 +199,7 @@ async def _run_stages(
     async def page() -> None:
         try:
             unfound.update(await Pager(settings, state, http, progress, new_page.set, extra).run())
-            progress.paging_done = True
+            progress.paging_finished()
         finally:
             paging_done.set()
             new_page.set()

@@ -31,7 +31,7 @@ from inat_async.errors import SettingError, UsageError
 from inat_async.exports import write_exports
 from inat_async.exports.report import write_report
 from inat_async.exports.summary import Summary, write_summary
-from inat_async.model import check_observations
+from inat_async.model import PhotoStatus, check_observations
 from inat_async.net.http import Http
 from inat_async.net.politeness import Politeness
 from inat_async.photos import PhotoFile, host_of, photo_files
@@ -106,7 +106,7 @@ async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summ
         state.retry_failed()
         cursor = state.add_cursor(STREAM, 0, None)
         progress = _progress_from(state, settings)
-        politeness = Politeness(settings, on_wait=lambda what: setattr(progress, "waiting", what))
+        politeness = Politeness(settings, on_wait=progress.wait_on)
         politeness.open()
         try:
             async with Http(settings, politeness, on_retry=progress.retried) as http:
@@ -114,7 +114,7 @@ async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summ
                     query = await _query(job, state, http)
                     selected = await _select(job, query)
                     await _commit(job, state, http, selected, progress)
-                progress.paging_done = True
+                progress.paging_finished()
                 await _photos(settings, state, http, progress, console)
             today = politeness.api_requests_today(host_of(settings.api_url))
         finally:
@@ -315,7 +315,7 @@ async def _photos(
     new_page, paging_done, stop_report = asyncio.Event(), asyncio.Event(), asyncio.Event()
     paging_done.set()
 
-    def record(job: PhotoJob, status: str, nbytes: int | None, reason: str | None) -> None:
+    def record(job: PhotoJob, status: PhotoStatus, nbytes: int | None, reason: str | None) -> None:
         state.finish_photo(job.seq, status, nbytes, reason)
         progress.finished(status, nbytes, job.host)
 
@@ -351,7 +351,7 @@ async def dry_run(job: DumpHarvest) -> str:
         politeness.close()
     selected = len(selection.observations)
     shaped = source.api_observations(selection, photo_base=job.photo_base)
-    files = sum(file.status == "pending" for obs in shaped for file in _photo_files(job, obs))
+    files = sum(file.status is PhotoStatus.PENDING for obs in shaped for file in _photo_files(job, obs))
     lines = [f"{selected:,} observations selected from {job.dump}", f"{files:,} photo files to fetch"]
     if job.hydrate:
         requests = math.ceil(selected / HYDRATE_PAGE)

@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 from inat_async.config import Settings
 from inat_async.errors import ServerError
-from inat_async.model import Checked, check_observations, usable_id
+from inat_async.model import Checked, PhotoStatus, check_observations, usable_id
 from inat_async.net.http import Http
 from inat_async.photos import PhotoFile, photo_files
 from inat_async.pipeline.progress import Progress
@@ -128,7 +128,7 @@ class Pager:
 
     async def _harvest_query(self, key: str, params: dict[str, str]) -> int:
         cursors = self.state.cursors(key) or await self._plan(key, params)
-        self.progress.expected += sum(c.total or 0 for c in cursors)
+        self.progress.expect(sum(c.total or 0 for c in cursors))
         if self.state.unfound(key) == 0:  # paged and reconciled complete by an earlier run
             return 0
 
@@ -290,7 +290,7 @@ class Pager:
             total = page.get("total_results")
             if isinstance(total, int):
                 self.state.set_total(r.cursor, total)
-                self.progress.expected += total
+                self.progress.expect(total)
 
     def _page_query(self, params: dict[str, str], r: _Range) -> dict[str, str]:
         query = {
@@ -367,7 +367,7 @@ class Pager:
             done,
             paged=set(in_range) - {fit.id for fit in fresh},
         )
-        pending = added["pending"]
+        pending = added[PhotoStatus.PENDING]
         log.debug("page above id %d: %d observations, %d files to fetch", r.last_id, len(fresh), pending)
         if in_range:
             r.span = max(1, last_id - r.last_id)

@@ -23,6 +23,7 @@ from rich.progress import Progress as Bars
 from rich.table import Column
 from rich.text import Text
 
+from inat_async.model import FINISHED, PhotoStatus
 from inat_async.net.pace import Pace
 
 log = logging.getLogger("inat_async")
@@ -30,7 +31,6 @@ log = logging.getLogger("inat_async")
 #: Rates are measured over this many seconds of samples, and only once this many have passed.
 _RATE_WINDOW = 30.0
 _RATE_MIN_SPAN = 5.0
-FINISHED = ("done", "missing", "skipped", "failed")
 
 
 @dataclass
@@ -47,10 +47,7 @@ class Progress:
     finished_before: int = 0  # of which done, missing or skipped
     queued: int = 0  # photo files recorded this run, less those an update dropped
     finished_on_pages: int = 0  # of which finished as recorded (skipped), less those dropped
-    done: int = 0
-    missing: int = 0
-    skipped: int = 0
-    failed: int = 0
+    outcomes: Counter[PhotoStatus] = field(default_factory=Counter)  # photo files finished this run
     bytes: int = 0
     pending: dict[str, int] = field(default_factory=dict)  # files to fetch per host, as last read
     fetched: Counter[str] = field(default_factory=Counter)  # files finished this run per host
@@ -63,7 +60,7 @@ class Progress:
     _samples: deque[tuple[float, int, Counter[str]]] = field(default_factory=deque)
 
     # -- what the stages report ---------------------------------------------------------------
-    def page_saved(self, observations: int, changes: Mapping[str, int]) -> None:
+    def page_saved(self, observations: int, changes: Mapping[PhotoStatus, int]) -> None:
         """A page committed ``observations`` and changed photo rows by status: new ones (a
         skipped one finished at once) less those an update dropped."""
         self.paged += observations
@@ -71,11 +68,26 @@ class Progress:
         self.queued += sum(changes.values())
         self.finished_on_pages += sum(n for status, n in changes.items() if status in FINISHED)
 
-    def finished(self, status: str, nbytes: int | None, host: str = "") -> None:
-        setattr(self, status, getattr(self, status) + 1)
+    def finished(self, status: PhotoStatus, nbytes: int | None, host: str = "") -> None:
+        self.outcomes[status] += 1
         self.bytes += nbytes or 0
         self.fetched[host] += 1
         self.fetched_bytes[host] += nbytes or 0
+
+    def expect(self, observations: int) -> None:
+        """The API counts ``observations`` more for the queries (a range's first page)."""
+        self.expected += observations
+
+    def paging_finished(self) -> None:
+        self.paging_done = True
+
+    def wait_on(self, what: str | None) -> None:
+        """The budget the harvest waits on now; None once it no longer waits."""
+        self.waiting = what
+
+    def left_to_fetch(self, per_host: dict[str, int]) -> None:
+        """Files to fetch on each host, as the state holds them now."""
+        self.pending = per_host
 
     def retried(self, reason: str, wait: float) -> None:
         self.retrying, self.retry_at = reason, time.monotonic() + wait
@@ -83,9 +95,17 @@ class Progress:
     def settle(self, observations: int, counts: Mapping[str, int]) -> None:
         """The final numbers, as the state holds them."""
         total = sum(counts.values())
-        self.settled = (observations, total, total - counts.get("pending", 0))
+        self.settled = (observations, total, total - counts.get(PhotoStatus.PENDING, 0))
 
     # -- what the display shows -------------------------------------------------------------
+    @property
+    def done(self) -> int:
+        return self.outcomes[PhotoStatus.DONE]
+
+    @property
+    def failed(self) -> int:
+        return self.outcomes[PhotoStatus.FAILED]
+
     @property
     def observations(self) -> int:
         return self.settled[0] if self.settled else self.stored_before + self.paged
@@ -95,7 +115,7 @@ class Progress:
         """Photo files finished: done, missing, skipped or failed."""
         if self.settled:
             return self.settled[2]
-        fetched = self.done + self.missing + self.skipped + self.failed
+        fetched = self.outcomes.total()
         return self.finished_before + self.finished_on_pages + fetched
 
     @property
@@ -277,7 +297,7 @@ async def report(
         while True:
             stopping = await _stopped(stop, tick)
             if pending is not None and count % ticks_per_read == 0:
-                progress.pending = pending()
+                progress.left_to_fetch(pending())
             if count % max(1, round(1 / tick)) == 0:
                 progress.sample()
             count += 1

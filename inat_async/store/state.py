@@ -27,7 +27,7 @@ import msgspec
 from inat_async.config import SIZES
 from inat_async.errors import DiskFullError, HarvestError, SettingError, UsageError
 from inat_async.image import MAX_EDGE, byte_cap
-from inat_async.model import Rejected, TaxonRecord
+from inat_async.model import PhotoStatus, Rejected, TaxonRecord
 from inat_async.photos import PhotoFile, host_of, is_photo_path, photos_in_order
 from inat_async.records import PHOTO_COLUMNS, SQL_COLUMNS
 from inat_async.store import rawjson
@@ -170,7 +170,7 @@ class _StoredPhoto:
     url: str
     path: str | None
     reason: str | None
-    status: str
+    status: PhotoStatus
 
     def holds(self, wanted: PhotoFile) -> bool:
         """The same file from the same URL (or, for a row with no file, the same skip)."""
@@ -285,7 +285,9 @@ class State:
     def _add_photo_hosts(self) -> None:
         """Version 1 had no photos.host: add it for the files still to fetch."""
         self._db.execute("ALTER TABLE photos ADD COLUMN host TEXT")
-        rows = self._db.execute("SELECT seq, url FROM photos WHERE status IN ('pending', 'failed')")
+        rows = self._db.execute(
+            "SELECT seq, url FROM photos WHERE status IN (?, ?)", (PhotoStatus.PENDING, PhotoStatus.FAILED)
+        )
         self._db.executemany(
             "UPDATE photos SET host = ? WHERE seq = ?", [(host_of(url), seq) for seq, url in rows.fetchall()]
         )
@@ -495,7 +497,7 @@ class State:
         last_id: int,
         done: bool,
         paged: Iterable[int] = (),
-    ) -> Counter[str]:
+    ) -> Counter[PhotoStatus]:
         """Commit one page atomically; returns how its photo rows changed, by status (pending:
         files to fetch; skipped: finished by rule; less the rows it dropped). ``paged``: the
         ids the page returned that are not stored (malformed): the query returned them all."""
@@ -524,7 +526,7 @@ class State:
                 self._compress_what_is_stored()
         return added
 
-    def _put_photos(self, observation_ids: list[int], photos: Iterable[PhotoFile]) -> Counter[str]:
+    def _put_photos(self, observation_ids: list[int], photos: Iterable[PhotoFile]) -> Counter[PhotoStatus]:
         """Make the photo rows of these observations what a fresh harvest would write from
         ``photos``; returns how the rows changed, by status (new ones less dropped ones).
 
@@ -602,8 +604,9 @@ class State:
                     f" WHERE {column} IN ({','.join('?' * len(chunk))})",
                     chunk,
                 )
-                for photo_id, size, *rest in rows:
-                    found[(photo_id, size)] = _StoredPhoto(*rest)
+                for photo_id, size, seq, observation_id, url, path, reason, status in rows:
+                    stored = _StoredPhoto(seq, observation_id, url, path, reason, PhotoStatus(status))
+                    found[(photo_id, size)] = stored
         return found
 
     def _delete_files(self, paths: Iterable[str]) -> None:
@@ -701,13 +704,17 @@ class State:
     # -- photos -----------------------------------------------------------------------------
     def retry_failed(self) -> None:
         """A new run gives photos that failed for good last time one more chance."""
-        self._db.execute("UPDATE photos SET status = 'pending', reason = NULL WHERE status = 'failed'")
+        self._db.execute(
+            "UPDATE photos SET status = ?, reason = NULL WHERE status = ?",
+            (PhotoStatus.PENDING, PhotoStatus.FAILED),
+        )
 
     def photo_hosts(self) -> set[str]:
         """The hosts that files to fetch are on (of this run's pages, or left by an earlier run)."""
         if self._hosts is None:
             rows = self._db.execute(
-                "SELECT DISTINCT host FROM photos WHERE status IN ('pending', 'failed') AND host IS NOT NULL"
+                "SELECT DISTINCT host FROM photos WHERE status IN (?, ?) AND host IS NOT NULL",
+                (PhotoStatus.PENDING, PhotoStatus.FAILED),
             )
             self._hosts = {host for (host,) in rows}
         return set(self._hosts)
@@ -717,17 +724,17 @@ class State:
         self._write_done()
         rows = self._db.execute(
             "SELECT seq, url, host, path, max_bytes FROM photos"
-            " WHERE status = 'pending' AND host = ? AND seq > ?"
+            " WHERE status = ? AND host = ? AND seq > ?"
             " ORDER BY seq LIMIT ?",
-            (host, after_seq, limit),
+            (PhotoStatus.PENDING, host, after_seq, limit),
         ).fetchall()
         return [PhotoJob(*row) for row in rows]
 
-    def finish_photo(self, seq: int, status: str, nbytes: int | None, reason: str | None) -> None:
+    def finish_photo(self, seq: int, status: PhotoStatus, nbytes: int | None, reason: str | None) -> None:
         """Record a photo's outcome. Files done are written in batches (a statement each cost
         the event loop more than the download): a crash loses at most a batch, and the next
         run finds those files on disk and fetches none of them again."""
-        if status == "done":
+        if status is PhotoStatus.DONE:
             self._done.append((nbytes, seq))
             if len(self._done) >= _DONE_BATCH:
                 self._write_done()
@@ -740,30 +747,35 @@ class State:
         if self._done:
             with self._transaction():
                 self._db.executemany(
-                    "UPDATE photos SET status = 'done', bytes = ?, reason = NULL WHERE seq = ?", self._done
+                    f"UPDATE photos SET status = '{PhotoStatus.DONE}', bytes = ?, reason = NULL"
+                    " WHERE seq = ?",
+                    self._done,
                 )
             self._done.clear()
 
     def pending_by_host(self) -> dict[str, int]:
         """Files left to fetch on each host (those done since the last batch still count)."""
         rows = self._db.execute(
-            "SELECT host, COUNT(*) FROM photos WHERE status = 'pending' AND host IS NOT NULL GROUP BY host"
+            "SELECT host, COUNT(*) FROM photos WHERE status = ? AND host IS NOT NULL GROUP BY host",
+            (PhotoStatus.PENDING,),
         )
         return dict(rows.fetchall())
 
     def photo_counts(self) -> dict[str, int]:
         self._write_done()
         rows = self._db.execute("SELECT status, COUNT(*) FROM photos GROUP BY status").fetchall()
-        return dict(rows)
+        return {PhotoStatus(status): count for status, count in rows}
 
     def bytes_done(self) -> int:
         self._write_done()
-        return int(self._db.execute("SELECT TOTAL(bytes) FROM photos WHERE status = 'done'").fetchone()[0])
+        sql = "SELECT TOTAL(bytes) FROM photos WHERE status = ?"
+        return int(self._db.execute(sql, (PhotoStatus.DONE,)).fetchone()[0])
 
     def failed_photos(self, limit: int = 10) -> list[tuple[int, str, str]]:
         self._write_done()
         return self._db.execute(
-            "SELECT photo_id, size, reason FROM photos WHERE status = 'failed' ORDER BY seq LIMIT ?", (limit,)
+            "SELECT photo_id, size, reason FROM photos WHERE status = ? ORDER BY seq LIMIT ?",
+            (PhotoStatus.FAILED, limit),
         ).fetchall()
 
     def record_rejected(self, rejected: Sequence[Rejected], fitting: Sequence[int]) -> None:
@@ -805,7 +817,7 @@ class State:
         """The photo files on disk, in the exports' order (records.PHOTO_ORDER)."""
         sql = (
             "SELECT observation_id, photo_id, url, path, license_code FROM photos"
-            f" WHERE status = 'done' ORDER BY {_PHOTO_ORDER}"
+            f" WHERE status = '{PhotoStatus.DONE}' ORDER BY {_PHOTO_ORDER}"
         )
         for rows in self._chunks(sql, chunk):
             yield from map(FileDone._make, rows)
@@ -941,11 +953,14 @@ def read_stored(path: Path) -> StoredHarvest:
                 meta=dict(db.execute("SELECT key, value FROM meta").fetchall()),
                 observations=db.execute("SELECT COUNT(*) FROM observations").fetchone()[0],
                 files_left=db.execute(
-                    "SELECT COUNT(*) FROM photos WHERE status IN ('pending', 'failed')"
+                    "SELECT COUNT(*) FROM photos WHERE status IN (?, ?)",
+                    (PhotoStatus.PENDING, PhotoStatus.FAILED),
                 ).fetchone()[0],
                 paged=all(done for (done,) in db.execute("SELECT done FROM cursors")),
                 fetched=set(
-                    db.execute("SELECT photo_id, size FROM photos WHERE status != 'pending'").fetchall()
+                    db.execute(
+                        "SELECT photo_id, size FROM photos WHERE status != ?", (PhotoStatus.PENDING,)
+                    ).fetchall()
                 ),
                 taxa=_named_taxa(db),
             )
