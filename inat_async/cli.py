@@ -109,7 +109,6 @@ def _default_list(setting: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    b = Budgets()
     p = _Parser(
         prog=PROG,
         usage=_USAGE,
@@ -119,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     what = p.add_argument_group("what to harvest")
+    _add_places(what)
+    _add_photo_choices(what)
+    _add_run_kinds(what)
+    _add_where(p.add_argument_group("where"))
+    speed = p.add_argument_group("speed and politeness")
+    _add_pace(speed)
+    _add_request_limits(speed)
+    _add_output(p.add_argument_group("output"))
+    return p
+
+
+def _add_places(what: argparse._ArgumentGroup) -> None:
+    """Which places, and the API's filters."""
     what.add_argument(
         "--place",
         action="append",
@@ -140,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="add or override an API filter (defaults: "
         f"{' '.join(f'{k}={v}' for k, v in DEFAULT_FILTERS.items())}); KEY= drops one",
     )
+
+
+def _add_photo_choices(what: argparse._ArgumentGroup) -> None:
+    """Which photo files, and how many observations a request."""
     what.add_argument(
         "--sizes",
         default=_default_list("sizes"),
@@ -164,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-photos", action="store_true", help="every photo of an observation, not only the first"
     )
     photos.add_argument("--no-photos", action="store_true", help="metadata only")
+
+
+def _add_run_kinds(what: argparse._ArgumentGroup) -> None:
+    """A harvest, an update of one, or a dry run of either."""
     what.add_argument(
         "--update",
         action="store_true",
@@ -174,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="count and estimate the harvest (requests, photos, bytes, time); write nothing",
     )
-    where = p.add_argument_group("where")
+
+
+def _add_where(where: argparse._ArgumentGroup) -> None:
+    """The output folder, its exports, and the API."""
     where.add_argument(
         "--out",
         default=str(setting_default("out")),
@@ -211,7 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="API base URL (or the INAT_API_URL environment variable)",
     )
-    speed = p.add_argument_group("speed and politeness")
+
+
+def _add_pace(speed: argparse._ArgumentGroup) -> None:
+    """Concurrency and the budgets every harvest of the user shares."""
     speed.add_argument(
         "--workers",
         type=int,
@@ -226,8 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="id ranges of a query paged at once, so API latency does not leave the request budget unused",
     )
+    budgets = Budgets()
     for field_name, (metavar, help_text) in _BUDGET_HELP.items():
-        default = getattr(b, field_name)
+        default = getattr(budgets, field_name)
         speed.add_argument(f"--{field_name.replace('_', '-')}", type=type(default), default=default,
                            metavar=metavar, help=help_text)  # fmt: skip
     speed.add_argument(
@@ -240,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="shared budget counters (default: ~/.cache/inat_async/budget.sqlite, or INAT_ASYNC_BUDGET_FILE)",
     )
+
+
+def _add_request_limits(speed: argparse._ArgumentGroup) -> None:
+    """Each request's deadline, size cap and backoff (and the tests' knobs)."""
     speed.add_argument(
         "--timeout",
         type=float,
@@ -268,12 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument(
         "--budget-lock-wait", type=float, default=setting_default("budget_lock_wait"), help=argparse.SUPPRESS
     )
-    talk = p.add_argument_group("output")
+
+
+def _add_output(talk: argparse._ArgumentGroup) -> None:
+    """What the run says, and where."""
     talk.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     talk.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     talk.add_argument("--log-file", type=Path, metavar="FILE", help="also log everything (debug) to FILE")
     talk.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return p
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
