@@ -312,9 +312,10 @@ def test_hydrate_gives_every_api_column_in_requests_of_200_and_a_dry_run_counts_
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ):
-    uuids, _ = expected(
+    uuids, photos = expected(
         dump, boundary=shape(place_boundary(world, PLACE)), taxon=FUNGI, licences={"cc0", "cc-by"}
     )
+    assert any(len(rows) > 1 for rows in photos.values())  # --all-photos asks more than the first
     ids = {obs["uuid"]: obs["id"] for obs in world.observations()}
     out = tmp_path / "out"
     args = opendata_args(sim, str(dump), out, *PLACE_QUERY, "--hydrate", "--no-photos", "-q")
@@ -323,6 +324,11 @@ def test_hydrate_gives_every_api_column_in_requests_of_200_and_a_dry_run_counts_
     assert f"{len(uuids)} observations selected" in said
     assert "--hydrate: 1 API requests (200 observations each)" in said
     assert not out.exists()  # a dry run writes nothing
+    every = opendata_args(
+        sim, str(dump), out, *PLACE_QUERY, "--all-photos", "--sizes", "square", "-q", "--dry-run"
+    )
+    assert in_process(tmp_path, monkeypatch, *every) == 0
+    assert f"{sum(map(len, photos.values()))} photo files to fetch" in capsys.readouterr().out
     sim.clear_log()
     assert in_process(tmp_path, monkeypatch, *args) == 0
     table = pd.read_csv(out / "observations.csv")
