@@ -12,6 +12,7 @@ import math
 import re
 import shutil
 import subprocess
+import sys
 import warnings
 import zipfile
 from datetime import UTC, datetime
@@ -485,6 +486,20 @@ def test_report_page_renders_in_headless_chromium_with_the_summary_counts(harves
     assert dom.urls and all(url.startswith("data:image/") for url in dom.urls)
     assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", page.read_text())
     assert (harvest["bare"] / "report.html").is_file()  # every harvest writes one
+
+
+# -- The extras' one-line errors ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "extra"), [("geoparquet", "geo"), ("webdataset", "webdataset"), ("parquet", "parquet")]
+)
+def test_a_format_whose_extra_is_missing_says_how_to_install_it(harvest, kind, extra, monkeypatch):
+    from inat_async import UsageError, export
+
+    copy = harvest["tmp"] / f"without-{kind}"
+    shutil.copytree(harvest["out"], copy, ignore=shutil.ignore_patterns("photos", *EXPORTED))
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    with pytest.raises(UsageError, match=rf"pip install 'inat_async\[{extra}\]'$"):
+        export(copy, kind)
 
 
 # -- inat-async export writes each format again, from the state alone --------------------------
