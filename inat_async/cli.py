@@ -70,11 +70,14 @@ _BUDGET_HELP = {
 }
 _USAGE = f"""\
 {PROG} --place ID [--place ID ...] [options]
-       {PROG} export OUT [--format LIST] [--api-url URL]"""
+       {PROG} export OUT [--format LIST] [--api-url URL]
+       {PROG} opendata --out DIR [--place ID | --polygon FILE] [--taxon ID] [options]"""
 _EPILOG = f"""\
-other command:
+other commands:
   export OUT            write exports (csv, parquet, dwca, ...) from a harvest folder
-                        alone, with no request; see {PROG} export --help"""
+                        alone, with no request; see {PROG} export --help
+  opendata              harvest a selection of iNaturalist's open-data dumps (a place,
+                        a polygon, a taxon, ...); see {PROG} opendata --help"""
 
 
 # The flag of each setting whose flag is not its name with dashes (see flag_of).
@@ -481,7 +484,11 @@ def _opendata_parser() -> argparse.ArgumentParser:
         "--place", type=int, metavar="ID", help="inside this place's boundary (one API request)"
     )
     what.add_argument("--polygon", type=Path, metavar="FILE", help="inside a GeoJSON Polygon or MultiPolygon")
-    what.add_argument("--bbox", metavar="W,S,E,N", help="inside this box, in degrees")
+    what.add_argument(
+        "--bbox",
+        metavar="W,S,E,N",
+        help="inside this box, in degrees (--bbox=-9.2,38.3,-8.8,38.6 with a minus)",
+    )
     what.add_argument("--taxon", type=int, metavar="ID", help="this taxon or any of its descendants")
     what.add_argument("--quality-grade", metavar="LIST", help="research, needs_id, casual (comma list)")
     what.add_argument(
