@@ -611,7 +611,9 @@ def _startup(data: dict[str, Any], targets: list[list[str]], why: list[str]) -> 
 
 Seconds from the command's start (`inat_async --no-photos --no-limits`, a new output folder)
 to its first API request's arrival at the simulator, this tree and commit {data["baseline"]}
-alternating; the floors are the wall time of `python -c pass` and `python -c "import aiohttp"`.
+alternating, with compiled modules cached as an installed package has them (a first run of
+each, not counted, wrote them); the floors are the wall time of `python -c pass` and
+`python -c "import aiohttp"`.
 
 {_table(["", "median s", "least s", "most s", "runs"], rows)}
 

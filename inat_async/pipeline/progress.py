@@ -14,14 +14,10 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from rich.console import Console, RenderableType
-from rich.progress import BarColumn, TextColumn
-from rich.progress import Progress as Bars
-from rich.table import Column
-from rich.text import Text
+from rich.console import Console
 
 from inat_async.model import FINISHED, PhotoStatus
 from inat_async.net.pace import Pace
@@ -221,32 +217,14 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
-class _Bars(Bars):
-    """Rich's bars, one line for each live part, and below them what the harvest waits for:
-    a line of its own, so a long reason never widens the bars' columns."""
-
-    status: str = ""
-
-    def get_renderables(self) -> Iterable[RenderableType]:
-        yield self.make_tasks_table(self.tasks)
-        if self.status:
-            yield Text(self.status, no_wrap=True, overflow="ellipsis")
-
-
 class Display:
     """The live display of a :class:`Progress` on a terminal."""
 
     def __init__(self, console: Console, photos: bool = True):
-        self.bars = _Bars(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=10)),
-            TextColumn("{task.fields[count]}", justify="right"),
-            TextColumn("{task.fields[rate]}", justify="right"),
-            TextColumn("{task.fields[eta]}", justify="right"),
-            console=console,
-            transient=False,
-            expand=True,
-        )
+        # rich's progress bars imported only for a live display (not with -q or log lines).
+        from inat_async.pipeline.bars import Bars
+
+        self.bars = Bars(console)
         self.observations = self.bars.add_task("observations", total=None, count="", rate="", eta="")
         self.photos = self.bars.add_task("photos", total=None, visible=photos, count="", rate="", eta="")
 
