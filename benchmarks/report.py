@@ -427,7 +427,7 @@ pages.
 
 From {span}, peak RSS went from {first["maxrss_mb"]:.0f} MB to {last["maxrss_mb"]:.0f} MB
 ({growth:+.1%}), while time grew {last["wall"] / first["wall"]:.0f}-fold for
-{last["n"] / first["n"]:.0f} times the observations."""
+{last["n"] / first["n"]:.0f} times the observations.{" " + data["note"] if data.get("note") else ""}"""
 
 
 def _plot(rows: list[Row], path: Path) -> bool:
