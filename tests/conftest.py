@@ -1,22 +1,17 @@
-"""Shared test helpers: the simulator on loopback, and the harvester run as a user runs it."""
+"""The tests' fixtures: simulators on loopback, shared by a module's tests where they can
+share one, or started for a test of its own (faults, limits, latency). Helpers that are not
+fixtures are in helpers.py."""
 
 from __future__ import annotations
 
-import os
-import pty
-import select
+import contextlib
 import signal
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import Any
 
-import pandas as pd
+import pytest
 
-from inat_async import Summary, harvest_blocking
-from inat_async.simulator import World
-
-DEFAULTS = {"geo": "true", "identified": "true", "rank": "species"}
-ROOT = Path(__file__).resolve().parents[1]
+from inat_async.simulator import SimulatorThread, World
 
 # A test run started in the background (`cmd &` in a script, nohup) inherits SIGINT ignored,
 # and so would every harvest it starts: Ctrl-C is tested as a terminal delivers it.
@@ -24,125 +19,35 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INAT_")}
-    env["INAT_ASYNC_BUDGET_FILE"] = str(tmp_path / "budget.sqlite")
-    env["PYTHONPATH"] = str(ROOT)
-    return env
+@pytest.fixture
+def start_simulator() -> Iterator[Callable[..., SimulatorThread]]:
+    """A factory for a test that needs a simulator of its own: ``start_simulator(world,
+    **options)`` (faults, limits, latency, as SimulatorThread takes them) starts one, and
+    every one it started is stopped when the test ends."""
+    with contextlib.ExitStack() as running:
+
+        def start(world: World, **options: Any) -> SimulatorThread:
+            return running.enter_context(SimulatorThread(world, **options))
+
+        yield start
 
 
-def run_cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m inat_async ARGS`` in a subprocess, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "inat_async", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(tmp_path),
-        cwd=tmp_path,
-    )
+@pytest.fixture(scope="module")
+def module_simulator(request: pytest.FixtureRequest) -> Iterator[SimulatorThread]:
+    """One simulator of the module's ``WORLD``, shared by the module's tests."""
+    with SimulatorThread(request.module.WORLD) as sim:
+        yield sim
 
 
-def start_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "inat_async", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(tmp_path),
-        cwd=tmp_path,
-    )
-
-
-def run_in_terminal(tmp_path: Path, *args: str, columns: int = 120) -> tuple[int, str]:
-    """Run the CLI on a pseudo-terminal ``columns`` wide, as a person at a terminal sees it:
-    its exit status and everything it drew (escape sequences and all)."""
-    leader, follower = pty.openpty()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "inat_async", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env={**cli_env(tmp_path), "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm"},
-        cwd=tmp_path,
-        close_fds=True,
-    )
-    os.close(follower)
-    output = bytearray()
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            child.kill()
-            break
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        output += data
-    os.close(leader)
-    return child.wait(timeout=60), output.decode("utf-8", "replace")
-
-
-def error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The one error line a failed run ends with (progress log lines may come before it)."""
-    lines = result.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("inat-async: error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    assert "Traceback" not in result.stderr
-    return errors[0]
-
-
-def metadata_args(sim, places: str, out: Path, *extra: str) -> list[str]:
-    """A metadata-only harvest of small pages (many requests), with the limits on."""
-    return [
-        "--place",
-        places,
-        "--no-photos",
-        "--per-page",
-        "20",
-        "--api-url",
-        sim.api_url,
-        "--out",
-        str(out),
-        *extra,
-    ]
-
-
-def local(sim, out: Path, *extra: str) -> list[str]:
-    """The options that point a harvest at the simulator, limits lifted, into ``out``."""
-    return ["--api-url", sim.api_url, "--no-limits", "--out", str(out), *extra]
-
-
-def run_harvest(places, **options) -> Summary:
-    """The library entry point, in this process."""
-    options.setdefault("limits", False)
-    return harvest_blocking(places, **options)
-
-
-def expected_ids(world: World, places, **filters: str) -> list[int]:
-    params = {**DEFAULTS, **filters, "place_id": ",".join(map(str, places))}
-    return world.matching_ids({k: v for k, v in params.items() if v})
-
-
-def read_observations(out: Path) -> pd.DataFrame:
-    return pd.read_csv(out / "observations.csv")
-
-
-def read_photos(out: Path) -> pd.DataFrame:
-    return pd.read_csv(out / "photos.csv", dtype={"reason": str, "license_code": str, "path": str})
-
-
-def api_requests(log):
-    """The paging requests (/v1/observations): the taxonomy stage's are taxa_requests'."""
-    return [r for r in log if r.host == "api" and not r.path.startswith("/v1/taxa/")]
-
-
-def taxa_requests(log):
-    """The taxonomy stage's requests (/v1/taxa/{ids})."""
-    return [r for r in log if r.host == "api" and r.path.startswith("/v1/taxa/")]
-
-
-def photo_requests(log):
-    return [r for r in log if r.host in ("open", "static", "assets")]
+@pytest.fixture
+def shared_sim(module_simulator: SimulatorThread) -> SimulatorThread:
+    """The module's simulator as a new one starts: no faults, nothing hidden, ascending
+    order, not blocked, an empty request log (what an earlier test set is undone)."""
+    sim = module_simulator
+    sim.faults = None
+    sim.hidden.clear()
+    sim.descending = False
+    sim.blocked = False
+    sim.violations = 0
+    sim.clear_log()
+    return sim

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import (
+from helpers import (
     ROOT,
     error_line,
     expected_ids,
@@ -181,7 +181,7 @@ def test_timeout_is_described_as_the_readme_describes_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_api_url_belongs_to_the_harvest(sim, tmp_path):
+def test_the_api_url_belongs_to_the_harvest(sim, tmp_path, start_simulator):
     """Recorded with the harvest: named by a later export, and another one refused."""
     out = tmp_path / "o"
     base = ["--place", "2002", "--no-photos", "--no-limits", "--out", str(out)]
@@ -190,9 +190,9 @@ def test_the_api_url_belongs_to_the_harvest(sim, tmp_path):
     with zipfile.ZipFile(out / "dwca.zip") as archive:
         eml = archive.read("eml.xml").decode()
     assert sim.api_url in eml and "unrecorded" not in eml
-    with SimulatorThread(sim.world) as other:
-        result = run_cli(tmp_path, *base, "--api-url", other.api_url)
-        assert other.log == []
+    other = start_simulator(sim.world)
+    result = run_cli(tmp_path, *base, "--api-url", other.api_url)
+    assert other.log == []
     _one_line_error(result, "api_url", sim.api_url, other.api_url, "new --out folder")
     again = run_cli(tmp_path, *base, "--api-url", sim.api_url + "/")  # the same URL
     assert again.returncode == 0, again.stderr

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import api_requests, error_line, local, photo_requests, run_cli, start_cli
+from helpers import api_requests, error_line, local, photo_requests, run_cli, start_cli
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -77,30 +77,31 @@ def reference(tmp_path_factory):
         return _snapshot(tmp / "ref")
 
 
-def test_kill_9_at_random_moments_then_the_same_command_gives_the_same_harvest(tmp_path, reference):
+def test_kill_9_at_random_moments_then_the_same_command_gives_the_same_harvest(
+    tmp_path, reference, start_simulator
+):
     seed = int(os.environ.get("KILL_SEED", time.time()))
     rng = random.Random(seed)
     print(f"KILL_SEED={seed}")
     out = tmp_path / "o"
     kills = 0
-    with SimulatorThread(WORLD, photo_latency=0.005, api_latency=0.02, port=0) as sim:
-        # Points: during paging, during downloads (twice), during the CSV stage.
-        for when in ("paging", "downloads", "downloads", "csv"):
-            child = start_cli(tmp_path, *_args(sim, out))
-            if when == "paging":
-                target = rng.randint(1, 8)
-                _wait_for(lambda t=target: len(api_requests(sim.log)) >= t)
-            elif when == "downloads":
-                target = len(photo_requests(sim.log)) + rng.randint(20, 400)
-                _wait_for(lambda t=target: len(photo_requests(sim.log)) >= t)
-            else:
-                _wait_for(lambda c=child: any(out.glob(".photos.csv.*.part")) or c.poll() is not None)
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-            kills += child.returncode == -signal.SIGKILL
-            _no_partial_file_under_a_final_name(WORLD, out)
-        final = run_cli(tmp_path, *_args(sim, out))
-        log = sim.log
+    sim = start_simulator(WORLD, photo_latency=0.005, api_latency=0.02, port=0)
+    for when in ("paging", "downloads", "downloads", "csv"):
+        child = start_cli(tmp_path, *_args(sim, out))
+        if when == "paging":
+            target = rng.randint(1, 8)
+            _wait_for(lambda t=target: len(api_requests(sim.log)) >= t)
+        elif when == "downloads":
+            target = len(photo_requests(sim.log)) + rng.randint(20, 400)
+            _wait_for(lambda t=target: len(photo_requests(sim.log)) >= t)
+        else:
+            _wait_for(lambda c=child: any(out.glob(".photos.csv.*.part")) or c.poll() is not None)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        kills += child.returncode == -signal.SIGKILL
+        _no_partial_file_under_a_final_name(WORLD, out)
+    final = run_cli(tmp_path, *_args(sim, out))
+    log = sim.log
     assert kills >= 3
     assert final.returncode == 0, final.stderr
     _assert_same_harvest(out, reference)
@@ -127,20 +128,22 @@ def _strip_ports(csv: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_and_sigterm_stop_within_seconds_and_say_how_to_resume(tmp_path, reference, signum):
+def test_ctrl_c_and_sigterm_stop_within_seconds_and_say_how_to_resume(
+    tmp_path, reference, signum, start_simulator
+):
     out = tmp_path / "o"
-    with SimulatorThread(WORLD, photo_latency=0.02) as sim:
-        child = start_cli(tmp_path, *_args(sim, out))
-        _wait_for(lambda: len(photo_requests(sim.log)) >= 100)
-        sent = time.monotonic()
-        child.send_signal(signum)
-        _, err = child.communicate(timeout=30)
-        took = time.monotonic() - sent
-        assert child.returncode == 130, err
-        assert took < 5
-        assert "run the same command again" in err.lower()
-        _no_partial_file_under_a_final_name(WORLD, out)
-        again = run_cli(tmp_path, *_args(sim, out))
+    sim = start_simulator(WORLD, photo_latency=0.02)
+    child = start_cli(tmp_path, *_args(sim, out))
+    _wait_for(lambda: len(photo_requests(sim.log)) >= 100)
+    sent = time.monotonic()
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=30)
+    took = time.monotonic() - sent
+    assert child.returncode == 130, err
+    assert took < 5
+    assert "run the same command again" in err.lower()
+    _no_partial_file_under_a_final_name(WORLD, out)
+    again = run_cli(tmp_path, *_args(sim, out))
     assert again.returncode == 0, again.stderr
     _assert_same_harvest(out, reference)
 
@@ -158,35 +161,31 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_stops_cleanly_and_the_same_command_finishes_after_space_is_freed(
-    tmp_path, small_disk, reference
+    tmp_path, small_disk, reference, shared_sim
 ):
     out = small_disk / "o"
-    with SimulatorThread(WORLD) as sim:
-        full = run_cli(tmp_path, *_args(sim, out))
-        assert full.returncode == 6, full.stderr
-        line = error_line(full)
-        assert "no space left" in line and "run the same command again" in line
-        _no_partial_file_under_a_final_name(WORLD, out)
-        subprocess.run(["mount", "-o", "remount,size=200m", str(small_disk)], check=True)
-        again = run_cli(tmp_path, *_args(sim, out))
+    full = run_cli(tmp_path, *_args(shared_sim, out))
+    assert full.returncode == 6, full.stderr
+    line = error_line(full)
+    assert "no space left" in line and "run the same command again" in line
+    _no_partial_file_under_a_final_name(WORLD, out)
+    subprocess.run(["mount", "-o", "remount,size=200m", str(small_disk)], check=True)
+    again = run_cli(tmp_path, *_args(shared_sim, out))
     assert again.returncode == 0, again.stderr
     _assert_same_harvest(out, reference)
 
 
-def test_files_on_disk_whose_outcome_was_lost_are_not_fetched_again(tmp_path):
+def test_files_on_disk_whose_outcome_was_lost_are_not_fetched_again(tmp_path, shared_sim):
     """Outcomes of finished files are written in batches; after a crash the next run finds
     the files the state still calls pending on disk and records them without a request."""
     out = tmp_path / "o"
-    with SimulatorThread(WORLD) as sim:
-        assert run_cli(tmp_path, "--place", "9302", *local(sim, out)).returncode == 0
-        reference = (out / "photos.csv").read_bytes()
-        with sqlite3.connect(out / "harvest.sqlite") as db:
-            lost = db.execute(
-                "UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'"
-            ).rowcount
-        sim.clear_log()
-        result = run_cli(tmp_path, "--place", "9302", *local(sim, out))
-        requests = list(sim.log)
+    assert run_cli(tmp_path, "--place", "9302", *local(shared_sim, out)).returncode == 0
+    reference = (out / "photos.csv").read_bytes()
+    with sqlite3.connect(out / "harvest.sqlite") as db:
+        lost = db.execute("UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'").rowcount
+    shared_sim.clear_log()
+    result = run_cli(tmp_path, "--place", "9302", *local(shared_sim, out))
+    requests = list(shared_sim.log)
     assert result.returncode == 0, result.stderr
     assert lost > 100 and requests == []
     assert (out / "photos.csv").read_bytes() == reference

@@ -12,7 +12,7 @@ import csv
 
 import pandas as pd
 import pytest
-from conftest import expected_ids, run_harvest
+from helpers import expected_ids, run_harvest
 
 from inat_async.simulator import SimulatorThread, World
 

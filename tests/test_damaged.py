@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import error_line, local, metadata_args, run_cli, start_cli
+from helpers import error_line, local, metadata_args, run_cli, start_cli
 from test_crash import small_disk  # noqa: F401 - a fixture
 
 from inat_async.net.budget import Ledger
@@ -35,18 +35,17 @@ def _damage(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["middle", "near-the-end", "truncated"])
-def test_a_damaged_state_is_refused_untouched_with_one_line(tmp_path, how):
+def test_a_damaged_state_is_refused_untouched_with_one_line(tmp_path, how, shared_sim):
     out = tmp_path / "o"
-    with SimulatorThread(WORLD) as sim:
-        args = ["--place", "9801", "--no-photos", "--per-page", "50", *local(sim, out)]
-        assert run_cli(tmp_path, *args).returncode == 0
-        state = out / "harvest.sqlite"
-        assert not (out / "harvest.sqlite-wal").exists()  # all in the one file
-        _damage(state, how)
-        before = state.read_bytes()
-        sim.clear_log()
-        result = run_cli(tmp_path, *args, "--update")
-        assert sim.log == []
+    args = ["--place", "9801", "--no-photos", "--per-page", "50", *local(shared_sim, out)]
+    assert run_cli(tmp_path, *args).returncode == 0
+    state = out / "harvest.sqlite"
+    assert not (out / "harvest.sqlite-wal").exists()  # all in the one file
+    _damage(state, how)
+    before = state.read_bytes()
+    shared_sim.clear_log()
+    result = run_cli(tmp_path, *args, "--update")
+    assert shared_sim.log == []
     assert result.returncode == 2, result.stderr
     line = error_line(result)
     assert "harvest.sqlite is damaged" in line and "move it away" in line
@@ -66,7 +65,7 @@ def _filled_budget(path: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncated", "folder"])
-def test_a_damaged_budget_file_is_named_with_its_remedy(tmp_path, how):
+def test_a_damaged_budget_file_is_named_with_its_remedy(tmp_path, how, shared_sim):
     budget = tmp_path / "budget.sqlite"
     if how == "garbage":
         budget.write_bytes(random.Random(1).randbytes(20_000))
@@ -76,9 +75,8 @@ def test_a_damaged_budget_file_is_named_with_its_remedy(tmp_path, how):
     else:
         budget.mkdir()
     before = budget.read_bytes() if budget.is_file() else None
-    with SimulatorThread(WORLD) as sim:
-        result = _budget_harvest(tmp_path, sim, budget)
-        assert sim.log == []
+    result = _budget_harvest(tmp_path, shared_sim, budget)
+    assert shared_sim.log == []
     assert result.returncode == 2, result.stderr
     line = error_line(result)
     assert f"budget file {budget}" in line
@@ -137,32 +135,37 @@ def test_a_budget_file_held_by_another_program_is_waited_on_saying_so_then_refus
 
 
 @pytest.mark.slow
-def test_a_budget_file_released_within_the_limit_is_waited_for_and_the_harvest_goes_on(tmp_path):
+def test_a_budget_file_released_within_the_limit_is_waited_for_and_the_harvest_goes_on(tmp_path, shared_sim):
     budget = tmp_path / "budget.sqlite"
     holder = _holder(budget, "until-told", 0)
-    with SimulatorThread(WORLD) as sim:
-        args = [*metadata_args(sim, "9801", tmp_path / "o"), "--api-rpm", "600", "--budget-file", str(budget)]
-        harvest = start_cli(tmp_path, *args, "--budget-lock-wait", "60")
-        assert harvest.stderr is not None and holder.stdin is not None
-        said = ""  # released once the harvest says it waits, however slowly this machine starts it
-        while "waiting for the budget file" not in said and harvest.poll() is None:
-            said += harvest.stderr.readline()
-        holder.stdin.write("release\n")
-        holder.stdin.flush()
-        _, rest = harvest.communicate(timeout=60)
+    args = [
+        *metadata_args(shared_sim, "9801", tmp_path / "o"),
+        "--api-rpm",
+        "600",
+        "--budget-file",
+        str(budget),
+    ]
+    harvest = start_cli(tmp_path, *args, "--budget-lock-wait", "60")
+    assert harvest.stderr is not None and holder.stdin is not None
+    said = ""  # released once the harvest says it waits, however slowly this machine starts it
+    while "waiting for the budget file" not in said and harvest.poll() is None:
+        said += harvest.stderr.readline()
+    holder.stdin.write("release\n")
+    holder.stdin.flush()
+    _, rest = harvest.communicate(timeout=60)
     holder.wait()
     assert harvest.returncode == 0, said + rest
     assert "waiting for the budget file" in said
 
 
-def test_a_rerun_while_the_disk_is_still_full_says_the_disk_is_full(tmp_path, small_disk):  # noqa: F811
+def test_a_rerun_while_the_disk_is_still_full_says_the_disk_is_full(tmp_path, small_disk, start_simulator):  # noqa: F811
     out = small_disk / "o"
     world = World({9802: 600}, seed=82, photo_scale=0.05)
-    with SimulatorThread(world) as sim:
-        args = ["--place", "9802", "--sizes", "square,medium", *local(sim, out)]
-        first = run_cli(tmp_path, *args)
-        assert first.returncode == 6, first.stderr
-        again = run_cli(tmp_path, *args)
+    sim = start_simulator(world)
+    args = ["--place", "9802", "--sizes", "square,medium", *local(sim, out)]
+    first = run_cli(tmp_path, *args)
+    assert first.returncode == 6, first.stderr
+    again = run_cli(tmp_path, *args)
     assert again.returncode == 6, again.stderr
     assert "no space left" in error_line(again)
     assert (out / "harvest.sqlite").exists()  # the resume point is kept

@@ -12,7 +12,7 @@ import time
 
 import pyte
 import pytest
-from conftest import local, photo_requests, read_photos, run_cli, run_in_terminal, start_cli
+from helpers import local, photo_requests, read_photos, run_cli, run_in_terminal, start_cli
 from rich.console import Console
 
 from inat_async.config import Budgets, make_settings
@@ -47,17 +47,17 @@ def _bar(lines: list[str], name: str) -> str:
 
 @pytest.mark.slow
 # -- 1. retries --------------------------------------------------------------------------------
-def test_every_retry_is_logged_with_its_reason_and_wait_and_counted_in_the_summary(tmp_path):
+def test_every_retry_is_logged_with_its_reason_and_wait_and_counted_in_the_summary(tmp_path, start_simulator):
     faults = Faults()
     faults.inject("api", "503", None, "500", "reset", "html", "500", "504")
     faults.inject("photo", "truncated", "502", "html", "502")
     out = tmp_path / "o"
-    with SimulatorThread(WORLD, faults=faults) as server:
-        result = run_cli(
-            tmp_path, "--place", "9602", *local(server, out), "--retry-wait", "0.01", "--per-page", "50",
-            "--sizes", "square", "--log-file", str(tmp_path / "log.txt"),
-        )  # fmt: skip
-        served = [r.fault for r in server.log if r.fault]
+    server = start_simulator(WORLD, faults=faults)
+    result = run_cli(
+        tmp_path, "--place", "9602", *local(server, out), "--retry-wait", "0.01", "--per-page", "50",
+        "--sizes", "square", "--log-file", str(tmp_path / "log.txt"),
+    )  # fmt: skip
+    served = [r.fault for r in server.log if r.fault]
     assert result.returncode == 0, result.stderr
     assert len(served) == 10
     want = {

@@ -6,30 +6,30 @@ import math
 import re
 
 import pytest
-from conftest import DEFAULTS, expected_ids, local, run_cli
+from helpers import DEFAULTS, expected_ids, local, run_cli
 
-from inat_async.simulator import SimulatorThread, World
+from inat_async.simulator import World
 
 pytestmark = pytest.mark.slow
 
 
-def test_dry_run_numbers_match_the_simulator_and_nothing_is_written(tmp_path):
+def test_dry_run_numbers_match_the_simulator_and_nothing_is_written(tmp_path, start_simulator):
     world = World({8001: 90, 8002: 70, 8003: 40}, seed=21, overlap=0.5, photo_scale=0.05)
     out = tmp_path / "o"
-    with SimulatorThread(world) as sim:
-        result = run_cli(
-            tmp_path,
-            "--place",
-            "8001,8002,8003",
-            "--dry-run",
-            "--api-url",
-            sim.api_url,
-            "--out",
-            str(out),
-            "--api-rpm",
-            "60",
-        )
-        log = sim.log
+    sim = start_simulator(world)
+    result = run_cli(
+        tmp_path,
+        "--place",
+        "8001,8002,8003",
+        "--dry-run",
+        "--api-url",
+        sim.api_url,
+        "--out",
+        str(out),
+        "--api-rpm",
+        "60",
+    )
+    log = sim.log
     assert result.returncode == 0, result.stderr
     text = result.stdout
     for place in (8001, 8002, 8003):
@@ -66,17 +66,17 @@ def _dry_run(tmp_path, sim, out, *extra):
     )
 
 
-def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tmp_path):
+def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tmp_path, start_simulator):
     world = World({8101: 400}, seed=22, photo_scale=0.02)
     out = tmp_path / "o"
-    with SimulatorThread(world) as sim:
-        assert run_cli(tmp_path, "--place", "8101", *local(sim, out), "--sizes", "square").returncode == 0
-        state = (out / "harvest.sqlite").read_bytes()
-        finished = _dry_run(tmp_path, sim, out, "--sizes", "square")
-        added = world.add_observations(8101, 30)
-        sim.clear_log()
-        update = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update")
-        log = sim.log
+    sim = start_simulator(world)
+    assert run_cli(tmp_path, "--place", "8101", *local(sim, out), "--sizes", "square").returncode == 0
+    state = (out / "harvest.sqlite").read_bytes()
+    finished = _dry_run(tmp_path, sim, out, "--sizes", "square")
+    added = world.add_observations(8101, 30)
+    sim.clear_log()
+    update = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update")
+    log = sim.log
     assert finished.returncode == update.returncode == 0, finished.stderr + update.stderr
     # The same command would find nothing left to do.
     stored = len(expected_ids(world, [8101])) - len(set(added) & set(expected_ids(world, [8101])))
@@ -97,11 +97,11 @@ def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tm
     assert (out / "harvest.sqlite").read_bytes() == state
 
 
-def test_a_dry_run_without_limits_is_estimated_without_them(tmp_path):
+def test_a_dry_run_without_limits_is_estimated_without_them(tmp_path, start_simulator):
     world = World({8101: 300}, seed=24, photo_scale=0.02)
-    with SimulatorThread(world) as sim:
-        limited = _dry_run(tmp_path, sim, tmp_path / "o")
-        unlimited = _dry_run(tmp_path, sim, tmp_path / "o", "--no-limits")
+    sim = start_simulator(world)
+    limited = _dry_run(tmp_path, sim, tmp_path / "o")
+    unlimited = _dry_run(tmp_path, sim, tmp_path / "o", "--no-limits")
     assert limited.returncode == unlimited.returncode == 0, limited.stderr + unlimited.stderr
     assert "at 60/minute" in limited.stdout and "600/minute" in limited.stdout
     assert "/minute" not in unlimited.stdout and "/hour" not in unlimited.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import expected_ids, read_observations, read_photos, run_harvest
+from helpers import expected_ids, read_observations, read_photos, run_harvest
 
 from inat_async.errors import UsageError
 from inat_async.simulator import SimulatorThread, World

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import local, run_cli
+from helpers import local, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 from inat_async.simulator.templates import taxa_by_id

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import api_requests, expected_ids, photo_requests, read_observations, read_photos, run_cli
+from helpers import api_requests, expected_ids, photo_requests, read_observations, read_photos, run_cli
 
 import inat_async
 from inat_async.photos import size_url

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import cli_env, error_line, expected_ids, read_photos, run_cli
 from fakehost import FakeHost, gzip_bomb, trickle
+from helpers import cli_env, error_line, expected_ids, read_photos, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 

@@ -194,3 +194,19 @@ def _is_setattr(node: ast.AST) -> TypeGuard[ast.Call]:
         and node.func.id == "setattr"
         and bool(node.args)
     )
+
+
+def test_tests_import_no_conftest() -> None:
+    """Fixtures come from conftest.py by name; helpers are imported from helpers.py."""
+    tests = Path(__file__).parent
+    importing = [
+        path.name
+        for path in sorted(tests.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom | ast.Import)
+        and any(
+            "conftest" in name
+            for name in [getattr(node, "module", None) or "", *(a.name for a in node.names)]
+        )
+    ]
+    assert importing == []

@@ -4,7 +4,7 @@ comments, a byte-order mark, a trailing slash or a query."""
 from __future__ import annotations
 
 import pytest
-from conftest import api_requests, error_line, local, read_observations, read_photos, run_cli, run_harvest
+from helpers import api_requests, error_line, local, read_observations, read_photos, run_cli, run_harvest
 
 from inat_async.config import PHOTO_LICENSES, make_settings, parse_places, read_places_file
 from inat_async.errors import UsageError

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from conftest import expected_ids, local, read_photos, run_cli
+from helpers import expected_ids, local, read_photos, run_cli
 
 from inat_async.photos import photo_path
-from inat_async.simulator import SimulatorThread, World
+from inat_async.simulator import World
 
 WORLD = World({9901: 40}, seed=91, photo_scale=0.02, placeholder_rate=0.0, missing_size_rate=0.0)
 PRECIOUS = b"a file of the user's, outside the output folder\n"
@@ -46,7 +46,7 @@ def _assert_byte_exact(out, world):
         assert path.read_bytes() == world.photo_bytes(row.photo_id, row.size)
 
 
-def test_links_planted_at_the_harvesters_own_names_are_never_written_through(tmp_path):
+def test_links_planted_at_the_harvesters_own_names_are_never_written_through(tmp_path, shared_sim):
     """At the folder lock, a photo's temporary (the old predictable name), the CSV's
     temporary, and a photo's final name: the targets outside stay as they were."""
     out = tmp_path / "o"
@@ -61,14 +61,13 @@ def test_links_planted_at_the_harvesters_own_names_are_never_written_through(tmp
     for name, target in plants.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).symlink_to(target)
-    with SimulatorThread(WORLD) as sim:
-        result = run_cli(tmp_path, "--place", "9901", "--sizes", "square", *local(sim, out))
+    result = run_cli(tmp_path, "--place", "9901", "--sizes", "square", *local(shared_sim, out))
     assert result.returncode == 0, result.stderr
     assert all(victim.read_bytes() == PRECIOUS for victim in victims.values())
     _assert_byte_exact(out, WORLD)  # the link at a final name replaced by the file itself
 
 
-def test_a_photo_folder_linked_out_of_the_output_folder_is_refused(tmp_path):
+def test_a_photo_folder_linked_out_of_the_output_folder_is_refused(tmp_path, shared_sim):
     out = tmp_path / "o"
     (first,) = _first_photos(WORLD, 1)
     outside = tmp_path / "outside"
@@ -76,15 +75,14 @@ def test_a_photo_folder_linked_out_of_the_output_folder_is_refused(tmp_path):
     folder = out / os.path.dirname(first)
     folder.parent.mkdir(parents=True)
     folder.symlink_to(outside)
-    with SimulatorThread(WORLD) as sim:
-        result = run_cli(tmp_path, "--place", "9901", "--sizes", "square", *local(sim, out))
+    result = run_cli(tmp_path, "--place", "9901", "--sizes", "square", *local(shared_sim, out))
     assert result.returncode == 3, result.stderr
     assert list(outside.iterdir()) == []
     failed = read_photos(out).query("status == 'failed'")
     assert len(failed) and failed.reason.str.contains("leads out of the output folder").all()
 
 
-def test_files_found_at_final_names_without_a_record_are_checked_before_they_count(tmp_path):
+def test_files_found_at_final_names_without_a_record_are_checked_before_they_count(tmp_path, shared_sim):
     """A 0-byte file, random bytes, a text file and a folder where photos go: the first three
     are fetched again; the folder is in the way, said so, and left alone."""
     out = tmp_path / "o"
@@ -95,9 +93,8 @@ def test_files_found_at_final_names_without_a_record_are_checked_before_they_cou
     (out / noise).write_bytes(os.urandom(3000))
     (out / text).write_text("<html>not a photo</html>")
     (out / folder).mkdir()
-    with SimulatorThread(WORLD) as sim:
-        result = run_cli(tmp_path, "--place", "9901", "--sizes", "square", *local(sim, out))
-        fetched = {r.path.split("/")[2] for r in sim.log if r.host in ("open", "static")}
+    result = run_cli(tmp_path, "--place", "9901", "--sizes", "square", *local(shared_sim, out))
+    fetched = {r.path.split("/")[2] for r in shared_sim.log if r.host in ("open", "static")}
     assert result.returncode == 3, result.stderr
     photos = read_photos(out).set_index("path")
     for path in (empty, noise, text):

@@ -8,10 +8,10 @@ import json
 
 import pytest
 from aiohttp import web
-from conftest import error_line, expected_ids, local, read_observations, read_photos, run_cli
 from fakehost import FakeHost
+from helpers import error_line, expected_ids, local, read_observations, read_photos, run_cli
 
-from inat_async.simulator import SimulatorThread, World
+from inat_async.simulator import World
 
 DEEP = b'{"total_results": 1, "results": [' + b"[" * 200_000 + b"]" * 200_000 + b"]}"
 
@@ -40,22 +40,24 @@ def test_a_page_that_does_not_fit_is_retried_then_stops_with_exit_5_and_one_line
     assert api.requests == 8
 
 
-def test_observations_and_photos_that_do_not_fit_are_skipped_counted_and_the_rest_kept(tmp_path):
+def test_observations_and_photos_that_do_not_fit_are_skipped_counted_and_the_rest_kept(
+    tmp_path, start_simulator
+):
     world = World({9701: 60}, seed=71, photo_scale=0.02, placeholder_rate=0.0, missing_size_rate=0.0)
     ids = expected_ids(world, [9701])
     out = tmp_path / "o"
-    with SimulatorThread(world) as sim:
-        good, own = (world.observation_json(i, sim.hosts)["photos"][0] for i in ids[3:5])
-        world.edit(ids[0], place_ids=7)  # TypeError in the old code
-        world.edit(ids[1], photos=5)  # TypeError
-        world.edit(ids[2], community_taxon_id=10**30)  # OverflowError into SQLite
-        # A photo id past SQLite's integers (OverflowError); the observation's other photo stays.
-        world.edit(ids[3], photos=[{**good, "id": 2**64}, good], observation_photos=[])
-        world.edit(ids[4], photos=[{"id": 5, "original_dimensions": {"width": "wide"}}, own])
-        args = ["--place", "9701", "--sizes", "square", "--all-photos", *local(sim, out)]
-        result = run_cli(tmp_path, *args)
-        # Asked again (the edited observations changed since): nothing is counted twice.
-        again = run_cli(tmp_path, *args, "--update")
+    sim = start_simulator(world)
+    good, own = (world.observation_json(i, sim.hosts)["photos"][0] for i in ids[3:5])
+    world.edit(ids[0], place_ids=7)  # TypeError in the old code
+    world.edit(ids[1], photos=5)  # TypeError
+    world.edit(ids[2], community_taxon_id=10**30)  # OverflowError into SQLite
+    # A photo id past SQLite's integers (OverflowError); the observation's other photo stays.
+    world.edit(ids[3], photos=[{**good, "id": 2**64}, good], observation_photos=[])
+    world.edit(ids[4], photos=[{"id": 5, "original_dimensions": {"width": "wide"}}, own])
+    args = ["--place", "9701", "--sizes", "square", "--all-photos", *local(sim, out)]
+    result = run_cli(tmp_path, *args)
+    # Asked again (the edited observations changed since): nothing is counted twice.
+    again = run_cli(tmp_path, *args, "--update")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     kept = set(read_observations(out)["id"])

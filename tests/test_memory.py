@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, cli_env, read_observations
+from helpers import ROOT, cli_env, read_observations
 
 from inat_async.simulator import SimulatorThread, World
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import cli_env, start_cli
+from helpers import cli_env, start_cli
 from shapely.geometry import Point, shape
 
 from inat_async.cli import main

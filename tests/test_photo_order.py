@@ -13,7 +13,7 @@ import zipfile
 
 import pandas as pd
 import pytest
-from conftest import expected_ids, local, photo_requests, run_cli
+from helpers import expected_ids, local, photo_requests, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 from inat_async.store.state import SCHEMA_VERSION

@@ -8,15 +8,15 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from conftest import DEFAULTS, api_requests, expected_ids, local, photo_requests, read_observations, run_cli
+from helpers import DEFAULTS, api_requests, expected_ids, local, photo_requests, read_observations, run_cli
 
 from inat_async.config import make_settings
 from inat_async.pipeline.pager import PLACES_PER_QUERY, queries
-from inat_async.simulator import SimulatorThread, World
+from inat_async.simulator import World
 
 
 @pytest.mark.slow
-def test_thirty_overlapping_places_from_a_file_yield_their_union_once(tmp_path):
+def test_thirty_overlapping_places_from_a_file_yield_their_union_once(tmp_path, start_simulator):
     places = {7000 + i: 20 + 4 * i for i in range(30)}
     world = World(places, seed=13, overlap=0.4, photo_scale=0.01)
     ids = list(places)
@@ -25,11 +25,11 @@ def test_thirty_overlapping_places_from_a_file_yield_their_union_once(tmp_path):
     lines += [f"{p}   # with a comment" for p in ids[20:]] + [str(ids[0])]  # a repeat too
     (tmp_path / "places.txt").write_text("\n".join(lines) + "\n")
     out = tmp_path / "o"
-    with SimulatorThread(world) as sim:
-        result = run_cli(
-            tmp_path, "--places-file", str(tmp_path / "places.txt"), "--sizes", "square", *local(sim, out)
-        )
-        log = sim.log
+    sim = start_simulator(world)
+    result = run_cli(
+        tmp_path, "--places-file", str(tmp_path / "places.txt"), "--sizes", "square", *local(sim, out)
+    )
+    log = sim.log
     assert result.returncode == 0, result.stderr
     frame = read_observations(out)
     assert frame["id"].is_unique
@@ -60,24 +60,24 @@ def _read(path):
 
 
 @pytest.mark.slow
-def test_update_fetches_exactly_what_changed_and_equals_a_fresh_harvest(tmp_path):
+def test_update_fetches_exactly_what_changed_and_equals_a_fresh_harvest(tmp_path, start_simulator):
     world = World({5001: 400}, seed=17, photo_scale=0.01)
     out = tmp_path / "o"
-    with SimulatorThread(world) as sim:
-        args = ["--place", "5001", "--sizes", "square,small", *local(sim, out)]
-        assert run_cli(tmp_path, *args).returncode == 0
-        refused = run_cli(tmp_path, *args[:-2], "--out", str(tmp_path / "new"), "--update")
-        assert refused.returncode == 2 and "without --update" in refused.stderr
-        old = expected_ids(world, [5001])
-        added = world.add_observations(5001, 12)
-        edited = old[:3]
-        for obs_id in edited:
-            world.edit(obs_id, species_guess='changed, "edited"')
-        world.edit(old[3], quality_grade="casual", taxon_id=None)  # now fails identified=true
-        sim.clear_log()
-        update = run_cli(tmp_path, *args, "--update")
-        log = sim.log
-        fresh = run_cli(tmp_path, *args[:-2], "--out", str(tmp_path / "fresh"))
+    sim = start_simulator(world)
+    args = ["--place", "5001", "--sizes", "square,small", *local(sim, out)]
+    assert run_cli(tmp_path, *args).returncode == 0
+    refused = run_cli(tmp_path, *args[:-2], "--out", str(tmp_path / "new"), "--update")
+    assert refused.returncode == 2 and "without --update" in refused.stderr
+    old = expected_ids(world, [5001])
+    added = world.add_observations(5001, 12)
+    edited = old[:3]
+    for obs_id in edited:
+        world.edit(obs_id, species_guess='changed, "edited"')
+    world.edit(old[3], quality_grade="casual", taxon_id=None)  # now fails identified=true
+    sim.clear_log()
+    update = run_cli(tmp_path, *args, "--update")
+    log = sim.log
+    fresh = run_cli(tmp_path, *args[:-2], "--out", str(tmp_path / "fresh"))
     assert update.returncode == 0 and fresh.returncode == 0, update.stderr + fresh.stderr
     pages = [r for r in api_requests(log) if r.query.get("per_page") == "200"]
     assert pages and all("updated_since" in r.query for r in pages)

@@ -14,10 +14,10 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import api_requests, error_line, metadata_args, read_observations, run_cli, start_cli
+from helpers import api_requests, error_line, metadata_args, read_observations, run_cli, start_cli
 
 from inat_async.net.budget import Ledger
-from inat_async.simulator import RateLimit, SimulatorThread, World, max_in_window
+from inat_async.simulator import RateLimit, World, max_in_window
 
 # A request sent just before a 429 reached us can arrive just after it (later still when the
 # simulator's thread waits for a busy CPU).
@@ -26,16 +26,16 @@ WORLD = World({3001: 900, 3002: 900}, seed=5, photo_scale=0.01)
 
 
 @pytest.mark.slow
-def test_api_budget_is_spread_evenly_and_never_exceeded_in_any_sliding_window(tmp_path):
+def test_api_budget_is_spread_evenly_and_never_exceeded_in_any_sliding_window(tmp_path, start_simulator):
     # How much of the budget a harvest uses is a speed figure, measured in benchmarks/.
     # 30 requests a "minute" of 3 s: 10 a second, evenly spread.
-    with SimulatorThread(WORLD, api_limit=RateLimit(30, 3.0, enforce=False)) as sim:
-        result = run_cli(
-            tmp_path,
-            *metadata_args(sim, "3001", tmp_path / "o", "--api-rpm", "30", "--budget-window-scale", "0.05"),
-        )
-        times = [r.time for r in sim.log if r.host == "api"]  # paging's and the taxonomy's
-        violations = sim.violations
+    sim = start_simulator(WORLD, api_limit=RateLimit(30, 3.0, enforce=False))
+    result = run_cli(
+        tmp_path,
+        *metadata_args(sim, "3001", tmp_path / "o", "--api-rpm", "30", "--budget-window-scale", "0.05"),
+    )
+    times = [r.time for r in sim.log if r.host == "api"]  # paging's and the taxonomy's
+    violations = sim.violations
     assert result.returncode == 0, result.stderr
     assert len(times) >= 40
     assert violations == 0 and max_in_window(times, 3.0) <= 30
@@ -53,14 +53,14 @@ def test_api_budget_is_spread_evenly_and_never_exceeded_in_any_sliding_window(tm
 
 @pytest.mark.slow
 @pytest.mark.parametrize("retry_after", [0.7, "http-date", None])
-def test_a_stricter_server_is_respected_and_retry_after_honoured(tmp_path, retry_after):
+def test_a_stricter_server_is_respected_and_retry_after_honoured(tmp_path, retry_after, start_simulator):
     # We allow 40 a "minute" of 2 s, the server only 10: it answers 429 past that.
     limit = RateLimit(10, 2.0, retry_after=retry_after)
-    with SimulatorThread(WORLD, api_limit=limit) as sim:
-        budget = ["--api-rpm", "40", "--budget-window-scale", f"{2 / 60}"]
-        args = [*budget, "--retry-wait", "0.2", "--per-page", "40"]
-        result = run_cli(tmp_path, *metadata_args(sim, "3001", tmp_path / "o", *args))
-        log = api_requests(sim.log)
+    sim = start_simulator(WORLD, api_limit=limit)
+    budget = ["--api-rpm", "40", "--budget-window-scale", f"{2 / 60}"]
+    args = [*budget, "--retry-wait", "0.2", "--per-page", "40"]
+    result = run_cli(tmp_path, *metadata_args(sim, "3001", tmp_path / "o", *args))
+    log = api_requests(sim.log)
     assert result.returncode == 0, result.stderr
     assert sorted(read_observations(tmp_path / "o")["id"]) == sorted(
         WORLD.matching_ids({"geo": "true", "identified": "true", "rank": "species", "place_id": "3001"})
@@ -87,24 +87,23 @@ def test_a_stricter_server_is_respected_and_retry_after_honoured(tmp_path, retry
 
 
 @pytest.mark.slow
-def test_daily_budget_survives_a_restart(tmp_path):
+def test_daily_budget_survives_a_restart(tmp_path, shared_sim):
     # A "day" of 5 s holding 12 requests; "minutes" are so short they never bind.
     scale = ["--api-daily", "12", "--api-rpm", "1000", "--budget-window-scale", f"{5 / 86400}"]
-    with SimulatorThread(WORLD) as sim:
-        # One range: a burst of new connections at the start is not what this is about, and
-        # on a busy machine the simulator may log one a tenth of a second late.
-        args = metadata_args(sim, "3001", tmp_path / "o", *scale, "--per-page", "40", "--ranges", "1")
-        first = start_cli(tmp_path, *args)
-        deadline = time.monotonic() + 30
-        while len(api_requests(sim.log)) < 12 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        first.send_signal(signal.SIGTERM)  # stopped while it waits for the day to slide
-        _, err = first.communicate(timeout=30)
-        assert first.returncode == 130 and "run the same command again" in err.lower()
-        assert "waiting until" in err  # it told the user what it waits for
-        second = run_cli(tmp_path, *args)
-        times = [r.time for r in api_requests(sim.log)]
+    # One range: a burst of new connections at the start is not what this is about, and
+    # on a busy machine the simulator may log one a tenth of a second late.
+    args = metadata_args(shared_sim, "3001", tmp_path / "o", *scale, "--per-page", "40", "--ranges", "1")
+    first = start_cli(tmp_path, *args)
+    deadline = time.monotonic() + 30
+    while len(api_requests(shared_sim.log)) < 12 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    first.send_signal(signal.SIGTERM)  # stopped while it waits for the day to slide
+    _, err = first.communicate(timeout=30)
+    assert first.returncode == 130 and "run the same command again" in err.lower()
+    assert "waiting until" in err  # it told the user what it waits for
+    second = run_cli(tmp_path, *args)
+    times = [r.time for r in api_requests(shared_sim.log)]
     assert second.returncode == 0, second.stderr
     assert len(times) > 12
     assert max_in_window(times, 5.0) <= 12
@@ -112,61 +111,61 @@ def test_daily_budget_survives_a_restart(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_harvests_at_once_share_one_budget(tmp_path):
-    with SimulatorThread(WORLD, api_limit=RateLimit(20, 2.0, enforce=False)) as sim:
-        budget = ["--api-rpm", "20", "--budget-window-scale", f"{2 / 60}", "--ranges", "1"]
-        budget += ["--per-page", "40"]
-        a = start_cli(tmp_path, *metadata_args(sim, "3001", tmp_path / "a", *budget))
-        b_args = metadata_args(sim, "3002", tmp_path / "b", *budget)
-        b = start_cli(tmp_path, *b_args)
-        for child in (a, b):
-            _, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err
-        log = api_requests(sim.log)
-        violations = sim.violations
+def test_two_harvests_at_once_share_one_budget(tmp_path, start_simulator):
+    sim = start_simulator(WORLD, api_limit=RateLimit(20, 2.0, enforce=False))
+    budget = ["--api-rpm", "20", "--budget-window-scale", f"{2 / 60}", "--ranges", "1"]
+    budget += ["--per-page", "40"]
+    a = start_cli(tmp_path, *metadata_args(sim, "3001", tmp_path / "a", *budget))
+    b_args = metadata_args(sim, "3002", tmp_path / "b", *budget)
+    b = start_cli(tmp_path, *b_args)
+    for child in (a, b):
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+    log = api_requests(sim.log)
+    violations = sim.violations
     places = {r.query["place_id"] for r in log}
     assert places == {"3001", "3002"}
     assert violations == 0 and max_in_window([r.time for r in log], 2.0) <= 20
 
 
-def test_an_ip_block_stops_the_harvest_at_once(tmp_path):
-    with SimulatorThread(WORLD, blocked=True) as sim:
-        result = run_cli(tmp_path, "--place", "3001", "--api-url", sim.api_url, "--out", str(tmp_path / "o"))
-        log = sim.log
+def test_an_ip_block_stops_the_harvest_at_once(tmp_path, start_simulator):
+    sim = start_simulator(WORLD, blocked=True)
+    result = run_cli(tmp_path, "--place", "3001", "--api-url", sim.api_url, "--out", str(tmp_path / "o"))
+    log = sim.log
     assert result.returncode == 4
     assert "blocked" in error_line(result)
     assert len(log) == 1  # never kept knocking
 
 
 @pytest.mark.slow
-def test_a_block_met_by_a_photo_worker_stops_everything(tmp_path):
-    with SimulatorThread(WORLD, photo_latency=0.01) as sim:
-        args = ["--place", "3002", "--api-url", sim.api_url, "--out", str(tmp_path / "o"), "--no-limits"]
-        child = start_cli(tmp_path, *args)
-        deadline = time.monotonic() + 30
-        while len(sim.log) < 40 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        sim.blocked = True
-        blocked_at = len(sim.log)
-        _, err = child.communicate(timeout=60)
-        after = sim.log[blocked_at:]
+def test_a_block_met_by_a_photo_worker_stops_everything(tmp_path, start_simulator):
+    sim = start_simulator(WORLD, photo_latency=0.01)
+    args = ["--place", "3002", "--api-url", sim.api_url, "--out", str(tmp_path / "o"), "--no-limits"]
+    child = start_cli(tmp_path, *args)
+    deadline = time.monotonic() + 30
+    while len(sim.log) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sim.blocked = True
+    blocked_at = len(sim.log)
+    _, err = child.communicate(timeout=60)
+    after = sim.log[blocked_at:]
     assert child.returncode == 4, err
     assert "blocked" in err.strip().splitlines()[-1]
     assert len(after) <= 16 + 2  # the requests already in flight, then silence
 
 
 @pytest.mark.slow
-def test_photo_bytes_budget_per_host_over_a_sliding_hour_waits_and_says_so(tmp_path):
+def test_photo_bytes_budget_per_host_over_a_sliding_hour_waits_and_says_so(tmp_path, start_simulator):
     world = World({3101: 40}, seed=41, photo_scale=1.0)
     hour = 4.0  # a scaled "hour"
     limit = 600_000  # bytes per host in any sliding "hour"
-    with SimulatorThread(world) as sim:
-        result = run_cli(
-            tmp_path, "--place", "3101", "--sizes", "medium", "--api-url", sim.api_url, "--out",
-            str(tmp_path / "o"), "--budget-window-scale", str(hour / 3600), "--api-rpm", "100000",
-            "--media-gb-per-hour", str(limit / 1e9), "--media-rpm", "100000", "--media-concurrency", "2",
-        )  # fmt: skip
-        log = [r for r in sim.log if r.host in ("open", "static") and r.status == 200]
+    sim = start_simulator(world)
+    result = run_cli(
+        tmp_path, "--place", "3101", "--sizes", "medium", "--api-url", sim.api_url, "--out",
+        str(tmp_path / "o"), "--budget-window-scale", str(hour / 3600), "--api-rpm", "100000",
+        "--media-gb-per-hour", str(limit / 1e9), "--media-rpm", "100000", "--media-concurrency", "2",
+    )  # fmt: skip
+    log = [r for r in sim.log if r.host in ("open", "static") and r.status == 200]
     assert result.returncode == 0, result.stderr
     assert "GB of photos a" in result.stderr and "waiting until" in result.stderr
     for host in ("open", "static"):
@@ -185,23 +184,23 @@ def test_photo_bytes_budget_per_host_over_a_sliding_hour_waits_and_says_so(tmp_p
 
 
 @pytest.mark.slow
-def test_a_host_that_must_wait_holds_up_no_other_host(tmp_path):
+def test_a_host_that_must_wait_holds_up_no_other_host(tmp_path, start_simulator):
     """The open-data bucket's byte budget is spent (by an earlier harvest, say): every file on
     the static host is fetched while the bucket waits, not behind its files."""
     world = World({3201: 80}, seed=43, photo_scale=0.01)
     hour = 8.0  # a scaled "hour": the static host's files take well under one, even when a busy
     # machine takes seconds to start the harvest (the bytes booked below must still count then)
-    with SimulatorThread(world) as sim:
-        ledger = Ledger(tmp_path / "budget.sqlite")  # the file run_cli's harvests count in
-        ledger.record(f"bytes {urlsplit(sim.hosts['open']).netloc}", 1_000_000)
-        ledger.close()
-        result = run_cli(
-            tmp_path, "--place", "3201", "--sizes", "square,medium", "--api-url", sim.api_url, "--out",
-            str(tmp_path / "o"), "--budget-window-scale", str(hour / 3600), "--api-rpm", "100000",
-            "--media-gb-per-hour", "0.001", "--media-rpm", "100000", "--media-concurrency", "2",
-            "--workers", "4",
-        )  # fmt: skip
-        log = [r for r in sim.log if r.host in ("open", "static") and r.status == 200]
+    sim = start_simulator(world)
+    ledger = Ledger(tmp_path / "budget.sqlite")  # the file run_cli's harvests count in
+    ledger.record(f"bytes {urlsplit(sim.hosts['open']).netloc}", 1_000_000)
+    ledger.close()
+    result = run_cli(
+        tmp_path, "--place", "3201", "--sizes", "square,medium", "--api-url", sim.api_url, "--out",
+        str(tmp_path / "o"), "--budget-window-scale", str(hour / 3600), "--api-rpm", "100000",
+        "--media-gb-per-hour", "0.001", "--media-rpm", "100000", "--media-concurrency", "2",
+        "--workers", "4",
+    )  # fmt: skip
+    log = [r for r in sim.log if r.host in ("open", "static") and r.status == 200]
     assert result.returncode == 0, result.stderr
     assert "GB of photos a" in result.stderr and "waiting until" in result.stderr
     static = [r.time for r in log if r.host == "static"]

@@ -9,9 +9,9 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import api_requests, expected_ids, metadata_args, read_observations, run_cli, start_cli
+from helpers import api_requests, expected_ids, metadata_args, read_observations, run_cli, start_cli
 
-from inat_async.simulator import RateLimit, SimulatorThread, World
+from inat_async.simulator import RateLimit, World
 
 pytestmark = pytest.mark.slow
 
@@ -25,24 +25,24 @@ def _overlapping(times: list[float], latency: float) -> float:
     return sum(gap < latency for gap in gaps) / len(gaps)
 
 
-def test_parallel_ranges_keep_requests_in_flight_within_the_budget(tmp_path):
+def test_parallel_ranges_keep_requests_in_flight_within_the_budget(tmp_path, start_simulator):
     # 60 per 6 s: one each 0.1 s, with answers taking 0.25 s: one cursor can use at most 40%
     # of the budget, so ranges must keep several requests in flight, and never exceed it.
     # (How much of the budget they use is a speed figure: benchmarks/, not an assertion here.)
     latency = 0.25
     budget = ["--api-rpm", "60", "--budget-window-scale", "0.1"]
-    with SimulatorThread(WORLD, api_latency=latency, api_limit=RateLimit(60, 6.0, enforce=False)) as sim:
-        result = run_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "many", *budget, "--ranges", "8"))
-        many_times = [r.time for r in api_requests(sim.log)]
-        sim.clear_log()
-        single = start_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "one", *budget, "--ranges", "1"))
-        deadline = time.monotonic() + 30  # a loaded machine may take seconds to start it
-        while len(api_requests(sim.log)) < 8 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        single.send_signal(signal.SIGTERM)
-        single.communicate(timeout=30)
-        single_times = [r.time for r in api_requests(sim.log)]
-        violations = sim.violations
+    sim = start_simulator(WORLD, api_latency=latency, api_limit=RateLimit(60, 6.0, enforce=False))
+    result = run_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "many", *budget, "--ranges", "8"))
+    many_times = [r.time for r in api_requests(sim.log)]
+    sim.clear_log()
+    single = start_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "one", *budget, "--ranges", "1"))
+    deadline = time.monotonic() + 30  # a loaded machine may take seconds to start it
+    while len(api_requests(sim.log)) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    single.send_signal(signal.SIGTERM)
+    single.communicate(timeout=30)
+    single_times = [r.time for r in api_requests(sim.log)]
+    violations = sim.violations
     assert result.returncode == 0, result.stderr
     assert sorted(read_observations(tmp_path / "many")["id"]) == expected_ids(WORLD, [4001, 4002])
     assert violations == 0
@@ -50,22 +50,22 @@ def test_parallel_ranges_keep_requests_in_flight_within_the_budget(tmp_path):
     assert _overlapping(many_times, latency) >= 0.5  # eight keep the budget's pace instead
 
 
-def test_every_range_resumes_after_a_kill(tmp_path):
+def test_every_range_resumes_after_a_kill(tmp_path, start_simulator):
     out = tmp_path / "o"
-    with SimulatorThread(WORLD, api_latency=0.02) as sim:
-        args = metadata_args(sim, PLACES, out, "--ranges", "4", "--no-limits")
-        child = start_cli(tmp_path, *args)
-        deadline = time.monotonic() + 30
-        while len(api_requests(sim.log)) < 45 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        child.send_signal(signal.SIGKILL)
-        child.communicate(timeout=30)
-        with sqlite3.connect(out / "harvest.sqlite") as db:
-            cursors = db.execute("SELECT lo, hi, last_id, done FROM cursors").fetchall()
-        started = [c for c in cursors if c[2] > c[0] and not c[3]]
-        assert len(started) >= 2, cursors  # several ranges were under way at the kill
-        result = run_cli(tmp_path, *args)
-        log = api_requests(sim.log)
+    sim = start_simulator(WORLD, api_latency=0.02)
+    args = metadata_args(sim, PLACES, out, "--ranges", "4", "--no-limits")
+    child = start_cli(tmp_path, *args)
+    deadline = time.monotonic() + 30
+    while len(api_requests(sim.log)) < 45 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=30)
+    with sqlite3.connect(out / "harvest.sqlite") as db:
+        cursors = db.execute("SELECT lo, hi, last_id, done FROM cursors").fetchall()
+    started = [c for c in cursors if c[2] > c[0] and not c[3]]
+    assert len(started) >= 2, cursors  # several ranges were under way at the kill
+    result = run_cli(tmp_path, *args)
+    log = api_requests(sim.log)
     assert result.returncode == 0, result.stderr
     assert sorted(read_observations(out)["id"]) == expected_ids(WORLD, [4001, 4002])
     pages = Counter(

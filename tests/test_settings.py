@@ -11,7 +11,7 @@ from dataclasses import fields
 
 import pandas as pd
 import pytest
-from conftest import api_requests, error_line, expected_ids, local, run_cli
+from helpers import api_requests, error_line, expected_ids, local, run_cli
 
 import inat_async
 from inat_async import Budgets, HarvestOptions, SettingError, Settings, UsageError, make_settings

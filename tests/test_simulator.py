@@ -639,7 +639,7 @@ def test_a_million_observations() -> None:
 
 
 @pytest.mark.slow
-def test_an_offline_harvest_gives_images_that_open_at_their_sizes(tmp_path) -> None:
+def test_an_offline_harvest_gives_images_that_open_at_their_sizes(tmp_path, start_simulator) -> None:
     """Every photo file of a harvest from the simulator is a JPEG, PNG or GIF that Pillow
     opens, of the dimensions of its size, and can be thumbnailed: offline harvests can be
     looked at and trained on."""
@@ -650,10 +650,10 @@ def test_an_offline_harvest_gives_images_that_open_at_their_sizes(tmp_path) -> N
 
     world = World({7101: 120}, seed=71, photo_scale=0.02)
     out = tmp_path / "o"
-    with SimulatorThread(world) as sim:
-        summary = harvest_blocking(
-            [7101], out=out, api_url=sim.api_url, limits=False, sizes=list(SIZES), all_photos=True
-        )
+    sim = start_simulator(world)
+    summary = harvest_blocking(
+        [7101], out=out, api_url=sim.api_url, limits=False, sizes=list(SIZES), all_photos=True
+    )
     formats = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "gif": "GIF"}
     seen = set()
     for path in (out / "photos").rglob("*.*"):

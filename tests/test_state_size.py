@@ -13,12 +13,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from helpers import DEFAULTS, run_harvest
 
 from inat_async import export
 from inat_async.simulator import SimulatorThread, World
 from inat_async.store.rawjson import TRAIN_AT
 from inat_async.store.state import SCHEMA_VERSION, State
-from tests.conftest import DEFAULTS, run_harvest
 
 PLACE = 4242
 LARGE = World({PLACE: 1_400}, seed=21)  # past TRAIN_AT matching: a dictionary is trained

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import expected_ids, local, photo_requests, run_cli
+from helpers import expected_ids, local, photo_requests, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -152,7 +152,7 @@ def test_every_export_holds_the_new_rows(updated):
     pd.testing.assert_frame_equal(ours, theirs)
 
 
-def test_with_photo_license_a_photo_relicensed_out_of_the_list_loses_its_file(tmp_path):
+def test_with_photo_license_a_photo_relicensed_out_of_the_list_loses_its_file(tmp_path, start_simulator):
     """--photo-license cc-by: one photo loses its licence (its file goes, its row is skipped),
     a skipped one gains cc-by (it is fetched); the same as a fresh harvest."""
     world = World({PLACE: 80}, seed=31, photos=(1, 1), placeholder_rate=0.0, photo_scale=0.01)
@@ -160,17 +160,17 @@ def test_with_photo_license_a_photo_relicensed_out_of_the_list_loses_its_file(tm
     dropped = next(p["id"] for p in first.values() if p["license_code"] == "cc-by")
     gained = next(p["id"] for p in first.values() if p["license_code"] is None)
     out, fresh = tmp_path / "out", tmp_path / "fresh"
-    with SimulatorThread(world) as sim:
-        args = ["--place", str(PLACE), "--sizes", "square", "--photo-license", "CC-BY"]
-        assert run_cli(tmp_path, *args, *local(sim, out)).returncode == 0
-        assert [row[4] for row in _rows(out, dropped)] == ["done"]
-        assert [row[4] for row in _rows(out, gained)] == ["skipped"]
-        world.edit_photo(dropped, license_code=None)
-        world.edit_photo(gained, license_code="cc-by")
-        sim.clear_log()
-        assert run_cli(tmp_path, *args, "--update", *local(sim, out)).returncode == 0
-        fetched = [int(r.path.split("/")[2]) for r in photo_requests(sim.log)]
-        assert run_cli(tmp_path, *args, *local(sim, fresh)).returncode == 0
+    sim = start_simulator(world)
+    args = ["--place", str(PLACE), "--sizes", "square", "--photo-license", "CC-BY"]
+    assert run_cli(tmp_path, *args, *local(sim, out)).returncode == 0
+    assert [row[4] for row in _rows(out, dropped)] == ["done"]
+    assert [row[4] for row in _rows(out, gained)] == ["skipped"]
+    world.edit_photo(dropped, license_code=None)
+    world.edit_photo(gained, license_code="cc-by")
+    sim.clear_log()
+    assert run_cli(tmp_path, *args, "--update", *local(sim, out)).returncode == 0
+    fetched = [int(r.path.split("/")[2]) for r in photo_requests(sim.log)]
+    assert run_cli(tmp_path, *args, *local(sim, fresh)).returncode == 0
     assert fetched == [gained]
     assert [row[4] for row in _rows(out, dropped)] == ["skipped"]
     assert (out / "photos.csv").read_bytes() == (fresh / "photos.csv").read_bytes()

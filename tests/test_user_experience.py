@@ -8,7 +8,7 @@ import zipfile
 
 import pandas as pd
 import pytest
-from conftest import expected_ids, local, read_photos, run_cli, run_in_terminal
+from helpers import expected_ids, local, read_photos, run_cli, run_in_terminal
 
 import inat_async
 from inat_async.simulator import SimulatorThread, World

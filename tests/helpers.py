@@ -1,0 +1,143 @@
+"""Test helpers: the harvester run as a user runs it (CLI, terminal, library), and what a test
+expects and reads back. Imported as ``from helpers import ...``; the fixtures are in conftest.py."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from inat_async import Summary, harvest_blocking
+from inat_async.simulator import World
+
+DEFAULTS = {"geo": "true", "identified": "true", "rank": "species"}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INAT_")}
+    env["INAT_ASYNC_BUDGET_FILE"] = str(tmp_path / "budget.sqlite")
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def run_cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m inat_async ARGS`` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "inat_async", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+    )
+
+
+def start_cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "inat_async", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+    )
+
+
+def run_in_terminal(tmp_path: Path, *args: str, columns: int = 120) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal ``columns`` wide, as a person at a terminal sees it:
+    its exit status and everything it drew (escape sequences and all)."""
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "inat_async", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**cli_env(tmp_path), "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm"},
+        cwd=tmp_path,
+        close_fds=True,
+    )
+    os.close(follower)
+    output = bytearray()
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            child.kill()
+            break
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        output += data
+    os.close(leader)
+    return child.wait(timeout=60), output.decode("utf-8", "replace")
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one error line a failed run ends with (progress log lines may come before it)."""
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("inat-async: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+def metadata_args(sim, places: str, out: Path, *extra: str) -> list[str]:
+    """A metadata-only harvest of small pages (many requests), with the limits on."""
+    return [
+        "--place",
+        places,
+        "--no-photos",
+        "--per-page",
+        "20",
+        "--api-url",
+        sim.api_url,
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def local(sim, out: Path, *extra: str) -> list[str]:
+    """The options that point a harvest at the simulator, limits lifted, into ``out``."""
+    return ["--api-url", sim.api_url, "--no-limits", "--out", str(out), *extra]
+
+
+def run_harvest(places, **options) -> Summary:
+    """The library entry point, in this process."""
+    options.setdefault("limits", False)
+    return harvest_blocking(places, **options)
+
+
+def expected_ids(world: World, places, **filters: str) -> list[int]:
+    params = {**DEFAULTS, **filters, "place_id": ",".join(map(str, places))}
+    return world.matching_ids({k: v for k, v in params.items() if v})
+
+
+def read_observations(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "observations.csv")
+
+
+def read_photos(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "photos.csv", dtype={"reason": str, "license_code": str, "path": str})
+
+
+def api_requests(log):
+    """The paging requests (/v1/observations): the taxonomy stage's are taxa_requests'."""
+    return [r for r in log if r.host == "api" and not r.path.startswith("/v1/taxa/")]
+
+
+def taxa_requests(log):
+    """The taxonomy stage's requests (/v1/taxa/{ids})."""
+    return [r for r in log if r.host == "api" and r.path.startswith("/v1/taxa/")]
+
+
+def photo_requests(log):
+    return [r for r in log if r.host in ("open", "static", "assets")]
