@@ -8,12 +8,18 @@ from inat_async.errors import HarvestError, SettingError, UsageError
 from inat_async.version import __version__
 
 if TYPE_CHECKING:
-    from inat_async.api import export, harvest, harvest_blocking
+    from inat_async.api import export, harvest, harvest_blocking, photos
     from inat_async.exports.summary import Summary
 
 # Imported when first used: the command line answers --help and bad input without loading
 # aiohttp and the rest of the harvester (half a second).
-_LAZY = {"export": "api", "harvest": "api", "harvest_blocking": "api", "Summary": "exports.summary"}
+_LAZY = {
+    "export": "api",
+    "harvest": "api",
+    "harvest_blocking": "api",
+    "photos": "api",
+    "Summary": "exports.summary",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -35,4 +41,5 @@ __all__ = [
     "harvest",
     "harvest_blocking",
     "make_settings",
+    "photos",
 ]

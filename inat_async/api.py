@@ -26,7 +26,8 @@ from inat_async.config import (
 from inat_async.errors import UsageError
 from inat_async.exports import write_exports
 from inat_async.exports.summary import Summary
-from inat_async.pipeline.harvest import locked_state, run_harvest
+from inat_async.pipeline.harvest import PhotoStage, locked_state, run_harvest
+from inat_async.pipeline.photostage import folder_settings, run_photos
 from inat_async.store.state import STATE_FILE
 
 
@@ -48,7 +49,16 @@ async def harvest(
         settings = with_options(places, **options) if options else places
     else:
         settings = make_settings(places, **options)
-    return await run_harvest(settings, console)
+    return await run_harvest(settings, console, _photo_stage(settings))
+
+
+def _photo_stage(settings: Settings) -> PhotoStage | None:
+    """The cluster's photo stage when a scheduler is named (Dask imported only then)."""
+    if settings.scheduler is None:
+        return None
+    from inat_async.cluster.driver import cluster_stage
+
+    return cluster_stage
 
 
 def harvest_blocking(
@@ -63,6 +73,17 @@ def harvest_blocking(
         return asyncio.run(work)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, work).result()
+
+
+async def photos(
+    out: str | Path, /, *, console: Console | None = None, **options: Unpack[HarvestOptions]
+) -> Summary:
+    """Fetch the photo files of the harvest in ``out`` (paged, with or without photos) as
+    ``options`` ask (``sizes``, ``photo_licenses``, ``all_photos``, budgets, ``store``,
+    ``storage_options``, ``scheduler``, ...): in this process, or on a Dask cluster with
+    ``scheduler`` ("local:N" or an address). Running it again continues."""
+    settings = folder_settings(Path(out), **options)
+    return await run_photos(settings, console, _photo_stage(settings))
 
 
 def export(

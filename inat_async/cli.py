@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from inat_async.config import (
     DEFAULT_FILTERS,
@@ -24,6 +24,7 @@ from inat_async.config import (
     make_settings,
     parse_formats,
     parse_params,
+    parse_storage_options,
     read_places_file,
     setting_default,
 )
@@ -71,13 +72,16 @@ _BUDGET_HELP = {
 _USAGE = f"""\
 {PROG} --place ID [--place ID ...] [options]
        {PROG} export OUT [--format LIST] [--api-url URL]
-       {PROG} opendata --out DIR [--place ID | --polygon FILE] [--taxon ID] [options]"""
+       {PROG} opendata --out DIR [--place ID | --polygon FILE] [--taxon ID] [options]
+       {PROG} photos OUT [--scheduler ADDRESS|local[:N]] [--store URL] [options]"""
 _EPILOG = f"""\
 other commands:
   export OUT            write exports (csv, parquet, dwca, ...) from a harvest folder
                         alone, with no request; see {PROG} export --help
   opendata              harvest a selection of iNaturalist's open-data dumps (a place,
-                        a polygon, a taxon, ...); see {PROG} opendata --help"""
+                        a polygon, a taxon, ...); see {PROG} opendata --help
+  photos OUT            download the photo files of a paged harvest folder, here
+                        or on a Dask cluster; see {PROG} photos --help"""
 
 
 # The flag of each setting whose flag is not its name with dashes (see flag_of).
@@ -86,6 +90,7 @@ _FLAGS = {
     "filters": "--param",
     "photo_licenses": "--photo-license",
     "formats": "--format",
+    "storage_options": "--storage-option",
     "request_timeout": "--timeout",
     "connect_timeout": "--timeout",
     "max_photo_bytes": "--max-photo-mb",
@@ -128,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed = p.add_argument_group("speed and politeness")
     _add_pace(speed)
     _add_request_limits(speed)
+    _add_cluster_options(p)
     _add_output(p.add_argument_group("output"))
     return p
 
@@ -312,8 +318,49 @@ def _add_output(talk: argparse._ArgumentGroup) -> None:
     talk.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """The flags as :class:`Settings`; every check is the Settings' own (see flag_of)."""
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    """--store, --storage-option, --scheduler, --budget-scope: beyond one machine."""
+    many = p.add_argument_group("many machines (pip install 'inat_async[dask]')")
+    many.add_argument(
+        "--store",
+        metavar="URL",
+        help="where photo files go: a folder or an fsspec URL (s3://bucket/prefix); default: OUT",
+    )
+    many.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the store (endpoint_url=..., profile=..., key=..., secret=...); repeat it",
+    )
+    many.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="download photos on a Dask cluster: local[:N] (N worker processes here) or tcp://host:8786",
+    )
+    many.add_argument(
+        "--budget-scope",
+        choices=("cluster", "worker"),
+        default=setting_default("budget_scope"),
+        help="photo budgets shared by the whole cluster (one egress IP) or each worker's own",
+    )
+    # Photo files a cluster task fetches (tests make shards small).
+    shard = setting_default("shard_files")
+    many.add_argument("--shard-files", type=int, default=shard, help=argparse.SUPPRESS)
+
+
+def _cluster_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "store": args.store,
+        "storage_options": parse_storage_options(args.storage_option),
+        "scheduler": args.scheduler,
+        "budget_scope": args.budget_scope,
+        "shard_files": args.shard_files,
+    }
+
+
+def _speed_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of _add_pace's and _add_request_limits' flags (--ranges aside)."""
     windows = Budgets()
     scale = args.budget_window_scale
     budgets = Budgets(
@@ -322,6 +369,20 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         hour=windows.hour * scale,
         day=windows.day * scale,
     )
+    return {
+        "workers": args.workers,
+        "limits": not args.no_limits,
+        "budgets": budgets,
+        "budget_file": args.budget_file,
+        "budget_lock_wait": args.budget_lock_wait,
+        "backoff_initial": args.retry_wait,
+        "request_timeout": args.timeout,
+        "max_photo_bytes": _bytes(args.max_photo_mb),
+    }
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The flags as :class:`Settings`; every check is the Settings' own (see flag_of)."""
     places = list(args.place)
     if args.places_file is not None:
         places += read_places_file(args.places_file)
@@ -339,16 +400,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         taxonomy=not args.no_taxonomy,
         shard_size=args.shard_size,
         webdataset_size=args.webdataset_size,
-        workers=args.workers,
-        limits=not args.no_limits,
-        budgets=budgets,
-        budget_file=args.budget_file,
-        budget_lock_wait=args.budget_lock_wait,
-        backoff_initial=args.retry_wait,
         per_page=args.per_page,
         ranges=args.ranges,
-        request_timeout=args.timeout,
-        max_photo_bytes=_bytes(args.max_photo_mb),
+        **_speed_settings(args),
+        **_cluster_settings(args),
     )
 
 
@@ -572,8 +627,73 @@ def _opendata_main(argv: list[str]) -> int:
     return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
 
 
+def _photos_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=f"{PROG} photos",
+        description="Download the photo files of a harvest folder whose observations are paged (by a\n"
+        "harvest with or without --no-photos): in this process, or on a Dask cluster with\n"
+        "--scheduler; into OUT or an object store with --store. Running it again continues.",
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("out", type=Path, metavar="OUT", help="a harvest folder")
+    what = p.add_argument_group("which files")
+    what.add_argument(
+        "--sizes",
+        default=_default_list("sizes"),
+        metavar="LIST",
+        help=f"photo sizes, comma separated, of {', '.join(SIZES)}",
+    )
+    what.add_argument(
+        "--photo-license",
+        metavar="LIST",
+        help=f"fetch only photos under these licences, of {', '.join(PHOTO_LICENSES)}",
+    )
+    what.add_argument("--all-photos", action="store_true", help="every photo of an observation")
+    what.add_argument(
+        "--format", default=_default_list("formats"), metavar="LIST", help="exports rewritten at the end"
+    )
+    speed = p.add_argument_group("speed and politeness")
+    _add_pace(speed)
+    _add_request_limits(speed)
+    _add_cluster_options(p)
+    _add_output(p.add_argument_group("output"))
+    return p
+
+
+def _photos_main(argv: list[str]) -> int:
+    """`inat-async photos OUT [--scheduler ...] [--store URL]`: the photo stage alone."""
+    args = _photos_parser().parse_args(argv)
+    try:
+        options = {**_speed_settings(args), **_cluster_settings(args)}
+        options.update(sizes=args.sizes, photo_licenses=args.photo_license, all_photos=args.all_photos)
+        options["formats"] = args.format
+        console = _console(args)
+        _setup_logging(args, console)
+        from inat_async.api import photos
+
+        summary = asyncio.run(_until_signal(photos(args.out, console=console, **options)))
+    except HarvestError as exc:
+        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(
+            f"{PROG}: interrupted; every file stored so far is kept. Run the same command again.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(summary.table())
+    return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
+
+
 #: `inat-async NAME ...`: the commands beside the harvest, each `(argv) -> exit status`.
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"export": _export_main, "opendata": _opendata_main}
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "export": _export_main,
+    "opendata": _opendata_main,
+    "photos": _photos_main,
+}
 
 
 def run() -> NoReturn:

@@ -9,6 +9,7 @@ the same message with its flag instead.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 import numbers
 import os
@@ -199,6 +200,16 @@ class Settings:
     backoff_initial: float = 1.0
     max_backoff: float = 300.0
     progress_interval: float = 5.0
+    # Beyond one machine (see cluster/): where photo files go (an fsspec URL or a folder;
+    # None: OUT), its fsspec options, the Dask scheduler of the photo stage ("local",
+    # "local:N" or an address; None: this process), whose budgets are counted cluster-wide
+    # ("cluster": one egress IP) or by each worker ("worker": an IP each), in tasks of
+    # ``shard_files`` photo files.
+    store: str | None = None
+    storage_options: dict[str, str] = field(default_factory=dict)
+    scheduler: str | None = None
+    budget_scope: str = "cluster"
+    shard_files: int = 2000
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -209,6 +220,8 @@ class Settings:
             raise SettingError(
                 "webdataset_size", f"the WebDataset's size {self.webdataset_size} must be one of {{sizes}}"
             )
+        if self.storage_options and self.store is None:
+            raise SettingError("storage_options", "applies to a {store}: give one")
         # A connection is part of a request: it may not outwait the request.
         object.__setattr__(self, "connect_timeout", min(self.connect_timeout, self.request_timeout))
 
@@ -265,6 +278,11 @@ class HarvestOptions(TypedDict, total=False):
     backoff_initial: float
     max_backoff: float
     progress_interval: float
+    store: str | os.PathLike[str] | None
+    storage_options: Mapping[str, str]
+    scheduler: str | None
+    budget_scope: str
+    shard_files: int
 
 
 def make_settings(places: Places, **options: Unpack[HarvestOptions]) -> Settings:
@@ -453,6 +471,62 @@ def parse_params(values: Iterable[str]) -> dict[str, str]:
     return filters
 
 
+def _store(name: str, value: object) -> str | None:
+    """A folder or an fsspec URL (``s3://bucket/prefix``); a URL needs the dask extra."""
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not isinstance(os.fspath(value), str):
+        raise SettingError(name, f"must be a folder or a URL, not {_kind(value)}")
+    text = os.fspath(value).strip()
+    if not text:
+        raise SettingError(name, "give a folder or a URL")
+    scheme = text.partition("://")[0] if "://" in text else ""
+    if scheme not in ("", "file") and importlib.util.find_spec("fsspec") is None:
+        raise SettingError(name, f"{scheme}:// needs fsspec: pip install 'inat_async[dask]'")
+    return text
+
+
+def _storage_options(name: str, value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and k.strip() for k in value):
+        raise SettingError(name, f"must be a mapping of option names to values, not {_kind(value)}")
+    if not all(isinstance(v, str | int | float | bool) for v in value.values()):
+        raise SettingError(name, "each value must be a string or a number")
+    return {k.strip(): str(v) for k, v in value.items()}
+
+
+def parse_storage_options(values: Iterable[str]) -> dict[str, str]:
+    """KEY=VALUE items (the CLI's --storage-option) as a mapping."""
+    options = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SettingError("storage_options", f"{item!r} is not KEY=VALUE")
+        options[key.strip()] = value
+    return options
+
+
+_SCHEDULER = re.compile(r"local(:[1-9][0-9]{0,2})?|[a-z][a-z0-9+.-]*://\S+")
+
+
+def _scheduler(name: str, value: object) -> str | None:
+    """None (this process), ``local``, ``local:N`` (N worker processes) or an address."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SCHEDULER.fullmatch(value.strip()):
+        raise SettingError(
+            name, f"{value!r:.80} is not local, local:N or a scheduler address (tcp://host:8786)"
+        )
+    if importlib.util.find_spec("distributed") is None:
+        raise SettingError(name, "needs Dask: pip install 'inat_async[dask]'")
+    return value.strip()
+
+
+def _budget_scope(name: str, value: object) -> str:
+    if value not in ("cluster", "worker"):
+        raise SettingError(name, f"must be cluster or worker, not {_kind(value)}")
+    return str(value)
+
+
 def _whole_number_to(high: int) -> Callable[[str, object], int]:
     return lambda name, value: _whole_number(name, value, high)
 
@@ -487,4 +561,9 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "backoff_initial": _not_negative,
     "max_backoff": _not_negative,
     "progress_interval": _positive_number,
+    "store": _store,
+    "storage_options": _storage_options,
+    "scheduler": _scheduler,
+    "budget_scope": _budget_scope,
+    "shard_files": _whole_number,
 }

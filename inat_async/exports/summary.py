@@ -36,6 +36,8 @@ class Summary:
     # Observations the API counts for a query but that paging its id spans again did not
     # find, by query: the harvest is not complete, and the same command goes on looking.
     unfound: dict[str, int] = field(default_factory=dict)
+    # Where the photo files are: the output folder, another folder or an object store's URL.
+    store: str = ""
 
     @property
     def photos_failed(self) -> int:
@@ -52,8 +54,9 @@ class Summary:
         p = self.photos
         lines = [f"{self.observations:,} observations in {self.out}"]
         lines += [f"  place {place}: {count:,}" for place, count in self.per_place.items()]
+        where = f" in {self.store}" if self.store and self.store != str(self.out) else ""
         lines.append(
-            f"photo files: {p.get(PhotoStatus.DONE, 0):,} done ({self.bytes_on_disk / 1e6:,.1f} MB), "
+            f"photo files{where}: {p.get(PhotoStatus.DONE, 0):,} done ({self.bytes_on_disk / 1e6:,.1f} MB), "
             f"{p.get(PhotoStatus.MISSING, 0):,} missing, {p.get(PhotoStatus.SKIPPED, 0):,} skipped, "
             f"{p.get(PhotoStatus.FAILED, 0):,} failed"
         )

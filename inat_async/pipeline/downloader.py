@@ -24,6 +24,7 @@ from inat_async.errors import PermanentError, TransientError
 from inat_async.image import HEAD, byte_cap, is_image, what_came
 from inat_async.model import PhotoStatus
 from inat_async.net.http import RETRYABLE, BodyTooLarge, Deadline, Http, body_chunks, describe
+from inat_async.store.objects import ObjectStore
 from inat_async.store.state import PhotoJob
 
 #: Bodies are held in memory up to this many bytes, then written out (bounded memory).
@@ -35,11 +36,18 @@ SYNC_THREADS = 8
 
 
 class Downloader:
-    """Fetches one :class:`PhotoJob` at a time; returns (status, bytes, reason)."""
+    """Fetches one :class:`PhotoJob` at a time; returns (status, bytes, reason). Files go
+    under the folder ``out``, or with ``objects`` to that object store, each in one PUT."""
 
-    def __init__(self, http: Http, out: Path):
+    def __init__(
+        self, http: Http, out: Path, objects: ObjectStore | None = None, *, sole_writer: bool = True
+    ):
         self.http = http
         self.out = out
+        self.objects = objects
+        # Alone in its folders, a run may remove the temporaries a killed run left there;
+        # one of many (cluster workers sharing a folder) would remove the others' live ones.
+        self.sole_writer = sole_writer
         self.settings = http.settings
         self._root = out.resolve()
         self._folders: set[Path] = set()  # checked and cleaned already, by the writer thread
@@ -60,6 +68,8 @@ class Downloader:
         empty, within its size's cap, starting with an image signature; anything else found
         there (a link, a folder, an empty or foreign file) is fetched again. Blocking: run
         it in a thread."""
+        if self.objects is not None:
+            return self.objects.whole_sizes({job.seq: (job.path, self._cap(job)) for job in jobs})
         sizes = {}
         for job in jobs:
             with contextlib.suppress(OSError):
@@ -109,7 +119,7 @@ class Downloader:
     async def _stream(
         self, response: aiohttp.ClientResponse, final: Path, length: int | None, cap: int, deadline: Deadline
     ) -> int:
-        part = _Part(final, self)
+        part: _Part | _Whole = _Part(final, self) if self.objects is None else _Whole(final, self)
         size = written = 0
         head, chunks = b"", []
         try:
@@ -156,12 +166,42 @@ class Downloader:
             raise PermanentError(
                 PhotoStatus.FAILED, f"{folder.relative_to(self.out)} leads out of the output folder"
             )
+        if not self.sole_writer:
+            self._folders.add(folder)
+            return
         with os.scandir(folder) as entries:
             for entry in entries:
                 if entry.name.startswith(".") and entry.name.endswith(".part"):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry.path)
         self._folders.add(folder)
+
+
+class _Whole:
+    """A photo's body held until complete, then stored as one object under its path (the
+    output folder's layout, relative to the store's root): the _Part steps for a store."""
+
+    def __init__(self, final: Path, downloader: Downloader):
+        assert downloader.objects is not None
+        self._objects = downloader.objects
+        self._path = final.relative_to(downloader.out).as_posix()
+        self._chunks: list[bytes] = []
+
+    async def run(self, executor: ThreadPoolExecutor, step: Callable[..., Any], *args: Any) -> None:
+        del executor  # an object store has its own threads
+        result = step(*args)
+        if asyncio.iscoroutine(result):
+            await result
+
+    def write(self, chunks: list[bytes]) -> None:
+        self._chunks += chunks
+
+    async def finish(self) -> None:
+        await self._objects.put(self._path, b"".join(self._chunks))
+        self._chunks = []
+
+    def discard_later(self) -> None:
+        self._chunks = []  # nothing was stored: a PUT is whole or absent
 
 
 class _Part:
@@ -176,7 +216,7 @@ class _Part:
         self._path = ""
         self._pending: Future[Any] | None = None
 
-    async def run(self, executor: ThreadPoolExecutor, step: Callable[..., None], *args: Any) -> None:
+    async def run(self, executor: ThreadPoolExecutor, step: Callable[..., object], *args: Any) -> None:
         """One step on this file in a thread, awaited (and remembered: see discard_later)."""
         self._pending = executor.submit(step, *args)
         await asyncio.wrap_future(self._pending)

@@ -15,7 +15,7 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,23 +31,30 @@ from inat_async.net.http import Http
 from inat_async.net.pace import Pace
 from inat_async.net.politeness import Politeness, WaitClock
 from inat_async.photos import host_of
-from inat_async.pipeline.downloader import Downloader
 from inat_async.pipeline.feeder import Feeders
 from inat_async.pipeline.pager import Pager, queries
 from inat_async.pipeline.progress import Progress, report
+from inat_async.pipeline.sink import store_downloader
 from inat_async.pipeline.taxonomy import resolve_taxonomy
+from inat_async.store.objects import store_name
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
 
 log = logging.getLogger("inat_async")
+#: A photo stage run in place of the feeders: fetch the state's pending files, recording each
+#: outcome in the state and the progress (see cluster/driver.py).
+PhotoStage = Callable[[Settings, State, Http, Progress], Awaitable[None]]
 # Clocks differ and records are indexed late: an update looks back this much further.
 UPDATE_MARGIN = timedelta(hours=1)
 
 
-async def run_harvest(settings: Settings, console: Console | None = None) -> Summary:
+async def run_harvest(
+    settings: Settings, console: Console | None = None, photo_stage: PhotoStage | None = None
+) -> Summary:
     """Run (or continue) the harvest ``settings`` describe, write its exports and summary.
 
     ``console``: show live progress bars there (rich); without one, a log line every few
-    seconds.
+    seconds. ``photo_stage``: fetch the photo files with it once paging is done (a Dask
+    cluster's) instead of in this process as pages come.
     """
     if not settings.limits and REAL_API_HOST in settings.api_url:
         log.warning("every limit lifted against %s: you risk having this IP blocked", REAL_API_HOST)
@@ -62,12 +69,12 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
         log.info(
             "harvesting %d place(s) into %s from %s", len(settings.places), settings.out, settings.api_url
         )
-        progress = _progress_from(state, settings)
+        progress = progress_from(state, settings)
         politeness = Politeness(settings, on_wait=progress.wait_on)
         politeness.open()
         try:
             async with Http(settings, politeness, on_retry=progress.retried) as http:
-                unfound = await _run_stages(settings, state, http, progress, extra, console)
+                unfound = await _run_stages(settings, state, http, progress, extra, console, photo_stage)
             today = politeness.api_requests_today(host_of(settings.api_url))
         finally:
             politeness.close()
@@ -86,7 +93,7 @@ async def run_harvest(settings: Settings, console: Console | None = None) -> Sum
                 shard_size=settings.shard_size,
                 webdataset_size=settings.webdataset_size,
             )
-            summary = _summary(settings, state, progress, politeness.clock, http, today)
+            summary = make_summary(settings, state, progress, politeness.clock, http, today)
             summary.unfound = unfound
             write_summary(summary)
             write_report(state, summary)
@@ -108,7 +115,7 @@ def _completes(settings: Settings, state: State, keys: list[str], unfound: dict[
     return not (settings.update and unfound)
 
 
-def _progress_from(state: State, settings: Settings) -> Progress:
+def progress_from(state: State, settings: Settings) -> Progress:
     """Progress that starts from what the folder holds, and says so when it holds some."""
     counts = state.photo_counts()
     rows, observations = sum(counts.values()), state.observation_count()
@@ -127,7 +134,7 @@ def _progress_from(state: State, settings: Settings) -> Progress:
     return progress
 
 
-def _summary(
+def make_summary(
     settings: Settings, state: State, progress: Progress, clock: WaitClock, http: Http, today: int | None
 ) -> Summary:
     return Summary(
@@ -145,6 +152,7 @@ def _summary(
         retries=dict(http.retries.most_common()),
         failed_examples=state.failed_photos(),
         rejected=state.rejected_counts(),
+        store=store_name(settings.store, settings.out),
     )
 
 
@@ -184,6 +192,7 @@ async def _run_stages(
     progress: Progress,
     extra: dict[str, str] | None,
     console: Console | None,
+    photo_stage: PhotoStage | None = None,
 ) -> dict[str, int]:
     """Page, download and report until done; returns what paging could not find, by query."""
     new_page = asyncio.Event()
@@ -206,8 +215,6 @@ async def _run_stages(
         if settings.taxonomy:  # while the photos download
             await resolve_taxonomy(state, http, settings.api_url)
 
-    downloader = Downloader(http, settings.out)
-    feeders = Feeders(state, downloader, record, settings.workers, new_page, paging_done)
     try:
         async with asyncio.TaskGroup() as group:
             reporter = group.create_task(
@@ -215,7 +222,12 @@ async def _run_stages(
                        photos=not settings.no_photos, pending=state.pending_by_host)
             )  # fmt: skip
             group.create_task(page())
-            await feeders.run()
+            if photo_stage is not None:
+                await paging_done.wait()
+                await photo_stage(settings, state, http, progress)
+            else:
+                with store_downloader(http, settings) as downloader:
+                    await Feeders(state, downloader, record, settings.workers, new_page, paging_done).run()
             stored = progress.paged if settings.update else state.observation_count()
             progress.settle(stored, state.photo_counts())
             stop_report.set()
@@ -223,8 +235,6 @@ async def _run_stages(
     except* Exception as group_error:
         # A TaskGroup wraps what its tasks raised: pass the most telling cause on as it is.
         raise _main_cause(group_error.exceptions, settings.out) from None
-    finally:
-        downloader.close()
     return unfound
 
 

@@ -37,7 +37,7 @@ from inat_async.net.politeness import Politeness
 from inat_async.photos import PhotoFile, host_of, photo_files
 from inat_async.pipeline.downloader import Downloader
 from inat_async.pipeline.feeder import Feeders
-from inat_async.pipeline.harvest import _disk_full, _main_cause, _progress_from, _summary, locked_state
+from inat_async.pipeline.harvest import _disk_full, _main_cause, locked_state, make_summary, progress_from
 from inat_async.pipeline.progress import Progress, report
 from inat_async.records import observation_row
 from inat_async.sources import opendata as source
@@ -105,7 +105,7 @@ async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summ
         state.set_meta("api_url", job.dump)  # named as the source by later exports
         state.retry_failed()
         cursor = state.add_cursor(STREAM, 0, None)
-        progress = _progress_from(state, settings)
+        progress = progress_from(state, settings)
         politeness = Politeness(settings, on_wait=progress.wait_on)
         politeness.open()
         try:
@@ -129,7 +129,7 @@ async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summ
                 shard_size=settings.shard_size,
                 webdataset_size=settings.webdataset_size,
             )
-            summary = _summary(settings, state, progress, politeness.clock, http, today)
+            summary = make_summary(settings, state, progress, politeness.clock, http, today)
             write_summary(summary)
             write_report(state, summary)
         except (OSError, sqlite3.OperationalError) as exc:

@@ -591,6 +591,13 @@ class State:
         changes.subtract(row.status for row in dropped)
         return changes
 
+    def put_photo_rows(self, observation_ids: list[int], photos: Iterable[PhotoFile]) -> Counter[PhotoStatus]:
+        """Make the photo rows of these stored observations those of ``photos`` (as a page
+        would, in one transaction): a photo stage run on a folder paged without photos."""
+        self._write_done()
+        with self._transaction():
+            return self._put_photos(observation_ids, photos)
+
     def _stored_photos(
         self, observation_ids: list[int], photo_ids: set[int]
     ) -> dict[tuple[int, str], _StoredPhoto]:
@@ -729,6 +736,16 @@ class State:
             (PhotoStatus.PENDING, host, after_seq, limit),
         ).fetchall()
         return [PhotoJob(*row) for row in rows]
+
+    def pending_by_photo(self, chunk: int = 10_000) -> Iterator[tuple[int, PhotoJob]]:
+        """Every file to fetch, with its photo id, sorted by photo id (a cluster's manifest)."""
+        self._write_done()
+        cur = self._db.execute(
+            "SELECT photo_id, seq, url, host, path, max_bytes FROM photos"
+            " WHERE status = 'pending' AND host IS NOT NULL ORDER BY photo_id, seq"
+        )
+        while rows := cur.fetchmany(chunk):
+            yield from ((photo_id, PhotoJob(*job)) for photo_id, *job in rows)
 
     def finish_photo(self, seq: int, status: PhotoStatus, nbytes: int | None, reason: str | None) -> None:
         """Record a photo's outcome. Files done are written in batches (a statement each cost
@@ -973,6 +990,16 @@ def _named_taxa(db: sqlite3.Connection) -> set[int]:
         return {taxon_id for (taxon_id,) in db.execute("SELECT id FROM taxa")}
     except sqlite3.OperationalError:  # a state written before the taxa table
         return set()
+
+
+def read_meta(path: Path, key: str) -> str | None:
+    """One meta value of the state at ``path``, read only (no lock taken, nothing upgraded)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    except sqlite3.Error as exc:
+        raise state_error(exc, path) from None
+    return row[0] if row else None
 
 
 def state_error(exc: sqlite3.Error, path: Path) -> HarvestError:

@@ -1,0 +1,148 @@
+"""Budgets that hold across the whole cluster (its workers share one egress IP).
+
+The sliding windows (requests a minute and bytes an hour and a day, per photo host) are
+counted by one :class:`BudgetBook`, a Dask actor: the same :class:`~inat_async.net.budget.Ledger`
+a harvest keeps on one machine, living on one worker, which every worker books through. A
+request reserves its slot there (evenly spaced, never over a window), so N workers together
+send no more than one machine would. Each host's downloads at once are leases of a Dask
+``Semaphore`` of its own. Nothing here trusts a worker's clock: a slot comes back as a wait.
+
+With ``--budget-scope worker`` (workers with an IP each) a worker keeps its own ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from inat_async.config import Settings
+from inat_async.net.budget import Ledger, Slot, Window
+from inat_async.net.politeness import Politeness
+
+#: A slot is the actor's time; its request goes when the answer has come back and the wait
+#: has passed, so later by the answer's way back, which varies from worker to worker: each
+#: window of requests is counted this much longer, so none holds more than its limit however
+#: the answers were delayed (a small share of a real minute).
+_REPLY_MARGIN = 0.3
+
+
+class BudgetBook:
+    """The cluster's ledger, run as a Dask actor (one worker holds it; calls come in turn)."""
+
+    def __init__(self, path: str, lead: float) -> None:
+        self._ledger = Ledger(Path(path), lead=lead)
+
+    def reserve(self, key: str, windows: Sequence[Window], interval: float, amount: float = 1.0) -> Slot:
+        return self._ledger.reserve(key, windows, interval, amount)
+
+    def record(self, key: str, amount: float) -> None:
+        self._ledger.record(key, amount)
+
+    def postpone(self, key: str, slot: float, actual: float) -> None:
+        self._ledger.postpone(key, slot, actual)
+
+    def wait_for_room(self, key: str, window: Window) -> float:
+        return self._ledger.wait_for_room(key, window)
+
+    def used(self, key: str, span: float) -> float:
+        return self._ledger.used(key, span)
+
+
+class _BookedLedger:
+    """A worker's view of the :class:`BudgetBook` actor, with the Ledger's methods (called
+    from threads, as Politeness calls a ledger): each call waits for the actor's answer. A
+    slot's time is the actor's clock: only its ``wait`` is used here."""
+
+    def __init__(self, book: Any) -> None:
+        self._book = book
+
+    def reserve(self, key: str, windows: Sequence[Window], interval: float, amount: float = 1.0) -> Slot:
+        return Slot(*self._book.reserve(key, windows, interval, amount).result())
+
+    def record(self, key: str, amount: float) -> None:
+        self._book.record(key, amount).result()
+
+    def postpone(self, key: str, slot: float, actual: float) -> None:
+        del key, slot, actual  # another clock's slot: the wait already spaced it
+
+    def wait_for_room(self, key: str, window: Window) -> float:
+        return float(self._book.wait_for_room(key, window).result())
+
+    def used(self, key: str, span: float) -> float:
+        return float(self._book.used(key, span).result())
+
+    def close(self) -> None:
+        pass
+
+
+class ClusterPoliteness(Politeness):
+    """Politeness whose photo budgets are the cluster's: bytes and requests booked in the
+    :class:`BudgetBook`, each host's downloads at once leased from a Dask Semaphore."""
+
+    def __init__(self, settings: Settings, book: Any) -> None:
+        super().__init__(settings)
+        self._book = book
+        self._leases: dict[str, Any] = {}
+
+    def open(self) -> None:
+        if self.enabled:
+            self._ledger = _BookedLedger(self._book)  # type: ignore[assignment]
+
+    def close(self) -> None:
+        self._ledger = None
+
+    @contextlib.asynccontextmanager
+    async def media_turn(self, host: str) -> AsyncIterator[None]:
+        """A lease of the host's cluster-wide slots, room in its byte budgets, then a slot in
+        its request budget booked in the BudgetBook (evenly spaced across the cluster)."""
+        if not self.enabled:
+            async with self._in_flight:
+                yield
+            return
+        state = self._host(host)
+        async with self._lease(host):
+            await self._wait_for_bytes(host)
+            async with self._in_flight:
+                while True:
+                    await self._wait_retry_after(host, state)
+                    if await self._media_slot(host, state):
+                        break
+                yield
+
+    async def _media_slot(self, host: str, state: Any) -> bool:
+        """Book this request in the host's request budget and wait for its slot; False when
+        a Retry-After came meanwhile (the slot is given up, as for the API)."""
+        b = self.budgets
+        rpm = max(1.0, b.media_rpm * state.factor)
+        name = f"{b.media_rpm} photo requests a {_span(b.minute)} to {host}"
+        window = Window(int(rpm), b.minute + _REPLY_MARGIN, name)
+        assert self._ledger is not None
+        slot = await asyncio.to_thread(self._ledger.reserve, f"media {host}", [window], b.minute / rpm)
+        if not slot.booked:  # too far ahead to book: wait until it is near, then ask again
+            await self._sleep(slot.wait - b.minute, b.minute * 1.02, name, "media", name)
+            return False
+        await self._sleep(slot.wait, b.minute * 1.02, slot.reason, "media", name)
+        return bool(state.not_before <= time.monotonic())
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, host: str) -> AsyncIterator[None]:
+        from distributed import Semaphore
+
+        semaphore = self._leases.get(host)
+        if semaphore is None:
+            semaphore = Semaphore(max_leases=self.budgets.media_concurrency, name=f"inat_async media {host}")
+            self._leases[host] = semaphore
+        await asyncio.to_thread(semaphore.acquire)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(semaphore.release)
+
+
+def _span(seconds: float) -> str:
+    names = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
+    return names.get(seconds, f"{seconds:g} s")

@@ -1,0 +1,88 @@
+"""One task of the cluster photo stage, run on a worker: a shard's files fetched by the
+project's own downloader (aiohttp, many files in flight, every check of a harvest), written to
+the store, their outcomes returned as a small table. Files already stored whole (a task run
+again after its worker died) are found and checked, not fetched again.
+
+A task runs its own event loop in the worker's task thread; the files of each photo host have
+workers of their own, so a host that waits holds up no other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from inat_async.cluster.budgets import ClusterPoliteness
+from inat_async.cluster.manifest import outcome_table, read_jobs
+from inat_async.config import Settings
+from inat_async.model import PhotoStatus
+from inat_async.net.http import Http
+from inat_async.net.politeness import Politeness
+from inat_async.pipeline.downloader import Downloader, run_workers
+from inat_async.pipeline.sink import store_downloader
+from inat_async.store.state import PhotoJob
+
+Outcome = tuple[int, str, int | None, str | None, str]
+
+
+def fetch_shard(shard: bytes, settings: Settings, book: Any | None) -> pa.Table:
+    """The Dask task: fetch a shard's files; their outcomes (seq, status, bytes, reason, host,
+    and the worker's address).
+    ``book``: the cluster's BudgetBook actor, or None for a worker's own budgets."""
+    from distributed import get_worker
+
+    worker = str(get_worker().address)
+    rows = asyncio.run(_fetch(read_jobs(shard), settings, book))
+    return outcome_table([(*row, worker) for row in rows])
+
+
+async def _fetch(jobs: list[PhotoJob], settings: Settings, book: Any | None) -> list[Outcome]:
+    if book is not None:
+        politeness: Politeness = ClusterPoliteness(settings, book)
+    else:
+        politeness = Politeness(replace(settings, budget_file=_worker_budget_file()))
+    outcomes: list[Outcome] = []
+
+    def record(job: PhotoJob, status: str, nbytes: int | None, reason: str | None) -> None:
+        outcomes.append((job.seq, status, nbytes, reason, job.host))
+
+    politeness.open()
+    try:
+        async with Http(settings, politeness) as http:
+            with store_downloader(http, settings, sole_writer=False) as downloader:
+                stored = await asyncio.to_thread(downloader.on_disk, jobs)
+                for job in jobs:
+                    if job.seq in stored:
+                        record(job, PhotoStatus.DONE, stored[job.seq], None)
+                left = sorted((job for job in jobs if job.seq not in stored), key=lambda job: job.host)
+                async with asyncio.TaskGroup() as group:
+                    for _, of_host in itertools.groupby(left, key=lambda job: job.host):
+                        group.create_task(_fetch_host(downloader, list(of_host), settings.workers, record))
+    finally:
+        politeness.close()
+    return outcomes
+
+
+async def _fetch_host(downloader: Downloader, jobs: list[PhotoJob], workers: int, record: Any) -> None:
+    queue: asyncio.Queue[PhotoJob | None] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    for _ in range(workers):
+        queue.put_nowait(None)
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(workers, len(jobs))):
+            group.create_task(run_workers(downloader, queue, record))
+
+
+def _worker_budget_file() -> Path:
+    """A worker's own budget file (--budget-scope worker: its own IP), kept across its tasks."""
+    from distributed import get_worker
+
+    name = "".join(c if c.isalnum() else "-" for c in str(get_worker().name))
+    return Path(tempfile.gettempdir()) / f"inat_async-budget-worker-{name}.sqlite"

@@ -1,0 +1,142 @@
+"""`inat-async photos OUT`: the photo stage alone, on a harvest folder whose observations are
+paged (by a harvest with or without --no-photos). The photo rows are made from the stored
+observations by the size and licence options given (rows a harvest made already keep their
+outcomes), then the pending files are fetched: in this process (the feeders and workers of a
+harvest) or, given a ``stage``, elsewhere (a Dask cluster: see cluster/).
+
+The state stays in OUT, written only here; exports and summary.json are rewritten at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Iterator
+from pathlib import Path
+from typing import Any, Unpack
+
+from rich.console import Console
+
+from inat_async.config import HarvestOptions, Settings, make_settings
+from inat_async.errors import UsageError
+from inat_async.exports import write_exports
+from inat_async.exports.summary import Summary, write_summary
+from inat_async.model import PhotoStatus
+from inat_async.net.http import Http
+from inat_async.net.politeness import Politeness
+from inat_async.pipeline.feeder import Feeders
+from inat_async.pipeline.harvest import PhotoStage, locked_state, make_summary, progress_from
+from inat_async.pipeline.pager import files_of
+from inat_async.pipeline.progress import Progress, report
+from inat_async.pipeline.sink import store_downloader
+from inat_async.store.objects import store_name
+from inat_async.store.state import STATE_FILE, PhotoJob, State, read_meta
+
+log = logging.getLogger("inat_async")
+
+#: Observations whose photo rows are made in one transaction.
+_ROWS_BATCH = 500
+
+
+def folder_settings(out: Path, /, **options: Unpack[HarvestOptions]) -> Settings:
+    """Settings for the photo stage of the harvest in ``out``: its places, API and filters
+    (from the state), with ``options`` (sizes, licences, budgets, store, scheduler, ...)."""
+    state_file = out / STATE_FILE
+    if not state_file.is_file():
+        raise UsageError(f"{out} holds no harvest (no {STATE_FILE}): harvest it first")
+    stored = read_meta(state_file, "fingerprint")
+    if stored is None:
+        raise UsageError(f"{out} holds no paged harvest yet: harvest it first")
+    harvest = json.loads(stored)
+    options.setdefault("api_url", read_meta(state_file, "api_url") or harvest["api_url"])
+    options.setdefault("filters", harvest["filters"])
+    options["out"] = out
+    return make_settings(harvest["places"], **options)
+
+
+async def run_photos(
+    settings: Settings, console: Console | None = None, stage: PhotoStage | None = None
+) -> Summary:
+    """Fetch the pending photo files of the harvest in ``settings.out``; its summary."""
+    with locked_state(settings.out) as state:
+        state.retry_failed()
+        added = make_photo_rows(state, settings)
+        log.info("%s photo files to fetch into %s", f"{added:,}", store_name(settings.store, settings.out))
+        progress = progress_from(state, settings)
+        progress.paging_done = True
+        politeness = Politeness(settings, on_wait=lambda what: setattr(progress, "waiting", what))
+        politeness.open()
+        try:
+            async with Http(settings, politeness, on_retry=progress.retried) as http:
+                await _with_report(
+                    settings,
+                    state,
+                    progress,
+                    console,
+                    (stage or local_stage)(settings, state, http, progress),
+                )
+        finally:
+            politeness.close()
+        write_exports(
+            state,
+            settings.out,
+            settings.formats,
+            state.meta("api_url"),
+            shard_size=settings.shard_size,
+            webdataset_size=settings.webdataset_size,
+        )
+        summary = make_summary(settings, state, progress, politeness.clock, http, None)
+        write_summary(summary)
+        return summary
+
+
+def make_photo_rows(state: State, settings: Settings) -> int:
+    """The photo rows the settings ask of every stored observation; returns the files pending."""
+    for batch in _batches(state.raw_observations()):
+        ids = [int(observation["id"]) for observation in batch]
+        state.put_photo_rows(ids, [f for observation in batch for f in files_of(observation, settings)])
+    return sum(state.pending_by_host().values())
+
+
+def _batches(observations: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    # Read all first: the rows are written while the read cursor would still be open.
+    everything = list(observations)
+    for start in range(0, len(everything), _ROWS_BATCH):
+        yield everything[start : start + _ROWS_BATCH]
+
+
+async def _with_report(
+    settings: Settings, state: State, progress: Progress, console: Console | None, work: Awaitable[None]
+) -> None:
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as group:
+        reporter = group.create_task(
+            report(
+                progress,
+                settings.progress_interval,
+                stop,
+                console,
+                photos=True,
+                pending=state.pending_by_host,
+            )
+        )
+        try:
+            await work
+            progress.settle(state.observation_count(), state.photo_counts())
+        finally:
+            stop.set()
+        await reporter
+
+
+async def local_stage(settings: Settings, state: State, http: Http, progress: Progress) -> None:
+    """The harvest's own feeders and workers, in this process."""
+
+    def record(job: PhotoJob, status: PhotoStatus, nbytes: int | None, reason: str | None) -> None:
+        state.finish_photo(job.seq, status, nbytes, reason)
+        progress.finished(status, nbytes, job.host)
+
+    paged = asyncio.Event()
+    paged.set()
+    with store_downloader(http, settings) as downloader:
+        await Feeders(state, downloader, record, settings.workers, paged, paged).run()

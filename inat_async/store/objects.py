@@ -1,0 +1,128 @@
+"""Where photo files go: the output folder (as always), another folder, or any fsspec URL
+(``s3://bucket/prefix``, ``gs://...``) with its storage options.
+
+A local folder is written by the downloader itself (a temporary name, synced, renamed into
+place). An object store gets each file whole in one call (a PUT, atomic: no partial object
+ever stands under a final key). Keys are the paths the state holds (``photos/NNN/NNN/...``),
+under the store's root, so photos.csv's ``path`` is relative to the store root either way.
+
+fsspec and its backends (s3fs, gcsfs) are the ``dask`` extra: imported only for a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from inat_async.errors import SettingError
+from inat_async.image import HEAD, is_image
+
+#: Threads that PUT and check objects: each call blocks on the network, not the CPU.
+IO_THREADS = 16
+
+
+def local_folder(store: str | None, out: Path) -> Path | None:
+    """The folder photo files go to when the store is one (None: OUT, a path, file://...);
+    None for an object store."""
+    if store is None:
+        return out
+    if "://" not in store:
+        return Path(store).expanduser()
+    scheme, _, rest = store.partition("://")
+    return Path(rest) if scheme == "file" else None
+
+
+def store_name(store: str | None, out: Path) -> str:
+    """What the summary names as the store: its URL, or the folder."""
+    folder = local_folder(store, out)
+    return str(folder) if folder is not None else str(store)
+
+
+class ObjectStore:
+    """Photo files as objects under ``url``, written whole; used from one event loop."""
+
+    def __init__(self, url: str, options: Mapping[str, str] | None = None, threads: int = IO_THREADS):
+        self.url = url.rstrip("/")
+        self.options = dict(options or {})
+        self.fs, self.root = _filesystem(self.url, self.options)
+        self._io = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inat_async-store")
+
+    def close(self) -> None:
+        self._io.shutdown()
+
+    def key(self, path: str) -> str:
+        return f"{self.root}/{path}" if self.root else path
+
+    async def put(self, path: str, data: bytes) -> None:
+        """Store ``data`` under ``path`` in one call: the object appears whole or not at all."""
+        await self._run(self.fs.pipe_file, self.key(path), data)
+
+    def whole_sizes(self, paths: Mapping[int, tuple[str, int]]) -> dict[int, int]:
+        """Sizes of the objects already stored whole, by job id: ``paths`` maps an id to
+        (path, cap). An object counts when not empty, within its cap and starting with an
+        image signature; anything else is fetched and written again. One listing per
+        folder, then a read of the first bytes of each object found. Blocking (the reads
+        run in the store's threads at once): call it from a thread."""
+        folders = sorted({path.rpartition("/")[0] for path, _ in paths.values()})
+        listed: dict[str, int] = {}
+        for found in self._io.map(self._listing, folders):
+            listed.update(found)
+        candidates = {
+            job: (path, size)
+            for job, (path, cap) in paths.items()
+            if 0 < (size := listed.get(self.key(path), 0)) <= cap
+        }
+        heads = self._io.map(self._starts_as_image, [path for path, _ in candidates.values()])
+        return {job: size for (job, (_, size)), image in zip(candidates.items(), heads, strict=True) if image}
+
+    def _listing(self, folder: str) -> dict[str, int]:
+        """Objects directly in ``folder`` and their sizes (nothing if it is not there)."""
+        try:
+            entries = self.fs.ls(self.key(folder), detail=True, refresh=True)
+        except FileNotFoundError:
+            return {}
+        return {
+            str(e["name"]).rstrip("/"): int(e.get("size") or 0) for e in entries if e.get("type") == "file"
+        }
+
+    def _starts_as_image(self, path: str) -> bool:
+        try:
+            return is_image(self.fs.cat_file(self.key(path), start=0, end=HEAD))
+        except FileNotFoundError:
+            return False
+
+    def read(self, path: str) -> bytes:
+        """An object's bytes (for checks and tests)."""
+        return bytes(self.fs.cat_file(self.key(path)))
+
+    def paths(self) -> list[str]:
+        """Every object under the store's root, by its path there."""
+        prefix = f"{self.root}/" if self.root else ""
+        return sorted(str(p)[len(prefix) :] for p in self.fs.find(self.root))
+
+    async def _run(self, call: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._io, call, *args)
+
+
+def _filesystem(url: str, options: Mapping[str, str]) -> tuple[Any, str]:
+    try:
+        import fsspec
+    except ImportError:
+        raise SettingError("store", "an object store needs fsspec: pip install 'inat_async[dask]'") from None
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **_typed(options))
+    except (ImportError, ValueError) as exc:
+        raise SettingError("store", f"{url}: {exc}") from None
+    return fs, str(root).rstrip("/")
+
+
+def _typed(options: Mapping[str, str]) -> dict[str, Any]:
+    """--storage-option values as fsspec wants them: true/false as booleans, the rest as
+    given; ``endpoint_url`` and the like S3 takes as client options."""
+    typed: dict[str, Any] = {}
+    for key, value in options.items():
+        typed[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return typed

@@ -1,0 +1,181 @@
+"""The photo stage on a Dask cluster (issue 15): a LocalCluster of 2 worker processes (one for
+the module, and the one `--scheduler local:2` starts), the simulator, and moto's S3 server on
+127.0.0.1. Objects byte-exact with a local run's photos.csv statuses, a photo budget that
+binds kept across both workers, and a worker killed mid-run losing nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import local, read_photos, run_cli, start_cli
+
+from inat_async.simulator import RateLimit, SimulatorThread, World
+
+pytest.importorskip("distributed", reason="the dask extra is not installed")
+pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
+pytest.importorskip("moto.server", reason="moto[server] is not installed")
+
+WORLD = World({3001: 40}, seed=5, photo_scale=0.01)
+MINUTE = 1.0  # a scaled "minute" of photo requests
+RPM = 8  # photo requests per host in any such minute: binds (about 25 square files on one host)
+KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A LocalCluster of 2 worker processes; its scheduler's address."""
+    from distributed import LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as running:
+        yield running.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def s3():
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{port}",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.endpoint = f"http://{host}:{port}"
+    yield client
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sim():
+    # Photo arrivals counted per host over the scaled minute; not enforced: a violation is ours.
+    with SimulatorThread(WORLD, photo_limit=RateLimit(RPM, MINUTE, enforce=False)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def paged(sim, tmp_path_factory):
+    """A folder paged with --no-photos (each test copies it), and a local run to compare with."""
+    base = tmp_path_factory.mktemp("paged")
+    result = run_cli(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
+    assert result.returncode == 0, result.stderr
+    shutil.copytree(base / "paged", base / "here")
+    result = run_cli(base, "photos", str(base / "here"), "--no-limits")
+    assert result.returncode == 0, result.stderr
+    return base
+
+
+def _copy(paged: Path, tmp_path: Path) -> Path:
+    shutil.copytree(paged / "paged", tmp_path / "o")
+    return tmp_path / "o"
+
+
+def _statuses(photos):
+    return sorted(zip(photos.photo_id, photos["size"], photos.status, photos.path.fillna(""), strict=True))
+
+
+def _expected(photos) -> dict[str, bytes]:
+    done = photos[photos.status == "done"]
+    rows = zip(done.path, done.photo_id, done["size"], strict=True)
+    return {path: WORLD.photo_bytes(pid, size) for path, pid, size in rows}
+
+
+def _objects(s3, bucket: str, prefix: str) -> list[tuple[str, bytes]]:
+    """Every object under the prefix, by key (a key twice would show twice)."""
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return [
+        (o["Key"][len(prefix) :], s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()) for o in listing
+    ]
+
+
+def _photo_log(sim, since: int = 0):
+    return [r for r in sim.log[since:] if r.host in ("open", "static")]
+
+
+def test_a_binding_photo_budget_holds_across_both_workers_into_a_local_folder(sim, paged, cluster, tmp_path):
+    out, store = _copy(paged, tmp_path), tmp_path / "store"
+    before, violations = len(sim.log), sim.violations
+    result = run_cli(
+        tmp_path, "photos", str(out), "--scheduler", cluster, "--store", str(store), "--sizes", "square",
+        "--shard-files", "4", "--media-rpm", str(RPM), "--budget-window-scale", str(MINUTE / 60),
+        "--api-rpm", "100000", "-v",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sim.violations - violations == 0
+    # The budget bound: the bucket's files took more than two of its minutes.
+    bucket = [r.time for r in _photo_log(sim, before) if r.host == "open"]
+    assert len(bucket) > 2 * RPM and bucket[-1] - bucket[0] > 2 * MINUTE
+    per_worker = next(line for line in result.stderr.splitlines() if "files per worker:" in line)
+    assert per_worker.count("tcp://") == 2, per_worker  # both workers fetched
+    photos, here = read_photos(out), read_photos(paged / "here")
+    assert _statuses(photos) == _statuses(here[here["size"] == "square"])
+    expected = _expected(photos)
+    assert {path: (store / path).read_bytes() for path in expected} == expected
+    assert sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()) == sorted(expected)
+
+
+def test_the_issues_command_stores_every_file_in_the_bucket_byte_exact_as_a_local_run_would(
+    sim, paged, s3, tmp_path
+):
+    """`photos OUT --scheduler local:2 --store s3://bucket/prefix --storage-option
+    endpoint_url=http://127.0.0.1:PORT`: a LocalCluster of its own, objects in moto's S3."""
+    s3.create_bucket(Bucket="bucket")
+    out = _copy(paged, tmp_path)
+    result = run_cli(
+        tmp_path, "photos", str(out), "--scheduler", "local:2", "--store", "s3://bucket/prefix",
+        "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--no-limits", "--shard-files", "16",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    photos = read_photos(out)
+    assert _statuses(photos) == _statuses(read_photos(paged / "here"))
+    assert sorted(_objects(s3, "bucket", "prefix/")) == sorted(_expected(photos).items())
+    assert "photo files in s3://bucket/prefix: " in result.stdout
+
+
+def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_byte_exact(
+    sim, paged, s3, cluster, tmp_path
+):
+    from distributed import Client
+
+    s3.create_bucket(Bucket="photos")
+    out = _copy(paged, tmp_path)
+    command = [
+        "photos", str(out), "--scheduler", cluster, "--store", "s3://photos/inat",
+        "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--no-limits", "--shard-files", "8",
+        "--workers", "2",
+    ]  # fmt: skip
+    with Client(cluster) as client:
+        workers = list(client.run(os.getpid).values())
+    sim.photo_latency = 0.05  # a shard takes a while: the kill lands inside one
+    try:
+        before = len(sim.log)
+        child = start_cli(tmp_path, *command)
+        deadline = time.monotonic() + 60
+        while len(_photo_log(sim, before)) < 12 and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert child.poll() is None, "the run ended before a worker could be killed"
+        killed_at = len(_photo_log(sim, before))
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        assert len(_photo_log(sim, before)) > killed_at  # the run went on after the kill
+        again = run_cli(tmp_path, *command)
+    finally:
+        sim.photo_latency = 0.0
+    assert again.returncode == 0, again.stderr
+    photos = read_photos(out)
+    assert _statuses(photos) == _statuses(read_photos(paged / "here"))
+    # Each object once (a key twice would be listed twice), byte-exact, and nothing else.
+    assert sorted(_objects(s3, "photos", "inat/")) == sorted(_expected(photos).items())

@@ -1,0 +1,163 @@
+"""Photo files in a store of the user's choosing (issue 15): another folder or an object store
+(S3 through fsspec, against moto's server on 127.0.0.1), and `inat-async photos OUT`, the
+photo stage alone on a folder paged with --no-photos."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import error_line, local, read_photos, run_cli
+
+from inat_async.simulator import SimulatorThread, World
+
+pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
+pytest.importorskip("moto.server", reason="moto[server] is not installed")
+
+WORLD = World({3001: 24}, seed=5, photo_scale=0.01)
+KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """moto's S3 server on 127.0.0.1 (a port of its own) and a client of it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line a request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    client.endpoint = endpoint
+    yield client
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorThread(WORLD) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def paged(sim, tmp_path_factory):
+    """A folder paged with --no-photos (copied by each test), and a full harvest to compare."""
+    base = tmp_path_factory.mktemp("paged")
+    result = run_cli(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
+    assert result.returncode == 0, result.stderr
+    result = run_cli(base, "--place", "3001", *local(sim, base / "full"))
+    assert result.returncode == 0, result.stderr
+    return base
+
+
+def _copy(paged: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "o"
+    shutil.copytree(paged / "paged", out)
+    return out
+
+
+def _objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {
+        o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing
+    }
+
+
+def _expected(photos) -> dict[str, bytes]:
+    done = photos[photos.status == "done"]
+    rows = zip(done.path, done.photo_id, done["size"], strict=True)
+    return {path: WORLD.photo_bytes(pid, size) for path, pid, size in rows}
+
+
+def _statuses(photos):
+    return sorted(zip(photos.photo_id, photos["size"], photos.status, photos.path.fillna(""), strict=True))
+
+
+def test_photos_command_fetches_a_folder_paged_without_photos_as_a_harvest_would(sim, paged, tmp_path):
+    out = _copy(paged, tmp_path)
+    result = run_cli(tmp_path, "photos", str(out), "--no-limits")
+    assert result.returncode == 0, result.stderr
+    photos, full = read_photos(out), read_photos(paged / "full")
+    assert _statuses(photos) == _statuses(full)
+    expected = _expected(photos)
+    assert len(expected) >= 40
+    assert {path: (out / path).read_bytes() for path in expected} == expected
+    assert "photo files: " in result.stdout
+    # Again: every file is found in place and checked, none fetched again.
+    before = len(sim.log)
+    again = run_cli(tmp_path, "photos", str(out), "--no-limits")
+    assert again.returncode == 0, again.stderr
+    assert [r for r in sim.log[before:] if r.host != "api"] == []
+
+
+def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(sim, paged, s3, tmp_path):
+    s3.create_bucket(Bucket="harvest")
+    out = _copy(paged, tmp_path)
+    store = ["--store", "s3://harvest/inat/run1", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
+    result = run_cli(tmp_path, "photos", str(out), "--no-limits", *store)
+    assert result.returncode == 0, result.stderr
+    photos = read_photos(out)
+    assert _statuses(photos) == _statuses(read_photos(paged / "full"))
+    assert _objects(s3, "harvest", "inat/run1/") == _expected(photos)  # paths relative to the store root
+    assert not (out / "photos").exists()
+    assert "photo files in s3://harvest/inat/run1: " in result.stdout
+    assert '"store": "s3://harvest/inat/run1"' in (out / "summary.json").read_text()
+    # A rerun finds each object whole and fetches nothing; a damaged one is fetched again.
+    damaged = photos[photos.status == "done"].iloc[0]
+    s3.put_object(Bucket="harvest", Key=f"inat/run1/{damaged.path}", Body=b"<html>not an image</html>")
+    conn = sqlite3.connect(out / "harvest.sqlite")
+    conn.execute("UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'")
+    conn.commit()
+    conn.close()
+    before = len(sim.log)
+    again = run_cli(tmp_path, "photos", str(out), "--no-limits", *store)
+    assert again.returncode == 0, again.stderr
+    fetched = [r.path for r in sim.log[before:] if r.host != "api"]
+    assert len(fetched) == 1 and str(damaged.photo_id) in fetched[0]
+    assert _objects(s3, "harvest", "inat/run1/") == _expected(read_photos(out))
+
+
+def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(sim, paged, tmp_path):
+    store = tmp_path / "elsewhere"
+    result = run_cli(tmp_path, "--place", "3001", *local(sim, tmp_path / "o", "--store", str(store)))
+    assert result.returncode == 0, result.stderr
+    photos = read_photos(tmp_path / "o")
+    assert _statuses(photos) == _statuses(read_photos(paged / "full"))
+    expected = _expected(photos)
+    assert {path: (store / path).read_bytes() for path in expected} == expected
+    assert not (tmp_path / "o" / "photos").exists()
+    assert f"photo files in {store}: " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--storage-option", "endpoint_url=http://x"], "--storage-option: applies to a --store: give one"),
+        (
+            ["--store", "s3://b", "--storage-option", "novalue"],
+            "--storage-option: 'novalue' is not KEY=VALUE",
+        ),
+        (["--scheduler", "lokal:2"], "--scheduler: 'lokal:2' is not local, local:N or a scheduler address"),
+    ],
+)
+def test_store_and_scheduler_options_are_checked_before_any_request(tmp_path, args, message):
+    result = run_cli(tmp_path, "--place", "1", "--api-url", "http://127.0.0.1:9/v1", *args)
+    assert result.returncode == 2
+    assert message in error_line(result)
+
+
+def test_photos_command_refuses_a_folder_without_a_harvest(tmp_path):
+    result = run_cli(tmp_path, "photos", str(tmp_path))
+    assert result.returncode == 2
+    assert "holds no harvest" in error_line(result)
