@@ -51,6 +51,11 @@ class BudgetBook:
     def used(self, key: str, span: float) -> float:
         return self._ledger.used(key, span)
 
+    def wait_for_rooms(self, key: str, windows: Sequence[Window]) -> tuple[float, Window | None]:
+        """The longest wait for room in any of ``windows`` and its window: one call for all."""
+        waits = [(self._ledger.wait_for_room(key, window), window) for window in windows]
+        return max(waits, key=lambda item: item[0], default=(0.0, None))
+
 
 class _BookedLedger:
     """A worker's view of the :class:`BudgetBook` actor, with the Ledger's methods (called
@@ -74,6 +79,10 @@ class _BookedLedger:
 
     def used(self, key: str, span: float) -> float:
         return float(self._book.used(key, span).result())
+
+    def wait_for_rooms(self, key: str, windows: Sequence[Window]) -> tuple[float, Window | None]:
+        wait, window = self._book.wait_for_rooms(key, windows).result()
+        return float(wait), window
 
     def close(self) -> None:
         pass
@@ -112,6 +121,19 @@ class ClusterPoliteness(Politeness):
                     if await self._media_slot(host, state):
                         break
                 yield
+
+    async def _wait_for_bytes(self, host: str) -> None:
+        """Room in the host's byte budgets (an hour and a day), asked of the BudgetBook in one
+        call (one round trip a request, not one a window)."""
+        b = self.budgets
+        windows = [
+            Window(limit_gb * 1e9, span, f"{limit_gb:g} GB of photos a {_span(span)} from {host}")
+            for limit_gb, span in ((b.media_gb_per_hour, b.hour), (b.media_gb_per_day, b.day))
+        ]
+        assert isinstance(self._ledger, _BookedLedger)
+        wait, window = await asyncio.to_thread(self._ledger.wait_for_rooms, f"bytes {host}", windows)
+        if window is not None and wait > 0:
+            await self._sleep(wait, window.span * 1.02, window.name, "media", window.name)
 
     async def _media_slot(self, host: str, state: Any) -> bool:
         """Book this request in the host's request budget and wait for its slot; False when

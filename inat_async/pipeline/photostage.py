@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Unpack
 
 from rich.console import Console
 
@@ -93,17 +93,10 @@ async def run_photos(
 
 def make_photo_rows(state: State, settings: Settings) -> int:
     """The photo rows the settings ask of every stored observation; returns the files pending."""
-    for batch in _batches(state.raw_observations()):
+    for batch in state.raw_observation_batches(_ROWS_BATCH):
         ids = [int(observation["id"]) for observation in batch]
         state.put_photo_rows(ids, [f for observation in batch for f in files_of(observation, settings)])
     return sum(state.pending_by_host().values())
-
-
-def _batches(observations: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    # Read all first: the rows are written while the read cursor would still be open.
-    everything = list(observations)
-    for start in range(0, len(everything), _ROWS_BATCH):
-        yield everything[start : start + _ROWS_BATCH]
 
 
 async def _with_report(

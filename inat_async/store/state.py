@@ -862,6 +862,16 @@ class State:
         for oid, blob in self._db.execute('SELECT "id", raw FROM observations ORDER BY "id"'):
             yield oid, self._codec.decompress(blob)
 
+    def raw_observation_batches(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        """The stored observations in id order, ``size`` at a time, each batch read by a
+        query of its own (the state may be written between two batches)."""
+        last = -1
+        while rows := self._db.execute(
+            'SELECT "id", raw FROM observations WHERE "id" > ? ORDER BY "id" LIMIT ?', (last, size)
+        ).fetchall():
+            last = rows[-1][0]
+            yield [msgspec.json.decode(self._codec.decompress(raw)) for _, raw in rows]
+
     def raw_observations(self) -> Iterator[dict[str, Any]]:
         """Each observation as the API sent it, by id."""
         for _, raw in self.observations_json():
