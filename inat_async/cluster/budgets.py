@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,11 @@ class ClusterPoliteness(Politeness):
     def __init__(self, settings: Settings, book: Any) -> None:
         super().__init__(settings)
         self._book = book
-        self._leases: dict[str, Any] = {}
+        self._leases: dict[str, tuple[Any, asyncio.Semaphore]] = {}
+        # Waiters for leases (at most media_concurrency a host) and their releases.
+        self._lease_threads = ThreadPoolExecutor(
+            max_workers=4 * settings.budgets.media_concurrency + 2, thread_name_prefix="inat_async-lease"
+        )
 
     def open(self) -> None:
         if self.enabled:
@@ -103,6 +108,7 @@ class ClusterPoliteness(Politeness):
 
     def close(self) -> None:
         self._ledger = None
+        self._lease_threads.shutdown()
 
     @contextlib.asynccontextmanager
     async def media_turn(self, host: str) -> AsyncIterator[None]:
@@ -152,17 +158,31 @@ class ClusterPoliteness(Politeness):
 
     @contextlib.asynccontextmanager
     async def _lease(self, host: str) -> AsyncIterator[None]:
+        """One of the host's cluster-wide leases. Dask's Semaphore blocks its caller: it is
+        asked in threads of this Politeness' own (never the loop's default ones, which the
+        ledger's calls and the releases need), by at most as many here as it has leases."""
+        lease, local = self._semaphore(host)
+        loop = asyncio.get_running_loop()
+        async with local:
+            acquired = loop.run_in_executor(self._lease_threads, lease.acquire)
+            try:
+                await asyncio.shield(acquired)
+            except asyncio.CancelledError:  # the lease may still come: give it back then
+                acquired.add_done_callback(lambda _: self._lease_threads.submit(lease.release))
+                raise
+            try:
+                yield
+            finally:
+                await loop.run_in_executor(self._lease_threads, lease.release)
+
+    def _semaphore(self, host: str) -> tuple[Any, asyncio.Semaphore]:
         from distributed import Semaphore
 
-        semaphore = self._leases.get(host)
-        if semaphore is None:
-            semaphore = Semaphore(max_leases=self.budgets.media_concurrency, name=f"inat_async media {host}")
-            self._leases[host] = semaphore
-        await asyncio.to_thread(semaphore.acquire)
-        try:
-            yield
-        finally:
-            await asyncio.to_thread(semaphore.release)
+        if host not in self._leases:
+            slots = self.budgets.media_concurrency
+            lease = Semaphore(max_leases=slots, name=f"inat_async media {host}")
+            self._leases[host] = (lease, asyncio.Semaphore(slots))
+        return self._leases[host]
 
 
 def _span(seconds: float) -> str:
