@@ -64,8 +64,8 @@ async def run_photos(
         added = make_photo_rows(state, settings)
         log.info("%s photo files to fetch into %s", f"{added:,}", store_name(settings.store, settings.out))
         progress = progress_from(state, settings)
-        progress.paging_done = True
-        politeness = Politeness(settings, on_wait=lambda what: setattr(progress, "waiting", what))
+        progress.paging_finished()
+        politeness = Politeness(settings, on_wait=progress.wait_on)
         politeness.open()
         try:
             async with Http(settings, politeness, on_retry=progress.retried) as http:
