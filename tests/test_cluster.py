@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import local, read_photos, run_cli, start_cli
+from helpers import local, read_photos, run_cli, start_cli
 
 from inat_async.simulator import RateLimit, SimulatorThread, World
 

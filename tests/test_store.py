@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import error_line, local, read_photos, run_cli
+from helpers import error_line, local, read_photos, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 
