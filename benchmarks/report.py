@@ -44,6 +44,8 @@ def write(results: dict[str, Any], out: Path) -> None:
     summary = "## Targets\n\n" + _table(["target", "result", ""], targets)
     if why:
         summary += "\n\nWhere a target is missed:\n\n" + "\n".join(why)
+    if results.get("notes"):  # what a run could not measure, written in by hand (results.json)
+        sections.append("## Notes\n\n" + "\n\n".join(results["notes"]))
     text = "\n\n".join([_header(results), summary, *sections])
     (out / "RESULTS.md").write_text(text.rstrip() + "\n")
 
