@@ -179,3 +179,16 @@ def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_
     assert _statuses(photos) == _statuses(read_photos(paged / "here"))
     # Each object once (a key twice would be listed twice), byte-exact, and nothing else.
     assert sorted(_objects(s3, "photos", "inat/")) == sorted(_expected(photos).items())
+
+
+def test_the_main_command_pages_here_and_downloads_on_the_cluster(sim, paged, cluster, tmp_path):
+    out = tmp_path / "o"
+    result = run_cli(
+        tmp_path, "--place", "3001", *local(sim, out, "--scheduler", cluster, "--shard-files", "16", "-v")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "files per worker:" in result.stderr
+    photos = read_photos(out)
+    assert _statuses(photos) == _statuses(read_photos(paged / "here"))
+    expected = _expected(photos)
+    assert {path: (out / path).read_bytes() for path in expected} == expected
