@@ -414,7 +414,10 @@ def parse_sizes(value: str | Iterable[str]) -> tuple[str, ...]:
 
 def parse_one_size(value: object) -> str:
     """One photo size iNaturalist serves (the WebDataset samples' images)."""
-    sizes = parse_sizes(value) if isinstance(value, str) else ()
+    try:
+        sizes = parse_sizes(value) if isinstance(value, str) else ()
+    except SettingError:  # named as the caller wrote it, not as --sizes
+        sizes = ()
     if len(sizes) != 1:
         raise SettingError("webdataset_size", f"must be one of {', '.join(SIZES)}")
     return sizes[0]
@@ -483,7 +486,16 @@ def _store(name: str, value: object) -> str | None:
     scheme = text.partition("://")[0] if "://" in text else ""
     if scheme not in ("", "file") and importlib.util.find_spec("fsspec") is None:
         raise SettingError(name, f"{scheme}:// needs fsspec: pip install 'inat_async[dask]'")
+    if scheme not in ("", "file") and scheme not in _fsspec_protocols():
+        raise SettingError(name, f"{scheme}:// is not a storage fsspec knows (s3://, gs://, az://, ...)")
     return text
+
+
+def _fsspec_protocols() -> set[str]:
+    """The URL schemes fsspec can open (its registry of implementations, fsspec's own list)."""
+    import fsspec
+
+    return set(fsspec.available_protocols())
 
 
 def _storage_options(name: str, value: object) -> dict[str, str]:
@@ -505,7 +517,8 @@ def parse_storage_options(values: Iterable[str]) -> dict[str, str]:
     return options
 
 
-_SCHEDULER = re.compile(r"local(:[1-9][0-9]{0,2})?|[a-z][a-z0-9+.-]*://\S+")
+#: local, local:N, or an address in one of Dask's comm protocols (distributed.comm).
+_SCHEDULER = re.compile(r"local(:[1-9][0-9]{0,2})?|(tcp|tls|ws|wss|ucx|inproc)://\S+")
 
 
 def _scheduler(name: str, value: object) -> str | None:

@@ -67,6 +67,14 @@ BAD = [
     ("places", "12a", ["--place", "12a"], "--place",
      "'12a' is not a place id (a positive integer) or URL", None),
     ("places", [], [], "--place", "give at least one place id or URL", None),
+    ("scheduler", "bogus://host:8786", ["--scheduler", "bogus://host:8786"], "--scheduler",
+     "'bogus://host:8786' is not local, local:N or a scheduler address (tcp://host:8786)", None),
+    ("scheduler", "local:0", ["--scheduler", "local:0"], "--scheduler",
+     "'local:0' is not local, local:N or a scheduler address (tcp://host:8786)", None),
+    ("store", "nope://bucket/x", ["--store", "nope://bucket/x"], "--store",
+     "nope:// is not a storage fsspec knows (s3://, gs://, az://, ...)", None),
+    ("webdataset_size", "huge", ["--webdataset-size", "huge"], "--webdataset-size",
+     "must be one of square, thumb, small, medium, large, original", None),
 ]  # fmt: skip
 IDS = [f"{case[0]}-{i}" for i, case in enumerate(BAD)]
 
