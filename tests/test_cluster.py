@@ -165,7 +165,9 @@ def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_
         deadline = time.monotonic() + 60
         while len(_photo_log(sim, before)) < 12 and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert child.poll() is None, "the run ended before a worker could be killed"
+        assert child.poll() is None, (
+            f"the run ended before a worker could be killed: {child.communicate()[1]}"
+        )
         killed_at = len(_photo_log(sim, before))
         os.kill(workers[0], signal.SIGKILL)
         _, err = child.communicate(timeout=120)
