@@ -84,6 +84,8 @@ async def run_harvest(
             state.set_meta("completed_at", state.meta("started_at"))
             state.set_meta("started_at", None)
             state.set_meta("update_since", None)
+            if settings.update:
+                state.forget_streams(keys)
         try:
             write_exports(
                 state,

@@ -699,6 +699,20 @@ class State:
             )
             self._db.execute("DELETE FROM counts WHERE stream = ?", (n,))
 
+    def forget_streams(self, streams: Iterable[str]) -> None:
+        """Drop what these streams paged and counted: an --update's query is done once its run
+        completes, and a later update that asks the same query (two runs begun within the
+        same second compute the same ``updated_since``) must page it afresh, not find it done."""
+        keys = [(key,) for key in streams]
+        with self._transaction():
+            for table in ("paged", "counts"):
+                sql = f"DELETE FROM {table} WHERE stream IN (SELECT n FROM streams WHERE stream = ?)"
+                self._db.executemany(sql, keys)
+            self._db.executemany("DELETE FROM streams WHERE stream = ?", keys)
+            self._db.executemany("DELETE FROM cursors WHERE stream = ?", keys)
+        for (key,) in keys:
+            self._streams.pop(key, None)
+
     def holds_nothing(self) -> bool:
         """No observation and no range paged to its end: nothing a run would want to keep."""
         return not self._db.execute(
