@@ -261,6 +261,11 @@ def _add_pace(speed: argparse._ArgumentGroup) -> None:
         metavar="N",
         help="id ranges of a query paged at once, so API latency does not leave the request budget unused",
     )
+    _add_budgets(speed)
+
+
+def _add_budgets(speed: argparse._ArgumentGroup) -> None:
+    """The budgets every harvest of the user shares, and the file that shares them."""
     budgets = Budgets()
     for field_name, (metavar, help_text) in _BUDGET_HELP.items():
         default = getattr(budgets, field_name)
@@ -457,35 +462,42 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
+    kept = "everything harvested so far is kept. Run the same command again to continue."
+    return _run_command(lambda: _harvest_command(args), kept)
+
+
+def _harvest_command(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    console = _console(args)
+    _setup_logging(args, console)
+    if args.dry_run:
+        from inat_async.pipeline import dryrun
+
+        print(dryrun.report(settings, asyncio.run(_until_signal(dryrun.estimate(settings)))))
+        return EXIT_OK
+    from inat_async.api import harvest
+
+    summary = asyncio.run(_until_signal(harvest(settings, console=console)))
+    print(summary.table())
+    if summary.unfound:
+        return EXIT_INCOMPLETE
+    return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
+
+
+def _run_command(work: Callable[[], int], interrupted: str, name_of: Callable[[str], str] = flag_of) -> int:
+    """A command's exit status: ``work``'s own, or its error said in one line (settings named
+    by ``name_of``'s flags), or an interruption said with ``interrupted``."""
     try:
-        settings = settings_from_args(args)
-        console = _console(args)
-        _setup_logging(args, console)
-        if args.dry_run:
-            from inat_async.pipeline import dryrun
-
-            print(dryrun.report(settings, asyncio.run(_until_signal(dryrun.estimate(settings)))))
-            return EXIT_OK
-        from inat_async.api import harvest
-
-        summary = asyncio.run(_until_signal(harvest(settings, console=console)))
+        return work()
     except HarvestError as exc:
-        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
+        print(f"{PROG}: error: {exc.render(name_of)}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a log file or folder the system refuses
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
-        print(
-            f"{PROG}: interrupted; everything harvested so far is kept. "
-            "Run the same command again to continue.",
-            file=sys.stderr,
-        )
+        print(f"{PROG}: interrupted; {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(summary.table())
-    if summary.unfound:
-        return EXIT_INCOMPLETE
-    return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
 
 
 def _export_main(argv: list[str]) -> int:
@@ -513,16 +525,14 @@ def _export_main(argv: list[str]) -> int:
     p.add_argument("--webdataset-size", default=setting_default("webdataset_size"), metavar="SIZE",
                    help="the photo size of WebDataset samples (its files must be in the folder)")  # fmt: skip
     args = p.parse_args(argv)
-    try:
-        formats = parse_formats(args.format)
-        from inat_async.api import export
+    return _run_command(lambda: _export_command(args), "exports already written are whole.")
 
-        export(
-            args.out, formats, args.api_url, shard_size=args.shard_size, webdataset_size=args.webdataset_size
-        )
-    except HarvestError as exc:
-        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
-        return exc.exit_code
+
+def _export_command(args: argparse.Namespace) -> int:
+    formats = parse_formats(args.format)
+    from inat_async.api import export
+
+    export(args.out, formats, args.api_url, shard_size=args.shard_size, webdataset_size=args.webdataset_size)
     print(f"wrote {', '.join(formats)} in {args.out}")
     return EXIT_OK
 
@@ -583,20 +593,8 @@ def _opendata_parser() -> argparse.ArgumentParser:
     speed = p.add_argument_group("speed and politeness")
     speed.add_argument("--workers", type=int, default=setting_default("workers"), metavar="N",
                        help="photo downloads at once")  # fmt: skip
-    for field_name, (metavar, help_text) in _BUDGET_HELP.items():
-        default = getattr(Budgets(), field_name)
-        speed.add_argument(f"--{field_name.replace('_', '-')}", type=type(default), default=default,
-                           metavar=metavar, help=help_text)  # fmt: skip
-    speed.add_argument(
-        "--no-limits", action="store_true", help="lift every limit: only for a local simulator"
-    )
-    speed.add_argument(
-        "--budget-file", type=Path, default=None, metavar="FILE", help="shared budget counters"
-    )
-    talk = p.add_argument_group("output")
-    talk.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    talk.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    talk.add_argument("--log-file", type=Path, metavar="FILE", help="also log everything (debug) to FILE")
+    _add_budgets(speed)
+    _add_output(p.add_argument_group("output"))
     return p
 
 
@@ -604,25 +602,19 @@ def _opendata_main(argv: list[str]) -> int:
     """`inat-async opendata --out DIR [filters]`: a harvest selected from the open-data dumps."""
     args = _opendata_parser().parse_args(argv)
     name_of = lambda name: flag_of(name) if name in _SETTINGS else f"--{name.replace('_', '-')}"  # noqa: E731
-    try:
-        from inat_async.pipeline import opendata
+    return _run_command(lambda: _opendata_command(args), "run the same command again to continue.", name_of)
 
-        job = opendata.job_from_args(args, Budgets(**{name: getattr(args, name) for name in _BUDGET_HELP}))
-        console = _console(args)
-        _setup_logging(args, console)
-        if args.dry_run:
-            print(asyncio.run(_until_signal(opendata.dry_run(job))))
-            return EXIT_OK
-        summary = asyncio.run(_until_signal(opendata.run_opendata(job, console=console)))
-    except HarvestError as exc:
-        print(f"{PROG}: error: {exc.render(name_of)}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print(f"{PROG}: interrupted; run the same command again to continue.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+
+def _opendata_command(args: argparse.Namespace) -> int:
+    from inat_async.pipeline import opendata
+
+    job = opendata.job_from_args(args, Budgets(**{name: getattr(args, name) for name in _BUDGET_HELP}))
+    console = _console(args)
+    _setup_logging(args, console)
+    if args.dry_run:
+        print(asyncio.run(_until_signal(opendata.dry_run(job))))
+        return EXIT_OK
+    summary = asyncio.run(_until_signal(opendata.run_opendata(job, console=console)))
     print(summary.table())
     return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
 
@@ -663,27 +655,19 @@ def _photos_parser() -> argparse.ArgumentParser:
 def _photos_main(argv: list[str]) -> int:
     """`inat-async photos OUT [--scheduler ...] [--store URL]`: the photo stage alone."""
     args = _photos_parser().parse_args(argv)
-    try:
-        options = {**_speed_settings(args), **_cluster_settings(args)}
-        options.update(sizes=args.sizes, photo_licenses=args.photo_license, all_photos=args.all_photos)
-        options["formats"] = args.format
-        console = _console(args)
-        _setup_logging(args, console)
-        from inat_async.api import photos
+    kept = "every file stored so far is kept. Run the same command again."
+    return _run_command(lambda: _photos_command(args), kept)
 
-        summary = asyncio.run(_until_signal(photos(args.out, console=console, **options)))
-    except HarvestError as exc:
-        print(f"{PROG}: error: {exc.render(flag_of)}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print(
-            f"{PROG}: interrupted; every file stored so far is kept. Run the same command again.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+
+def _photos_command(args: argparse.Namespace) -> int:
+    options = {**_speed_settings(args), **_cluster_settings(args)}
+    options.update(sizes=args.sizes, photo_licenses=args.photo_license, all_photos=args.all_photos)
+    options["formats"] = args.format
+    console = _console(args)
+    _setup_logging(args, console)
+    from inat_async.api import photos
+
+    summary = asyncio.run(_until_signal(photos(args.out, console=console, **options)))
     print(summary.table())
     return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
 
