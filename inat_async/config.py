@@ -14,7 +14,7 @@ import math
 import numbers
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -386,15 +386,20 @@ def read_places_file(path: Path) -> list[str]:
     return places
 
 
+def _choices(setting: str, value: object, known: Sequence[str], what: str) -> tuple[str, ...]:
+    """Names from 'a,B' or a list (see _names), each one of ``known``: one unknown (a typo would
+    skip every photo or export) or none at all is refused, with the known ones listed."""
+    names = _names(setting, value)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        said = f"{unknown[0]!r} is not {what}" if unknown else "give at least one"
+        raise SettingError(setting, f"{said}; choose from {', '.join(known)}")
+    return names
+
+
 def parse_licenses(value: str | Iterable[str]) -> tuple[str, ...]:
-    """Photo licence codes from 'cc0,CC-BY' or a list, lowercased; an unknown code is refused
-    with the list of known ones (a typo would otherwise skip every photo)."""
-    codes = _names("photo_licenses", value)
-    unknown = [c for c in codes if c not in PHOTO_LICENSES]
-    if unknown or not codes:
-        what = f"{unknown[0]!r} is not a licence code" if unknown else "give at least one licence code"
-        raise SettingError("photo_licenses", f"{what}; known codes: {', '.join(PHOTO_LICENSES)}")
-    return codes
+    """Photo licence codes from 'cc0,CC-BY' or a list, lowercased, of :data:`PHOTO_LICENSES`."""
+    return _choices("photo_licenses", value, PHOTO_LICENSES, "a licence code")
 
 
 def _licenses(name: str, value: object) -> tuple[str, ...] | None:
@@ -403,13 +408,7 @@ def _licenses(name: str, value: object) -> tuple[str, ...] | None:
 
 def parse_sizes(value: str | Iterable[str]) -> tuple[str, ...]:
     """Photo sizes from 'square,medium' or a list; each must be one iNaturalist serves."""
-    sizes = _names("sizes", value)
-    unknown = [s for s in sizes if s not in SIZES]
-    if unknown:
-        raise SettingError("sizes", f"unknown size {unknown[0]!r} (choose from {', '.join(SIZES)})")
-    if not sizes:
-        raise SettingError("sizes", "give at least one size")
-    return sizes
+    return _choices("sizes", value, SIZES, "a photo size")
 
 
 def parse_one_size(value: object) -> str:
@@ -429,12 +428,7 @@ def parse_shard_size(value: object) -> int:
 
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
     """Export formats from 'csv,parquet' or a list; each must be one of :data:`FORMATS`."""
-    formats = _names("formats", value)
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        what = f"{unknown[0]!r} is not one of" if unknown else "give at least one of"
-        raise SettingError("formats", f"{what} {', '.join(FORMATS)}")
-    return formats
+    return _choices("formats", value, FORMATS, "an export format")
 
 
 def _filters(name: str, value: object) -> dict[str, str]:

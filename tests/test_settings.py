@@ -36,10 +36,11 @@ BAD = [
     ("per_page", 0, ["--per-page", "0"], "--per-page", "must be from 1 to 200", None),
     ("per_page", 201, ["--per-page", "201"], "--per-page", "must be from 1 to 200", None),
     ("formats", "parquet,xml", ["--format", "parquet,xml"], "--format",
-     f"'xml' is not one of {', '.join(FORMATS)}", None),
-    ("formats", " ", ["--format", " "], "--format", f"give at least one of {', '.join(FORMATS)}", None),
+     f"'xml' is not an export format; choose from {', '.join(FORMATS)}", None),
+    ("formats", " ", ["--format", " "], "--format",
+     f"give at least one; choose from {', '.join(FORMATS)}", None),
     ("photo_licenses", "CC-BY-4.0", ["--photo-license", "CC-BY-4.0"], "--photo-license",
-     "'cc-by-4.0' is not a licence code; known codes: cc0, cc-by, cc-by-nc, cc-by-sa, cc-by-nd, "
+     "'cc-by-4.0' is not a licence code; choose from cc0, cc-by, cc-by-nc, cc-by-sa, cc-by-nd, "
      "cc-by-nc-sa, cc-by-nc-nd, pd, gfdl, all-rights-reserved", None),
     ("ranges", 0, ["--ranges", "0"], "--ranges", "must be positive", None),
     ("workers", 0, ["--workers", "0"], "--workers", "must be positive", None),
@@ -57,7 +58,7 @@ BAD = [
     ("api_url", "ftp://x", ["--api-url", "ftp://x"], "--api-url", "'ftp://x' is not an http(s) URL", None),
     ("api_url", "http://", ["--api-url", "http://"], "--api-url", "'http://' is not an http(s) URL", None),
     ("sizes", "square,huge", ["--sizes", "square,huge"], "--sizes",
-     "unknown size 'huge' (choose from square, thumb, small, medium, large, original)", None),
+     "'huge' is not a photo size; choose from square, thumb, small, medium, large, original", None),
     ("filters", {"order": "asc"}, ["--param", "order=asc"], "--param",
      "order is set by the harvester's paging and cannot be changed", None),
     ("filters", {"id_above": 5}, ["--param", "id_above=5"], "--param",
@@ -179,7 +180,9 @@ def test_formats_as_one_string_write_that_format_and_no_other(sim, tmp_path):
     with zipfile.ZipFile(out / "dwca.zip") as archive:
         assert "occurrence.txt" in archive.namelist()
     assert not (out / "observations.csv").exists()
-    with pytest.raises(SettingError, match=rf"^formats: 'xml' is not one of {', '.join(FORMATS)}$"):
+    with pytest.raises(
+        SettingError, match=rf"^formats: 'xml' is not an export format; choose from {', '.join(FORMATS)}$"
+    ):
         inat_async.export(out, formats="xml")
 
 
