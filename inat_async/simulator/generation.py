@@ -41,6 +41,7 @@ from .common import (
     _Photos,
     _User,
 )
+from .query import RESULT_WINDOW
 from .templates import Taxon, observation_templates, taxa
 from .text import HARD_TEXT, TRICKY_NA
 
@@ -60,6 +61,7 @@ class Generation:
         missing_size_rate: float = 0.01,
         photo_scale: float = 1.0,
         tricky_na: bool = False,
+        result_window: int = RESULT_WINDOW,
     ) -> None:
         if not places:
             raise ValueError("places must name at least one place")
@@ -73,6 +75,8 @@ class Generation:
         self.missing_size_rate = missing_size_rate
         self.photo_scale = photo_scale
         self.tricky_na = tricky_na
+        # page * per_page may not pass it (10,000, the real API's); smaller to test past it fast.
+        self.result_window = result_window
         self.place_ids: tuple[int, ...] = tuple(int(p) for p in places)
         self.place_counts: dict[int, int] = {int(p): int(n) for p, n in places.items()}
         self._place_index = {p: k for k, p in enumerate(self.place_ids)}

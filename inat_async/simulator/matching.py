@@ -135,7 +135,7 @@ class Matching(Rendering):
 
     def search(self, params: Mapping[str, str]) -> Page:
         """Answer a ``/v1/observations`` query (raises :class:`QueryError` like the API)."""
-        paging = parse_paging(params)
+        paging = parse_paging(params, self.result_window)
         filters = parse_filters(params)
         with self._lock:
             positions = self._match(filters)

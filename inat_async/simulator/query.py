@@ -148,8 +148,9 @@ def parse_filters(params: Mapping[str, str]) -> Filters:
     )
 
 
-def parse_paging(params: Mapping[str, str]) -> Paging:
-    """Read paging and order; raises the recorded 403 when page * per_page passes 10,000."""
+def parse_paging(params: Mapping[str, str], result_window: int = RESULT_WINDOW) -> Paging:
+    """Read paging and order; raises the recorded 403 when page * per_page passes the result
+    window (10,000 on the real API)."""
     per_page = _int(params.get("per_page"))
     if per_page is None or per_page < 0:
         per_page = DEFAULT_PER_PAGE
@@ -157,7 +158,7 @@ def parse_paging(params: Mapping[str, str]) -> Paging:
     page = _int(params.get("page"))
     if page is None or page < 1:
         page = 1
-    if page * per_page > RESULT_WINDOW:
+    if page * per_page > result_window:
         raise QueryError(403, "Result window is too large", result_window_body())
     order = str(params.get("order", "desc")).strip().lower()
     order_by = str(params.get("order_by", "created_at")).strip().lower()
