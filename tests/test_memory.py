@@ -45,17 +45,20 @@ def _harvest_peak(tmp_path, places: dict[int, int], *extra: str) -> tuple[float,
     return peak, len(read_observations(out))
 
 
-def test_metadata_harvest_memory_is_flat_from_2000_to_20000_observations(tmp_path):
-    small, n_small = _harvest_peak(tmp_path, {501: 2_000}, "--no-photos")
-    large, n_large = _harvest_peak(tmp_path, {502: 20_000}, "--no-photos")
+# Six times the observations: a harvest that kept each one's JSON (about 5 KB) or record in
+# memory would grow by far more than the margin (15% and 10 MB), at a third of the time that
+# 2,000 and 20,000 took. benchmarks/ measures flatness to a million.
+def test_metadata_harvest_memory_is_flat_from_1500_to_9000_observations(tmp_path):
+    small, n_small = _harvest_peak(tmp_path, {501: 1_500}, "--no-photos")
+    large, n_large = _harvest_peak(tmp_path, {502: 9_000}, "--no-photos")
     print(f"peak RSS {small:.0f} MB at {n_small} observations, {large:.0f} MB at {n_large}")
-    assert n_large >= 9 * n_small
+    assert n_large >= 5 * n_small
     assert large <= small * 1.15 + 10
 
 
-def test_photo_harvest_memory_is_flat_from_500_to_4000_observations(tmp_path):
-    small, n_small = _harvest_peak(tmp_path, {601: 500}, "--sizes", "square")
-    large, n_large = _harvest_peak(tmp_path, {602: 4_000}, "--sizes", "square")
+def test_photo_harvest_memory_is_flat_from_400_to_2400_observations(tmp_path):
+    small, n_small = _harvest_peak(tmp_path, {601: 400}, "--sizes", "square")
+    large, n_large = _harvest_peak(tmp_path, {602: 2_400}, "--sizes", "square")
     print(f"peak RSS {small:.0f} MB at {n_small} observations, {large:.0f} MB at {n_large}")
-    assert n_large >= 7 * n_small
+    assert n_large >= 5 * n_small
     assert large <= small * 1.15 + 10
