@@ -17,7 +17,7 @@ from inat_async.simulator import World
 
 @pytest.mark.slow
 def test_thirty_overlapping_places_from_a_file_yield_their_union_once(tmp_path, start_simulator):
-    places = {7000 + i: 20 + 4 * i for i in range(30)}
+    places = {7000 + i: 10 + 2 * i for i in range(30)}
     world = World(places, seed=13, overlap=0.4, photo_scale=0.01)
     ids = list(places)
     lines = ["# marine protected areas", ""] + [str(p) for p in ids[:10]]
