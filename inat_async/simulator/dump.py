@@ -20,33 +20,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from inat_async.sources.opendata import LAYOUT
+
 from .world import World
 
-OBSERVATION_COLUMNS = (
-    "observation_uuid",
-    "observer_id",
-    "latitude",
-    "longitude",
-    "positional_accuracy",
-    "taxon_id",
-    "quality_grade",
-    "observed_on",
-    "anomaly_score",
-)
-PHOTO_COLUMNS = (
-    "photo_uuid",
-    "photo_id",
-    "observation_uuid",
-    "observer_id",
-    "extension",
-    "license",
-    "width",
-    "height",
-    "position",
-)
-TAXON_COLUMNS = ("taxon_id", "ancestry", "rank_level", "rank", "name", "active")
-OBSERVER_COLUMNS = ("observer_id", "login", "name")
-TABLES = ("observations", "photos", "taxa", "observers")
+TABLES = tuple(LAYOUT)
 
 
 def write_dump(world: World, folder: Path, *, duplicate_every: int = 7) -> dict[str, int]:
@@ -69,17 +47,13 @@ def write_dump(world: World, folder: Path, *, duplicate_every: int = 7) -> dict[
                 photos.append(row)  # the dump lists some photos twice
     taxa = [_taxon(t.id, t.ancestor_ids, t.rank_level, t.rank, t.name) for t in world.taxa]
     taxa.append((999_999_999, "48460", "100", "stateofmatter", "Unplaced \"taxon' of nowhere", "false"))
-    counts = {
-        "observations": _write(folder / "observations.csv.gz", OBSERVATION_COLUMNS, observations),
-        "photos": _write(folder / "photos.csv.gz", PHOTO_COLUMNS, photos),
-        "taxa": _write(folder / "taxa.csv.gz", TAXON_COLUMNS, taxa),
-        "observers": _write(
-            folder / "observers.csv.gz",
-            OBSERVER_COLUMNS,
-            [(uid, login, name) for uid, (login, name) in sorted(observers.items())],
-        ),
+    tables: dict[str, Sequence[Sequence[object]]] = {
+        "observations": observations,
+        "photos": photos,
+        "taxa": taxa,
+        "observers": [(uid, login, name) for uid, (login, name) in sorted(observers.items())],
     }
-    return counts
+    return {name: _write(folder / f"{name}.csv.gz", LAYOUT[name], rows) for name, rows in tables.items()}
 
 
 def _quoted(name: str, login: str, user_id: int) -> str:

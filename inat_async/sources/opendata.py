@@ -34,8 +34,8 @@ DEFAULT_DUMP = "s3://inaturalist-open-data"
 #: Where the dump's photos are: ``{PHOTO_BASE}/photos/{photo_id}/{size}.{extension}``.
 PHOTO_BASE = "https://inaturalist-open-data.s3.amazonaws.com"
 SITE = "https://www.inaturalist.org"
-#: The columns read of each table (a column a dump lacks reads as empty).
-TABLES: dict[str, tuple[str, ...]] = {
+#: The columns of each table in the dumps' layout, in their order.
+LAYOUT: dict[str, tuple[str, ...]] = {
     "observations": (
         "observation_uuid",
         "observer_id",
@@ -47,9 +47,25 @@ TABLES: dict[str, tuple[str, ...]] = {
         "observed_on",
         "anomaly_score",
     ),
-    "photos": ("photo_id", "observation_uuid", "extension", "license", "width", "height", "position"),
+    "photos": (
+        "photo_uuid",
+        "photo_id",
+        "observation_uuid",
+        "observer_id",
+        "extension",
+        "license",
+        "width",
+        "height",
+        "position",
+    ),
     "taxa": ("taxon_id", "ancestry", "rank_level", "rank", "name", "active"),
     "observers": ("observer_id", "login", "name"),
+}
+#: The columns read of each table (a column a dump lacks reads as empty): a photo's own uuid
+#: and its observer (the observation's) are not needed.
+TABLES: dict[str, tuple[str, ...]] = {
+    **LAYOUT,
+    "photos": tuple(c for c in LAYOUT["photos"] if c not in ("photo_uuid", "observer_id")),
 }
 #: The columns a table must have (the others read as empty when a dump lacks them).
 REQUIRED: dict[str, tuple[str, ...]] = {
