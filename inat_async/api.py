@@ -49,10 +49,10 @@ async def harvest(
         settings = with_options(places, **options) if options else places
     else:
         settings = make_settings(places, **options)
-    return await run_harvest(settings, console, _photo_stage(settings))
+    return await run_harvest(settings, console, photo_stage_for(settings))
 
 
-def _photo_stage(settings: Settings) -> PhotoStage | None:
+def photo_stage_for(settings: Settings) -> PhotoStage | None:
     """The cluster's photo stage when a scheduler is named (Dask imported only then)."""
     if settings.scheduler is None:
         return None
@@ -83,7 +83,7 @@ async def photos(
     ``storage_options``, ``scheduler``, ...): in this process, or on a Dask cluster with
     ``scheduler`` ("local:N" or an address). Running it again continues."""
     settings = folder_settings(Path(out), **options)
-    return await run_photos(settings, console, _photo_stage(settings))
+    return await run_photos(settings, console, photo_stage_for(settings))
 
 
 def export(

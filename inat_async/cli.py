@@ -582,8 +582,8 @@ def _opendata_parser() -> argparse.ArgumentParser:
     where.add_argument("--dump", default=None, metavar="URL",
                        help="the dump: s3://inaturalist-open-data (anonymous; the default), any fsspec URL "
                        "or a local folder")  # fmt: skip
-    where.add_argument("--storage-option", action="append", default=[], metavar="K=V",
-                       help="an option of the dump's file system (e.g. endpoint_url=...)")  # fmt: skip
+    where.add_argument("--dump-storage-option", action="append", default=[], metavar="K=V",
+                       help="an option of the dump's file system (endpoint_url=...); repeat it")  # fmt: skip
     where.add_argument("--photo-base", default=None, metavar="URL",
                        help="where the dump's photos are (default: the bucket's web address)")  # fmt: skip
     where.add_argument(
@@ -594,6 +594,7 @@ def _opendata_parser() -> argparse.ArgumentParser:
     speed.add_argument("--workers", type=int, default=setting_default("workers"), metavar="N",
                        help="photo downloads at once")  # fmt: skip
     _add_budgets(speed)
+    _add_cluster_options(p)
     _add_output(p.add_argument_group("output"))
     return p
 
@@ -608,13 +609,17 @@ def _opendata_main(argv: list[str]) -> int:
 def _opendata_command(args: argparse.Namespace) -> int:
     from inat_async.pipeline import opendata
 
-    job = opendata.job_from_args(args, Budgets(**{name: getattr(args, name) for name in _BUDGET_HELP}))
+    budgets = Budgets(**{name: getattr(args, name) for name in _BUDGET_HELP})
+    job = opendata.job_from_args(args, budgets, _cluster_settings(args))
     console = _console(args)
     _setup_logging(args, console)
     if args.dry_run:
         print(asyncio.run(_until_signal(opendata.dry_run(job))))
         return EXIT_OK
-    summary = asyncio.run(_until_signal(opendata.run_opendata(job, console=console)))
+    from inat_async.api import photo_stage_for
+
+    stage = photo_stage_for(job.settings)
+    summary = asyncio.run(_until_signal(opendata.run_opendata(job, console=console, photo_stage=stage)))
     print(summary.table())
     return EXIT_PHOTOS_FAILED if summary.photos_failed else EXIT_OK
 

@@ -5,6 +5,7 @@ fixtures are in helpers.py."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -51,3 +52,27 @@ def shared_sim(module_simulator: SimulatorThread) -> SimulatorThread:
     sim.violations = 0
     sim.clear_log()
     return sim
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    """moto's S3 server on 127.0.0.1 (a port of its own, for the module) and a boto3 client
+    of it, its address as ``client.endpoint``; any key and secret are taken."""
+    boto3 = pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line a request otherwise
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client(
+            "s3",
+            endpoint_url=f"http://{host}:{port}",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        client.endpoint = f"http://{host}:{port}"
+        yield client
+    finally:
+        server.stop()

@@ -38,27 +38,6 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def s3():
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    client = boto3.client(
-        "s3",
-        endpoint_url=f"http://{host}:{port}",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.endpoint = f"http://{host}:{port}"
-    yield client
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def sim():
     # Photo arrivals counted per host over the scaled minute; not enforced: a violation is ours.
     with SimulatorThread(WORLD, photo_limit=RateLimit(RPM, MINUTE, enforce=False)) as running:

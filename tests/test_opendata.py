@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import shutil
 import signal
 import sqlite3
@@ -20,6 +19,7 @@ import sys
 import time
 import zipfile
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +139,12 @@ def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> i
 PLACE_QUERY = ("--place", str(PLACE), "--taxon", str(FUNGI), "--photo-license", "cc0,cc-by")
 
 
-def check_place_harvest(world: World, dump: Path, out: Path) -> None:
-    """The place/taxon/licence selection, its first photos byte-exact, and the exports."""
+def check_place_harvest(
+    world: World, dump: Path, out: Path, stored: Callable[[str], bytes] | None = None
+) -> None:
+    """The place/taxon/licence selection, its first photos byte-exact (``stored``: a file's
+    bytes by its path in photos.csv; default: in OUT), and the exports."""
+    stored = stored or (lambda path: (out / path).read_bytes())
     boundary = shape(place_boundary(world, PLACE))
     uuids, photos = expected(dump, boundary=boundary, taxon=FUNGI, licences={"cc0", "cc-by"})
     assert len(uuids) >= 5
@@ -160,7 +164,7 @@ def check_place_harvest(world: World, dump: Path, out: Path) -> None:
         assert row.license_code in ("cc0", "cc-by")
         served = world.photo_bytes(row.photo_id, row.size)
         if row.status == "done":
-            assert (out / row.path).read_bytes() == served
+            assert stored(row.path) == served
         else:
             assert served is None
     assert table["attribution"].str.contains('"').any()  # an observer's name with a quote, read whole
@@ -249,6 +253,14 @@ def test_bad_input_is_one_line(sim, dump: Path, tmp_path: Path, capsys: pytest.C
         ("--observed-from", "2020-13-01"): "--observed-from: '2020-13-01' is not a date",
     }
     cases[("--bbox=0,0,1,1", "--dump", str(tmp_path / "nowhere"))] = "has no readable observations.csv.gz"
+    # --storage-option once named the dump's options: alone, it is said which is which
+    cases[("--storage-option", "endpoint_url=http://127.0.0.1:9")] = (
+        "--storage-option: sets an option of the photo --store, and none is given; "
+        "an option of the dump's file system is --dump-storage-option"
+    )
+    cases[("--store", "s3://b", "--dump-storage-option", "novalue")] = (
+        "--dump-storage-option: 'novalue' is not KEY=VALUE"
+    )
     other = tmp_path / "other-layout"  # a header quoted: its columns are not the dump's
     shutil.copytree(dump, other)
     with (
@@ -268,31 +280,13 @@ def test_bad_input_is_one_line(sim, dump: Path, tmp_path: Path, capsys: pytest.C
 
 # -- the same from a local S3 server (moto), read anonymously as the real bucket is -------------
 @pytest.fixture(scope="module")
-def bucket(dump: Path):
-    boto3 = pytest.importorskip("boto3")
-    server_module = pytest.importorskip("moto.server")
+def bucket(dump: Path, s3) -> str:
+    """The dump in a public bucket of moto's S3 server; the server's address."""
     pytest.importorskip("s3fs")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            region_name="us-east-1",
-        )
-        client.create_bucket(Bucket="open-data", ACL="public-read")
-        for table in dump.glob("*.csv.gz"):
-            client.upload_file(
-                str(table), "open-data", f"dumps/{table.name}", ExtraArgs={"ACL": "public-read"}
-            )
-        yield endpoint
-    finally:
-        server.stop()
+    s3.create_bucket(Bucket="open-data", ACL="public-read")
+    for table in dump.glob("*.csv.gz"):
+        s3.upload_file(str(table), "open-data", f"dumps/{table.name}", ExtraArgs={"ACL": "public-read"})
+    return str(s3.endpoint)
 
 
 def test_the_same_from_a_local_s3_server(
@@ -300,8 +294,72 @@ def test_the_same_from_a_local_s3_server(
 ):
     out = tmp_path / "out"
     args = opendata_args(sim, "s3://open-data/dumps", out, *PLACE_QUERY, "--format", "csv,parquet,dwca", "-q")
-    assert in_process(tmp_path, monkeypatch, *args, "--storage-option", f"endpoint_url={bucket}") == 0
+    assert in_process(tmp_path, monkeypatch, *args, "--dump-storage-option", f"endpoint_url={bucket}") == 0
     check_place_harvest(world, dump, out)
+
+
+def objects_in(s3, bucket: str, prefix: str) -> dict[str, bytes]:
+    """Every object under the prefix, by its key below it."""
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {
+        o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing
+    }
+
+
+def test_photos_go_to_a_store_with_its_options_while_the_dump_has_its_own(
+    sim, world: World, dump: Path, bucket: str, s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The dump read anonymously from one bucket (--dump-storage-option), the photos written
+    to another (--store, --storage-option with its keys), byte-exact; nothing in OUT."""
+    s3.create_bucket(Bucket="photos")
+    out = tmp_path / "out"
+    args = opendata_args(
+        sim, "s3://open-data/dumps", out, *PLACE_QUERY, "--format", "csv,parquet,dwca", "-q",
+        "--dump-storage-option", f"endpoint_url={bucket}", "--store", "s3://photos/fungi",
+        "--storage-option", f"endpoint_url={bucket}", "--storage-option", "key=testing",
+        "--storage-option", "secret=testing",
+    )  # fmt: skip
+    assert in_process(tmp_path, monkeypatch, *args) == 0
+    objects = objects_in(s3, "photos", "fungi/")
+    check_place_harvest(world, dump, out, objects.__getitem__)
+    done = pd.read_csv(out / "photos.csv").query("status == 'done'")
+    assert sorted(objects) == sorted(done["path"]) and len(objects) >= 5
+    assert not (out / "photos").exists()
+    assert '"store": "s3://photos/fungi"' in (out / "summary.json").read_text()
+
+
+@pytest.mark.slow  # a LocalCluster of two processes starts and stops: about 10 s
+def test_photos_on_a_dask_cluster_then_more_sizes_by_the_photos_command(
+    sim, world: World, dump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`opendata --scheduler local:2`: the photos fetched by two Dask worker processes; then
+    `photos OUT` takes the open-data folder (no API query in it, its photos on the dump's own
+    host) and fetches another size only."""
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    out = tmp_path / "out"
+    args = opendata_args(sim, str(dump), out, *PLACE_QUERY, "--sizes", "square", "-q")
+    cluster = ("--scheduler", "local:2", "--shard-files", "8")
+    assert in_process(tmp_path, monkeypatch, *args, *cluster) == 0
+    _, photos = expected(
+        dump, boundary=shape(place_boundary(world, PLACE)), taxon=FUNGI, licences={"cc0", "cc-by"}
+    )
+    firsts = {int(rows[0]["photo_id"]) for rows in photos.values()}
+
+    def check(sizes: set[str]) -> pd.DataFrame:
+        table = pd.read_csv(out / "photos.csv", dtype={"reason": str, "path": str})
+        assert set(table["photo_id"]) == firsts and set(table["size"]) == sizes
+        for row in table.itertuples():
+            served = world.photo_bytes(row.photo_id, row.size)
+            assert (out / row.path).read_bytes() == served if row.status == "done" else served is None
+        return table
+
+    assert (check({"square"})["status"] == "done").sum() >= 5
+    sim.clear_log()
+    more = ("photos", str(out), "--sizes", "square,medium", "--no-limits", "-q")
+    assert in_process(tmp_path, monkeypatch, *more) == 0
+    check({"square", "medium"})
+    asked = [r.path for r in sim.log]
+    assert asked and all(path.split("/")[3].startswith("medium.") for path in asked), asked
 
 
 def test_hydrate_gives_every_api_column_in_requests_of_200_and_a_dry_run_counts_them(

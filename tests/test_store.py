@@ -4,7 +4,6 @@ photo stage alone on a folder paged with --no-photos."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sqlite3
 from pathlib import Path
@@ -19,29 +18,6 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 WORLD = World({3001: 24}, seed=5, photo_scale=0.01)
 KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """moto's S3 server on 127.0.0.1 (a port of its own) and a client of it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line a request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    client.endpoint = endpoint
-    yield client
-    server.stop()
 
 
 @pytest.fixture(scope="module")

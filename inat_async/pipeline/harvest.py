@@ -86,22 +86,39 @@ async def run_harvest(
             state.set_meta("update_since", None)
             if settings.update:
                 state.forget_streams(keys)
-        try:
-            write_exports(
-                state,
-                settings.out,
-                settings.formats,
-                settings.api_url,
-                shard_size=settings.shard_size,
-                webdataset_size=settings.webdataset_size,
-            )
-            summary = make_summary(settings, state, progress, politeness.clock, http, today)
-            summary.unfound = unfound
-            write_summary(summary)
-            write_report(state, summary)
-        except (OSError, sqlite3.OperationalError) as exc:
-            raise _disk_full(exc, settings.out) from exc
-        return summary
+        return write_outputs(settings, state, progress, politeness.clock, http, today, unfound=unfound)
+
+
+def write_outputs(
+    settings: Settings,
+    state: State,
+    progress: Progress,
+    clock: WaitClock,
+    http: Http,
+    today: int | None,
+    *,
+    source: str | None = None,
+    unfound: dict[str, int] | None = None,
+) -> Summary:
+    """The end of every run: its exports (``source``, named in them as where the data came
+    from: the API by default), summary.json and report.html, all from the state; a full disk
+    reported as the one error users read. Returns the summary."""
+    try:
+        write_exports(
+            state,
+            settings.out,
+            settings.formats,
+            source or settings.api_url,
+            shard_size=settings.shard_size,
+            webdataset_size=settings.webdataset_size,
+        )
+        summary = make_summary(settings, state, progress, clock, http, today)
+        summary.unfound = unfound or {}
+        write_summary(summary)
+        write_report(state, summary)
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise _disk_full(exc, settings.out) from exc
+    return summary
 
 
 def _completes(settings: Settings, state: State, keys: list[str], unfound: dict[str, int]) -> bool:

@@ -4,7 +4,8 @@ The dump is read once (sources.opendata, in a thread: the event loop only waits)
 selection is committed to the state in pages through ``State.save_page`` as the pager
 commits API pages, and the cursor of the one stream "opendata" is marked done with the last
 page: a run killed before that selects again (the same rows, stored once), one killed after
-goes straight to the photos. The feeders, downloader, exports and summary are the harvest's.
+goes straight to the photos. The photo stage (here or on a Dask cluster, into the run's
+store), exports and summary are those of any harvest.
 """
 
 from __future__ import annotations
@@ -14,34 +15,29 @@ import itertools
 import json
 import logging
 import math
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from inat_async.config import Settings, make_settings
+from inat_async.config import Settings
 from inat_async.errors import SettingError, UsageError
-from inat_async.exports import write_exports
-from inat_async.exports.report import write_report
-from inat_async.exports.summary import Summary, write_summary
+from inat_async.exports.summary import Summary
 from inat_async.model import PhotoStatus, check_observations
 from inat_async.net.http import Http
 from inat_async.net.politeness import Politeness
-from inat_async.photos import PhotoFile, host_of, photo_files
-from inat_async.pipeline.downloader import Downloader
-from inat_async.pipeline.feeder import Feeders
-from inat_async.pipeline.harvest import _disk_full, _main_cause, locked_state, make_summary, progress_from
-from inat_async.pipeline.progress import Progress, report
+from inat_async.photos import PhotoFile, host_of
+from inat_async.pipeline.harvest import PhotoStage, locked_state, progress_from, write_outputs
+from inat_async.pipeline.pager import files_of
+from inat_async.pipeline.photostage import host_of_base, run_stage, selection_settings
+from inat_async.pipeline.progress import Progress
 from inat_async.records import observation_row
 from inat_async.sources import opendata as source
-from inat_async.store.state import PhotoJob, State
+from inat_async.store.state import State
 
 log = logging.getLogger("inat_async")
 STREAM = "opendata"
@@ -97,8 +93,11 @@ class DumpHarvest:
         }
 
 
-async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summary:
-    """Select from the dump (or continue a selection's photos), download, export, summarise."""
+async def run_opendata(
+    job: DumpHarvest, console: Console | None = None, photo_stage: PhotoStage | None = None
+) -> Summary:
+    """Select from the dump (or continue a selection's photos), download, export, summarise.
+    ``photo_stage``: fetch the photos with it (a Dask cluster's) instead of in this process."""
     settings = job.settings
     with locked_state(settings.out) as state:
         state.check_fingerprint(job.fingerprint())
@@ -115,26 +114,12 @@ async def run_opendata(job: DumpHarvest, console: Console | None = None) -> Summ
                     selected = await _select(job, query)
                     await _commit(job, state, http, selected, progress)
                 progress.paging_finished()
-                await _photos(settings, state, http, progress, console)
+                await run_stage(settings, state, http, progress, console, photo_stage)
             today = politeness.api_requests_today(host_of(settings.api_url))
         finally:
             politeness.close()
         log.info("selection and downloads finished: %s", progress.line())
-        try:
-            write_exports(
-                state,
-                settings.out,
-                settings.formats,
-                job.dump,
-                shard_size=settings.shard_size,
-                webdataset_size=settings.webdataset_size,
-            )
-            summary = make_summary(settings, state, progress, politeness.clock, http, today)
-            write_summary(summary)
-            write_report(state, summary)
-        except (OSError, sqlite3.OperationalError) as exc:
-            raise _disk_full(exc, settings.out) from exc
-        return summary
+        return write_outputs(settings, state, progress, politeness.clock, http, today, source=job.dump)
 
 
 async def _query(job: DumpHarvest, state: State | None, http: Http) -> source.DumpQuery:
@@ -265,16 +250,10 @@ async def _commit(
     state.end_range(cursor)
 
 
-def _photo_files(job: DumpHarvest, observation: dict[str, Any]) -> Iterator[PhotoFile]:
+def _photo_files(job: DumpHarvest, observation: dict[str, Any]) -> list[PhotoFile]:
     """The photo files an observation asks for, judged as a harvest judges them; the photo
     base is the user's own choice of host."""
-    s = job.settings
-    if s.no_photos:
-        return iter(())
-    allowed = s.photo_hosts | {urlsplit(job.photo_base).hostname or ""}
-    return photo_files(
-        observation, s.sizes, all_photos=s.all_photos, allowed_hosts=allowed, licenses=s.photo_licenses
-    )
+    return files_of(observation, job.settings, host_of_base(job.photo_base))
 
 
 async def hydrate(page: list[dict[str, Any]], http: Http, api_url: str) -> list[dict[str, Any]]:
@@ -308,35 +287,6 @@ async def hydrate(page: list[dict[str, Any]], http: Http, api_url: str) -> list[
     return full
 
 
-async def _photos(
-    settings: Settings, state: State, http: Http, progress: Progress, console: Console | None
-) -> None:
-    """The harvest's photo stage over what the state holds: every page is in already."""
-    new_page, paging_done, stop_report = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    paging_done.set()
-
-    def record(job: PhotoJob, status: PhotoStatus, nbytes: int | None, reason: str | None) -> None:
-        state.finish_photo(job.seq, status, nbytes, reason)
-        progress.finished(status, nbytes, job.host)
-
-    downloader = Downloader(http, settings.out)
-    feeders = Feeders(state, downloader, record, settings.workers, new_page, paging_done)
-    try:
-        async with asyncio.TaskGroup() as group:
-            reporter = group.create_task(
-                report(progress, settings.progress_interval, stop_report, console,
-                       photos=not settings.no_photos, pending=state.pending_by_host)
-            )  # fmt: skip
-            await feeders.run()
-            progress.settle(state.observation_count(), state.photo_counts())
-            stop_report.set()
-            await reporter
-    except* Exception as group_error:
-        raise _main_cause(group_error.exceptions, settings.out) from None
-    finally:
-        downloader.close()
-
-
 async def dry_run(job: DumpHarvest) -> str:
     """What the command would select and fetch, read from the dump, with nothing written:
     observations, photo files, and with --hydrate the API requests and their time under the
@@ -367,14 +317,6 @@ async def dry_run(job: DumpHarvest) -> str:
 
 
 # -- the options, checked --------------------------------------------------------------------
-def dump_settings(place: int | None, **options: Any) -> Settings:
-    """The harvest :class:`Settings` of an open-data harvest: its places are the --place, or
-    none (a Settings needs one to check; a dump harvest pages no place)."""
-    settings = make_settings([place or 1], **options)
-    object.__setattr__(settings, "places", (place,) if place is not None else ())
-    return settings
-
-
 def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
     """'WEST,SOUTH,EAST,NORTH' in degrees."""
     if text is None:
@@ -408,12 +350,13 @@ def parse_grades(text: str | None) -> tuple[str, ...] | None:
 
 
 def parse_storage_options(items: list[str]) -> dict[str, Any]:
-    """KEY=VALUE pairs for the dump's file system; true/false and numbers as such."""
+    """KEY=VALUE pairs (--dump-storage-option) for the dump's file system; true/false and
+    numbers as such."""
     options: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise SettingError("storage_option", f"{item!r} is not KEY=VALUE")
+            raise SettingError("dump_storage_option", f"{item!r} is not KEY=VALUE")
         try:
             options[key.strip()] = json.loads(text)
         except ValueError:
@@ -437,14 +380,22 @@ def read_polygon(path: Path | None) -> dict[str, Any] | None:
     return shape  # type: ignore[no-any-return]
 
 
-def job_from_args(args: Any, budgets: Any) -> DumpHarvest:
-    """The command line's options (cli._opendata_parser) as a checked :class:`DumpHarvest`."""
+def job_from_args(args: Any, budgets: Any, photo_store: dict[str, Any]) -> DumpHarvest:
+    """The command line's options (cli._opendata_parser) as a checked :class:`DumpHarvest`;
+    ``photo_store``: the settings of where and how the photos are fetched (--store,
+    --storage-option, --scheduler, ...)."""
+    if photo_store.get("storage_options") and photo_store.get("store") is None:
+        raise SettingError(  # the dump's options had this name once: say which is which
+            "storage_options",
+            "sets an option of the photo {store}, and none is given; "
+            "an option of the dump's file system is --dump-storage-option",
+        )
     if args.place is not None and args.place < 1:
         raise SettingError("place", "must be a positive place id")
     if args.place is not None and args.polygon is not None:
         raise SettingError("polygon", "cannot be combined with {place}: give one boundary")
-    settings = dump_settings(
-        args.place,
+    settings = selection_settings(
+        [args.place] if args.place is not None else [],
         out=args.out,
         api_url=args.api_url,
         sizes=args.sizes,
@@ -456,11 +407,12 @@ def job_from_args(args: Any, budgets: Any) -> DumpHarvest:
         limits=not args.no_limits,
         budgets=budgets,
         budget_file=args.budget_file,
+        **photo_store,
     )
     return DumpHarvest(
         settings=settings,
         dump=args.dump or source.DEFAULT_DUMP,
-        storage_options=parse_storage_options(args.storage_option),
+        storage_options=parse_storage_options(args.dump_storage_option),
         place=args.place,
         polygon=read_polygon(args.polygon),
         bbox=parse_bbox(args.bbox),

@@ -380,9 +380,11 @@ class Pager:
         r.done = True
 
 
-def files_of(observation: object, settings: Settings) -> list[PhotoFile]:
+def files_of(
+    observation: object, settings: Settings, more_hosts: frozenset[str] = frozenset()
+) -> list[PhotoFile]:
     """The photo files the settings ask of one observation (a dict or model.Observation),
-    judged fetchable or skipped."""
+    judged fetchable or skipped; ``more_hosts``: photo hosts the user chose beside iNaturalist's."""
     if settings.no_photos:
         return []
     s = settings
@@ -391,7 +393,7 @@ def files_of(observation: object, settings: Settings) -> list[PhotoFile]:
             observation,
             s.sizes,
             all_photos=s.all_photos,
-            allowed_hosts=s.photo_hosts,
+            allowed_hosts=s.photo_hosts | more_hosts if more_hosts else s.photo_hosts,
             licenses=s.photo_licenses,
         )
     )

@@ -12,21 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Unpack
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from inat_async.config import HarvestOptions, Settings, make_settings
 from inat_async.errors import UsageError
-from inat_async.exports import write_exports
-from inat_async.exports.summary import Summary, write_summary
+from inat_async.exports.summary import Summary
 from inat_async.model import PhotoStatus
 from inat_async.net.http import Http
 from inat_async.net.politeness import Politeness
 from inat_async.pipeline.feeder import Feeders
-from inat_async.pipeline.harvest import PhotoStage, locked_state, make_summary, progress_from
+from inat_async.pipeline.harvest import PhotoStage, _main_cause, locked_state, progress_from, write_outputs
 from inat_async.pipeline.pager import files_of
 from inat_async.pipeline.progress import Progress, report
 from inat_async.pipeline.sink import store_downloader
@@ -49,10 +49,20 @@ def folder_settings(out: Path, /, **options: Unpack[HarvestOptions]) -> Settings
     if stored is None:
         raise UsageError(f"{out} holds no paged harvest yet: harvest it first")
     harvest = json.loads(stored)
+    options["out"] = out
+    if harvest.get("source") == "opendata":  # a selection from a dump: no API query of its own
+        return selection_settings(harvest["places"], **options)
     options.setdefault("api_url", read_meta(state_file, "api_url") or harvest["api_url"])
     options.setdefault("filters", harvest["filters"])
-    options["out"] = out
     return make_settings(harvest["places"], **options)
+
+
+def selection_settings(places: Sequence[int], /, **options: Unpack[HarvestOptions]) -> Settings:
+    """Settings for a harvest that pages no place (a selection from the open-data dumps):
+    its places are only those it names (none, or the --place whose boundary it used)."""
+    settings = make_settings(list(places) or [1], **options)  # a Settings checks a place
+    object.__setattr__(settings, "places", tuple(places))
+    return settings
 
 
 async def run_photos(
@@ -69,34 +79,52 @@ async def run_photos(
         politeness.open()
         try:
             async with Http(settings, politeness, on_retry=progress.retried) as http:
-                await _with_report(
-                    settings,
-                    state,
-                    progress,
-                    console,
-                    (stage or local_stage)(settings, state, http, progress),
-                )
+                await run_stage(settings, state, http, progress, console, stage)
         finally:
             politeness.close()
-        write_exports(
-            state,
-            settings.out,
-            settings.formats,
-            state.meta("api_url"),
-            shard_size=settings.shard_size,
-            webdataset_size=settings.webdataset_size,
+        return write_outputs(
+            settings, state, progress, politeness.clock, http, None, source=state.meta("api_url")
         )
-        summary = make_summary(settings, state, progress, politeness.clock, http, None)
-        write_summary(summary)
-        return summary
 
 
 def make_photo_rows(state: State, settings: Settings) -> int:
     """The photo rows the settings ask of every stored observation; returns the files pending."""
+    hosts = chosen_photo_hosts(state.meta("fingerprint"))
     for batch in state.raw_observation_batches(_ROWS_BATCH):
         ids = [int(observation["id"]) for observation in batch]
-        state.put_photo_rows(ids, [f for observation in batch for f in files_of(observation, settings)])
+        files = [f for observation in batch for f in files_of(observation, settings, hosts)]
+        state.put_photo_rows(ids, files)
     return sum(state.pending_by_host().values())
+
+
+def chosen_photo_hosts(fingerprint: str | None) -> frozenset[str]:
+    """The photo host a user chose for a harvest (an open-data harvest's --photo-base), from
+    its stored fingerprint: its files are allowed there as that harvest allowed them."""
+    return host_of_base(json.loads(fingerprint).get("photo_base") if fingerprint else None)
+
+
+def host_of_base(base: object) -> frozenset[str]:
+    """The host of a photo base URL, as a set to add to the allowed photo hosts."""
+    host = urlsplit(base).hostname if isinstance(base, str) else None
+    return frozenset({host} if host else ())
+
+
+async def run_stage(
+    settings: Settings,
+    state: State,
+    http: Http,
+    progress: Progress,
+    console: Console | None,
+    stage: PhotoStage | None = None,
+) -> None:
+    """Fetch the state's pending files with ``stage`` (default: in this process, into the
+    settings' store) while the progress is reported; every page is in the state already.
+    An error is raised as the most telling cause, not as a group."""
+    work = (stage or local_stage)(settings, state, http, progress)
+    try:
+        await _with_report(settings, state, progress, console, work)
+    except* Exception as group_error:
+        raise _main_cause(group_error.exceptions, settings.out) from None
 
 
 async def _with_report(
@@ -110,7 +138,7 @@ async def _with_report(
                 settings.progress_interval,
                 stop,
                 console,
-                photos=True,
+                photos=not settings.no_photos,
                 pending=state.pending_by_host,
             )
         )
