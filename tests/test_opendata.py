@@ -168,6 +168,13 @@ def check_place_harvest(
         else:
             assert served is None
     assert table["attribution"].str.contains('"').any()  # an observer's name with a quote, read whole
+    # Each observation's classification, from the dump's taxa (names with quotes included).
+    taxa = {row["taxon_id"]: row for row in read_table(dump, "taxa")}
+    for record in pd.read_csv(out / "observations.csv").to_dict("records"):
+        ancestry = taxa[str(record["taxon.id"])]["ancestry"].split("/")
+        above = {taxa[a]["rank"]: taxa[a] for a in ancestry if a in taxa}  # Life is not listed
+        assert (record["taxon.kingdom"], record["taxon.kingdom_id"]) == (above["kingdom"]["name"], FUNGI)
+        assert record["taxon.genus"] == above["genus"]["name"]
     parquet = pd.read_parquet(out / "observations.parquet")
     assert len(parquet) == len(uuids)
     with zipfile.ZipFile(out / "dwca.zip") as archive:

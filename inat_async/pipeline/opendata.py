@@ -27,7 +27,7 @@ from rich.console import Console
 from inat_async.config import Settings
 from inat_async.errors import SettingError, UsageError
 from inat_async.exports.summary import Summary
-from inat_async.model import PhotoStatus, check_observations
+from inat_async.model import PhotoStatus, check_observations, check_taxa
 from inat_async.net.http import Http
 from inat_async.net.politeness import Politeness
 from inat_async.photos import PhotoFile, host_of
@@ -112,6 +112,7 @@ async def run_opendata(
                 if not cursor.done:
                     query = await _query(job, state, http)
                     selected = await _select(job, query)
+                    state.save_taxa(check_taxa(source.taxon_records(selected)))  # the classification
                     await _commit(job, state, http, selected, progress)
                 progress.paging_finished()
                 await run_stage(settings, state, http, progress, console, photo_stage)

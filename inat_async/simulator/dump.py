@@ -22,6 +22,7 @@ from typing import Any
 
 from inat_async.sources.opendata import LAYOUT
 
+from .templates import taxa_by_id
 from .world import World
 
 TABLES = tuple(LAYOUT)
@@ -46,6 +47,15 @@ def write_dump(world: World, folder: Path, *, duplicate_every: int = 7) -> dict[
             if len(photos) % duplicate_every == 0:
                 photos.append(row)  # the dump lists some photos twice
     taxa = [_taxon(t.id, t.ancestor_ids, t.rank_level, t.rank, t.name) for t in world.taxa]
+    # The real table lists every taxon: the higher ones (Life, kingdoms, .. genera) too.
+    listed = {t.id for t in world.taxa}
+    higher = sorted({a for t in world.taxa for a in t.ancestor_ids} - listed)
+    known = taxa_by_id()
+    taxa += [
+        _taxon(a, known[a]["ancestor_ids"], known[a]["rank_level"], known[a]["rank"], known[a]["name"])
+        for a in higher
+        if a in known
+    ]
     taxa.append((999_999_999, "48460", "100", "stateofmatter", "Unplaced \"taxon' of nowhere", "false"))
     tables: dict[str, Sequence[Sequence[object]]] = {
         "observations": observations,

@@ -83,6 +83,7 @@ _FLOAT = r"^-?[0-9]{1,15}(\.[0-9]{0,15})?([eE][-+]?[0-9]{1,3})?$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _EXTENSIONS = frozenset({"jpg", "jpeg", "png", "gif"})
 _TEXT_CAP = 1000  # characters kept of a name or login
+_NAME_CAP = 300  # characters kept of a taxon's name in the taxa table (model.Name's most)
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,15 @@ def select(dump: Dump, query: DumpQuery, on_rows: Callable[[str, int], None] | N
     kept = [row for row in observations.to_pylist() if row["observation_uuid"] in selection.photos]
     kept.sort(key=lambda row: observation_id(row["observation_uuid"]))
     selection.observations = kept
+    clashes = len(kept) - len({observation_id(row["observation_uuid"]) for row in kept})
+    if clashes:  # 58 random bits of a v4 uuid kept: odds about 2e-6 at a million selected
+        log.warning("%d selected observation(s) share their id (made from the uuid) with another: "
+                    "the state keeps one of each", clashes)  # fmt: skip
     selection.taxa = _taxa(dump, {row["taxon_id"] for row in kept if row["taxon_id"] is not None})
+    # Their ancestors too, read in a second pass of the (small) taxa table: their names and
+    # ranks give each observation its classification (kingdom .. genus) in the exports.
+    above = {a for row in selection.taxa.values() for a in ancestor_ids(row.get("ancestry"))}
+    selection.taxa.update(_taxa(dump, above - selection.taxa.keys()))
     selection.observers = _observers(
         dump, {row["observer_id"] for row in kept if row["observer_id"] is not None}
     )
@@ -534,12 +543,32 @@ def _user(row: Mapping[str, Any] | None, observer_id: int | None) -> dict[str, A
     }
 
 
+def ancestor_ids(ancestry: object) -> list[int]:
+    """A taxa row's ``ancestry`` (ids from the root, ``/``- or ``\\``-separated) as ids."""
+    if not isinstance(ancestry, str):
+        return []
+    return [int(part) for part in re.split(r"[/\\]", ancestry) if part.isdigit() and len(part) <= 18]
+
+
+def taxon_records(selection: Selection) -> list[dict[str, Any]]:
+    """The selection's taxa and their ancestors as /v1/taxa gives them (``id``, ``rank``,
+    ``name``, ``ancestor_ids`` from the root to the taxon itself), for the state's taxa table."""
+    return [
+        {
+            "id": taxon_id,
+            "rank": row.get("rank"),
+            "name": row["name"][:_NAME_CAP] if isinstance(row.get("name"), str) else None,
+            "ancestor_ids": [*ancestor_ids(row.get("ancestry")), taxon_id],
+        }
+        for taxon_id, row in selection.taxa.items()
+    ]
+
+
 def _taxon(row: Mapping[str, Any] | None, taxon_id: int | None) -> dict[str, Any] | None:
     if taxon_id is None:
         return None
     row = row or {}
-    ancestry = row.get("ancestry")
-    ancestors = [int(part) for part in re.split(r"[/\\]", ancestry) if part.isdigit()] if ancestry else []
+    ancestors = ancestor_ids(row.get("ancestry"))
     level = row.get("rank_level")
     return {
         "id": taxon_id,
