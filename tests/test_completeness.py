@@ -23,6 +23,8 @@ from inat_async.pipeline.harvest import UPDATE_MARGIN
 from inat_async.simulator import Faults, World
 from inat_async.store.state import SCHEMA_VERSION, State
 
+pytestmark = pytest.mark.slow  # harvests of seconds each (see pyproject.toml markers)
+
 # 600 observations, every one matching the default filters.
 WORLD = World({9501: 600}, seed=31, nonmatching=0.0, photo_scale=0.01)
 IDS = expected_ids(WORLD, [9501])

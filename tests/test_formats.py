@@ -26,6 +26,8 @@ from helpers import local, run_cli
 from inat_async.simulator import SimulatorThread, World
 from inat_async.simulator.templates import taxa_by_id
 
+pytestmark = pytest.mark.slow  # harvests of seconds each (see pyproject.toml markers)
+
 DWC = "http://rs.tdwg.org/dwc/terms/"
 
 PLACES = (2001, 2002)

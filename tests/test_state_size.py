@@ -20,6 +20,8 @@ from inat_async.simulator import SimulatorThread, World
 from inat_async.store.rawjson import TRAIN_AT
 from inat_async.store.state import SCHEMA_VERSION, State
 
+pytestmark = pytest.mark.slow  # harvests of seconds each (see pyproject.toml markers)
+
 PLACE = 4242
 LARGE = World({PLACE: 1_400}, seed=21)  # past TRAIN_AT matching: a dictionary is trained
 SMALL = World({PLACE: 150}, seed=22)  # too few: plain frames
