@@ -31,19 +31,17 @@ from inat_async.model import PhotoStatus, Rejected, TaxonRecord
 from inat_async.photos import PhotoFile, host_of, is_photo_path, photos_in_order
 from inat_async.records import PHOTO_COLUMNS, SQL_COLUMNS
 from inat_async.store import rawjson
+from inat_async.store.schema import (
+    DICTIONARIES_TABLE,
+    PHOTO_COLUMNS_SQL,
+    PHOTOS_TABLE,
+    RECONCILE_TABLES,
+    SCHEMA,
+    SCHEMA_VERSION,
+)
 
 log = logging.getLogger("inat_async")
 
-# 2: photos.host, so each photo host is fed on its own.
-# 3: photos.position as the API gives it (NULL when it gives none), photos.api_order (the
-#    API's order of an observation's photos), and seq never reused (AUTOINCREMENT): a photo
-#    row an update replaces is queued again after what a feeder has passed.
-# 4: photos.max_bytes, the most a file of its size can hold (image.byte_cap).
-# 5: streams, paged and counts, so a query's stored observations can be reconciled with the
-#    API's count of them.
-# 6: observations.raw a zstandard frame, with a dictionary trained on the harvest's first
-#    observations (store/rawjson.py) kept in the dictionaries table.
-SCHEMA_VERSION = 6
 #: Finished files written to the state in one transaction.
 _DONE_BATCH = 256
 #: Values in one SQL ``IN (...)`` list.
@@ -54,101 +52,7 @@ EXPORT_CHUNK = 5_000
 # records.PHOTO_ORDER: by observation, in the API's order of its photos, each photo's sizes
 # smallest first.
 _PHOTO_ORDER = f"observation_id, api_order, photo_id, instr('{','.join(SIZES)}', size)"
-
-_PHOTOS_TABLE = """
-CREATE TABLE IF NOT EXISTS {name} (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- queue order
-    photo_id INTEGER NOT NULL,
-    size TEXT NOT NULL,
-    observation_id INTEGER NOT NULL,
-    position INTEGER,              -- observation_photos' position; NULL when the API gives none
-    api_order INTEGER NOT NULL,    -- index in the API's photos list: the outputs' order
-    url TEXT NOT NULL,
-    host TEXT,                     -- the URL's host[:port], for files to fetch
-    path TEXT,
-    status TEXT NOT NULL,
-    reason TEXT,
-    bytes INTEGER,
-    license_code TEXT,
-    attribution TEXT,
-    max_bytes INTEGER,             -- the most a file of its size can hold (image.byte_cap)
-    UNIQUE (photo_id, size)
-)
-"""
-_PHOTO_COLUMNS = (
-    "photo_id, size, observation_id, position, api_order, url, host, path, status, reason,"
-    " license_code, attribution, max_bytes"
-)
-
-_RECONCILE_TABLES = """
-CREATE TABLE IF NOT EXISTS streams (
-    n INTEGER PRIMARY KEY,
-    stream TEXT NOT NULL UNIQUE,   -- as in cursors
-    reconciled INTEGER NOT NULL DEFAULT 0,  -- paged to its end and reconciled at least once
-    unfound INTEGER                -- counted by the API but not found at the last reconciliation
-);
--- The ids each stream's pages returned: what is stored "for a query". Observations are stored
--- once however many queries return them, and their place_ids or fields may no longer match the
--- query (an --update stream returns only what changed), so membership is recorded, not derived.
-CREATE TABLE IF NOT EXISTS paged (
-    stream INTEGER NOT NULL,       -- streams.n
-    id INTEGER NOT NULL,
-    PRIMARY KEY (stream, id)
-) WITHOUT ROWID;
--- per_page=0 counts of a reconciliation under way, so a resumed run does not ask them again.
-CREATE TABLE IF NOT EXISTS counts (
-    stream INTEGER NOT NULL,       -- streams.n
-    lo INTEGER NOT NULL,           -- ids above this
-    hi INTEGER NOT NULL,           -- and below this (-1: no end)
-    total INTEGER NOT NULL,
-    PRIMARY KEY (stream, lo, hi)
-) WITHOUT ROWID;
-"""
 _NO_END = -1  # counts.hi of a span with no upper end
-
-_DICTIONARIES_TABLE = """
-CREATE TABLE IF NOT EXISTS dictionaries (  -- zstandard dictionaries of observations.raw
-    id INTEGER PRIMARY KEY,        -- the id a frame's header names
-    data BLOB NOT NULL
-)"""
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cursors (
-    stream TEXT NOT NULL,          -- the query, less its paging parameters
-    lo INTEGER NOT NULL,           -- the range starts above this id
-    hi INTEGER,                    -- and ends below this one (NULL: no end)
-    last_id INTEGER NOT NULL,      -- the largest id committed so far
-    done INTEGER NOT NULL DEFAULT 0,
-    total INTEGER,                 -- total_results of the range's first page
-    PRIMARY KEY (stream, lo)
-);
-CREATE TABLE IF NOT EXISTS observations (
-    {", ".join(f'"{c}"' for c in SQL_COLUMNS)},
-    raw BLOB NOT NULL,             -- JSON as the API sent it, a zstandard frame (rawjson.py)
-    PRIMARY KEY ("id")
-);
-{_DICTIONARIES_TABLE};
-{_PHOTOS_TABLE.format(name="photos")};
-CREATE INDEX IF NOT EXISTS photos_pending ON photos (status, host, seq);
-CREATE INDEX IF NOT EXISTS photos_observation ON photos (observation_id);
-CREATE TABLE IF NOT EXISTS rejected (  -- observations and photos skipped: they do not fit
-    kind TEXT NOT NULL,            -- observation or photo
-    key TEXT NOT NULL,             -- its id, or a digest when it has none
-    observation_id INTEGER,
-    reason TEXT NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-{_RECONCILE_TABLES};
--- Taxa named by /v1/taxa (the ancestors of the observations' taxa) and the observations' own
--- taxa: the exports' classification, kept across runs so no taxon is asked twice.
-CREATE TABLE IF NOT EXISTS taxa (
-    id INTEGER PRIMARY KEY,
-    rank TEXT,                     -- NULL: asked, and /v1/taxa does not know it
-    name TEXT,
-    common_name TEXT,
-    ancestor_ids TEXT              -- "48460,1,...,id": from the root to the taxon itself
-);"""
 
 
 @dataclass(frozen=True)
@@ -236,7 +140,7 @@ class State:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._codec = rawjson.RawCodec(self._dictionaries())
             upgraded = self._upgrade(self.meta("schema_version"))
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         except sqlite3.DatabaseError as exc:
             raise state_error(exc, path) from None
@@ -310,7 +214,7 @@ class State:
         from its observation as the API sent it (kept raw in the state): about a minute for
         each 250,000 observations, once."""
         log.info("upgrading %s to state version 3: photo positions as the API gives them", self.path)
-        self._db.execute(_PHOTOS_TABLE.format(name="photos_v3"))
+        self._db.execute(PHOTOS_TABLE.format(name="photos_v3"))
         kept = "seq, photo_id, size, observation_id, url, host, path, status, reason, bytes, license_code"
         self._db.execute(
             f"INSERT INTO photos_v3 ({kept}, attribution, position, api_order)"
@@ -337,7 +241,7 @@ class State:
         --update stream is credited with more than it paged, so its check is lenient). A
         stream paged to its end counts as reconciled, so the run that completed it stays the
         one --update starts from; its count is still checked by the next run."""
-        for statement in _RECONCILE_TABLES.split(";"):
+        for statement in RECONCILE_TABLES.split(";"):
             if statement.strip():
                 self._db.execute(statement)
         for (key,) in self._db.execute("SELECT DISTINCT stream FROM cursors").fetchall():
@@ -360,7 +264,7 @@ class State:
         the first ones and every one compressed anew (about a minute for each million
         observations, once), to about a quarter of the size."""
         log.info("upgrading %s to state version 6: observations' JSON compressed anew", self.path)
-        self._db.execute(_DICTIONARIES_TABLE)
+        self._db.execute(DICTIONARIES_TABLE)
         self._train_dictionary()
         rows = self._db.execute('SELECT "id", raw FROM observations')
         while chunk := rows.fetchmany(1_000):
@@ -565,7 +469,7 @@ class State:
         new = [p for key, p in wanted.items() if key not in kept]
         hosts = [host_of(p.url) if p.path else None for p in new]  # only files to fetch have one
         self._db.executemany(
-            f"INSERT INTO photos ({_PHOTO_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            f"INSERT INTO photos ({PHOTO_COLUMNS_SQL}) VALUES ({', '.join('?' * 13)})",
             [
                 (
                     p.photo_id,
