@@ -140,7 +140,11 @@ PLACE_QUERY = ("--place", str(PLACE), "--taxon", str(FUNGI), "--photo-license", 
 
 
 def check_place_harvest(
-    world: World, dump: Path, out: Path, stored: Callable[[str], bytes] | None = None
+    world: World,
+    dump: Path,
+    out: Path,
+    stored: Callable[[str], bytes] | None = None,
+    sizes: set[str] = {"square", "medium", "original"},  # noqa: B006  # read only
 ) -> None:
     """The place/taxon/licence selection, its first photos byte-exact (``stored``: a file's
     bytes by its path in photos.csv; default: in OUT), and the exports."""
@@ -154,7 +158,7 @@ def check_place_harvest(
     table = pd.read_csv(out / "photos.csv", dtype={"reason": str, "path": str})
     firsts = {int(rows[0]["photo_id"]): uuid for uuid, rows in photos.items()}
     assert set(table["photo_id"]) == set(firsts)
-    assert set(table["size"]) == {"square", "medium", "original"}
+    assert set(table["size"]) == sizes
     assert set(table["status"]) <= {"done", "missing"}
     for row in table.itertuples():
         observer = observers[owner[firsts[row.photo_id]]]
@@ -296,15 +300,6 @@ def bucket(dump: Path, s3) -> str:
     return str(s3.endpoint)
 
 
-def test_the_same_from_a_local_s3_server(
-    sim, world: World, dump: Path, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    out = tmp_path / "out"
-    args = opendata_args(sim, "s3://open-data/dumps", out, *PLACE_QUERY, "--format", "csv,parquet,dwca", "-q")
-    assert in_process(tmp_path, monkeypatch, *args, "--dump-storage-option", f"endpoint_url={bucket}") == 0
-    check_place_harvest(world, dump, out)
-
-
 def objects_in(s3, bucket: str, prefix: str) -> dict[str, bytes]:
     """Every object under the prefix, by its key below it."""
     listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
@@ -313,60 +308,43 @@ def objects_in(s3, bucket: str, prefix: str) -> dict[str, bytes]:
     }
 
 
-def test_photos_go_to_a_store_with_its_options_while_the_dump_has_its_own(
+def test_the_same_from_a_local_s3_server_with_the_photos_into_another_bucket(
     sim, world: World, dump: Path, bucket: str, s3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """The dump read anonymously from one bucket (--dump-storage-option), the photos written
-    to another (--store, --storage-option with its keys), byte-exact; nothing in OUT."""
+    """The issue's example with the dump read anonymously from one bucket of a local S3
+    server (--dump-storage-option), and the photos written to another (--store, with the
+    store's --storage-option and keys), byte-exact, nothing in OUT; then `photos OUT` takes
+    the open-data folder (no API query in it, its photos on the dump's own host) and stores
+    another size only."""
     s3.create_bucket(Bucket="photos")
     out = tmp_path / "out"
-    args = opendata_args(
-        sim, "s3://open-data/dumps", out, *PLACE_QUERY, "--format", "csv,parquet,dwca", "-q",
-        "--dump-storage-option", f"endpoint_url={bucket}", "--store", "s3://photos/fungi",
-        "--storage-option", f"endpoint_url={bucket}", "--storage-option", "key=testing",
-        "--storage-option", "secret=testing",
-    )  # fmt: skip
-    assert in_process(tmp_path, monkeypatch, *args) == 0
-    objects = objects_in(s3, "photos", "fungi/")
-    check_place_harvest(world, dump, out, objects.__getitem__)
-    done = pd.read_csv(out / "photos.csv").query("status == 'done'")
-    assert sorted(objects) == sorted(done["path"]) and len(objects) >= 5
+    store = ("--store", "s3://photos/fungi", "--storage-option", f"endpoint_url={bucket}",
+             "--storage-option", "key=testing", "--storage-option", "secret=testing")  # fmt: skip
+    args = opendata_args(sim, "s3://open-data/dumps", out, *PLACE_QUERY, "--format", "csv,parquet,dwca",
+                         "--dump-storage-option", f"endpoint_url={bucket}", *store)  # fmt: skip
+    for sizes, command in (({"square"}, args), ({"square", "medium"}, ("photos", str(out), *store))):
+        sim.clear_log()
+        assert in_process(tmp_path, monkeypatch, *command, "--sizes", ",".join(sorted(sizes)), "-q") == 0
+        objects = objects_in(s3, "photos", "fungi/")
+        check_place_harvest(world, dump, out, objects.__getitem__, sizes=sizes)
+        done = pd.read_csv(out / "photos.csv").query("status == 'done'")
+        assert sorted(objects) == sorted(done["path"]) and len(objects) >= 5 * len(sizes)
+    fetched = [r.path for r in sim.log if r.host == "open"]
+    assert fetched and all(path.split("/")[3].startswith("medium.") for path in fetched), fetched
     assert not (out / "photos").exists()
     assert '"store": "s3://photos/fungi"' in (out / "summary.json").read_text()
 
 
 @pytest.mark.slow  # a LocalCluster of two processes starts and stops: about 10 s
-def test_photos_on_a_dask_cluster_then_more_sizes_by_the_photos_command(
+def test_photos_fetched_on_a_dask_cluster(
     sim, world: World, dump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """`opendata --scheduler local:2`: the photos fetched by two Dask worker processes; then
-    `photos OUT` takes the open-data folder (no API query in it, its photos on the dump's own
-    host) and fetches another size only."""
+    """`opendata --scheduler local:2`: the photos fetched by two Dask worker processes."""
     pytest.importorskip("distributed", reason="the dask extra is not installed")
     out = tmp_path / "out"
-    args = opendata_args(sim, str(dump), out, *PLACE_QUERY, "--sizes", "square", "-q")
-    cluster = ("--scheduler", "local:2", "--shard-files", "8")
-    assert in_process(tmp_path, monkeypatch, *args, *cluster) == 0
-    _, photos = expected(
-        dump, boundary=shape(place_boundary(world, PLACE)), taxon=FUNGI, licences={"cc0", "cc-by"}
-    )
-    firsts = {int(rows[0]["photo_id"]) for rows in photos.values()}
-
-    def check(sizes: set[str]) -> pd.DataFrame:
-        table = pd.read_csv(out / "photos.csv", dtype={"reason": str, "path": str})
-        assert set(table["photo_id"]) == firsts and set(table["size"]) == sizes
-        for row in table.itertuples():
-            served = world.photo_bytes(row.photo_id, row.size)
-            assert (out / row.path).read_bytes() == served if row.status == "done" else served is None
-        return table
-
-    assert (check({"square"})["status"] == "done").sum() >= 5
-    sim.clear_log()
-    more = ("photos", str(out), "--sizes", "square,medium", "--no-limits", "-q")
-    assert in_process(tmp_path, monkeypatch, *more) == 0
-    check({"square", "medium"})
-    asked = [r.path for r in sim.log]
-    assert asked and all(path.split("/")[3].startswith("medium.") for path in asked), asked
+    args = opendata_args(sim, str(dump), out, *PLACE_QUERY, "--format", "csv,parquet,dwca", "-q")
+    assert in_process(tmp_path, monkeypatch, *args, "--scheduler", "local:2", "--shard-files", "16") == 0
+    check_place_harvest(world, dump, out)
 
 
 def test_hydrate_gives_every_api_column_in_requests_of_200_and_a_dry_run_counts_them(
