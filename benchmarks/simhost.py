@@ -52,6 +52,8 @@ def stats(sim: SimulatorThread) -> dict[str, Any]:
     return {
         "api_times": [r.time for r in log if r.host == "api"],
         "photo_span": photos[-1] - photos[0] if len(photos) > 1 else 0.0,
+        "photo_first": photos[0] if photos else None,
+        "photo_last": photos[-1] if photos else None,
         "violations": sim.violations,
         "cpu": sum(os.times()[:2]),
     }

@@ -20,11 +20,9 @@ import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
-from tenacity.wait import wait_exponential, wait_random
 
 from inat_async.config import Settings
 from inat_async.errors import BlockedError, PermanentError, ServerError, TransientError, UsageError
@@ -32,6 +30,9 @@ from inat_async.model import PhotoStatus, decode_page
 from inat_async.net.politeness import Politeness
 from inat_async.photos import host_of
 from inat_async.version import __version__
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 USER_AGENT = f"inat_async/{__version__}"
 RETRYABLE = (TransientError, aiohttp.ClientError, asyncio.TimeoutError)
@@ -189,6 +190,7 @@ class Http:
         self._on_retry = on_retry or (lambda reason, wait: None)
         self._reached: set[str] = set()  # hosts that answered at least once
         self._session: aiohttp.ClientSession | None = None
+        self._photos: aiohttp.ClientSession | None = None
         self._blocked: BlockedError | None = None
 
     async def check_status(self, response: aiohttp.ClientResponse) -> None:
@@ -213,28 +215,69 @@ class Http:
         timeout = aiohttp.ClientTimeout(
             total=None, connect=s.connect_timeout, sock_connect=s.connect_timeout, sock_read=s.request_timeout
         )
-        connector = aiohttp.TCPConnector(limit=max(100, s.workers * 2), ttl_dns_cache=300)
         headers = {"User-Agent": USER_AGENT, "Accept-Encoding": ", ".join(_ENCODINGS)}
         sent = aiohttp.TraceConfig()
         sent.on_request_headers_sent.append(_note_sent)
-        # Bodies are decoded by body_chunks, with a cap on their decoded size.
+        # Bodies are decoded by body_chunks, with a cap on their decoded size. Only API
+        # requests are traced (their budget slot is booked when sent): photo files go through
+        # a session of their own, without a trace's cost on every file.
         self._session = aiohttp.ClientSession(
-            timeout=timeout, connector=connector, headers=headers, auto_decompress=False, trace_configs=[sent]
-        )
+            timeout=timeout, connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300), headers=headers,
+            auto_decompress=False, trace_configs=[sent],
+        )  # fmt: skip
+        self._photos = aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(limit=max(100, s.workers * 2), ttl_dns_cache=300),
+            headers=headers, auto_decompress=False,
+        )  # fmt: skip
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._session:
-            await self._session.close()
+        for session in (self._session, self._photos):
+            if session:
+                await session.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
         assert self._session is not None
         return self._session
 
+    @property
+    def photo_session(self) -> aiohttp.ClientSession:
+        assert self._photos is not None
+        return self._photos
+
     async def retrying(self, host: str, attempts: int, call: Callable[[], Awaitable[T]]) -> T:
-        """Run ``call`` until it succeeds, retrying RETRYABLE failures with backoff."""
+        """Run ``call`` until it succeeds, retrying RETRYABLE failures with backoff. The first
+        try goes outside tenacity (setting up its loop cost more CPU than a photo file's own
+        request); its failure is handed to tenacity as the first attempt."""
+        try:
+            result = await call()
+        except RETRYABLE as exc:
+            first: BaseException = exc
+        else:
+            self._succeeded(host)
+            return result
+        return await self._retry(host, attempts, call, first)
+
+    def _succeeded(self, host: str) -> None:
+        self._reached.add(host)
+        self.politeness.succeeded(host)
+
+    async def _retry(
+        self, host: str, attempts: int, call: Callable[[], Awaitable[T]], first: BaseException
+    ) -> T:
+        """Tenacity's loop after a failed first try, which it sees as its first attempt."""
+        from tenacity import AsyncRetrying, retry_if_exception_type  # here: only a retry needs it (start-up)
+        from tenacity.wait import wait_exponential, wait_random
+
         s = self.settings
+        replay = [first]
+
+        async def again() -> T:
+            if replay:
+                raise replay.pop()
+            return await call()
+
         # Doubling from --retry-wait, with up to as much again of jitter (wait_exponential_jitter
         # says so with an 'initial' that tenacity 9.2 deprecates and older ones lack a name for).
         backoff = wait_exponential(multiplier=s.backoff_initial, max=s.max_backoff) + wait_random(
@@ -272,9 +315,8 @@ class Http:
             reraise=True,
         ):
             with attempt:
-                result = await call()
-        self._reached.add(host)
-        self.politeness.succeeded(host)
+                result = await again()
+        self._succeeded(host)
         return result
 
     def _tell_retry(self, host: str, exc: BaseException, wait: float, tried: int, attempts: int) -> None:
@@ -302,7 +344,7 @@ class Http:
             self.stop_if_blocked()  # met by another request while this one waited its turn
             async with (
                 self.deadline() as deadline,
-                self.session.request("HEAD" if head else "GET", url, allow_redirects=False) as response,
+                self.photo_session.request("HEAD" if head else "GET", url, allow_redirects=False) as response,
             ):
                 await self.check_status(response)
                 if response.status == 200 and not head:

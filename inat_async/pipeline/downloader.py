@@ -13,6 +13,7 @@ import contextlib
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -29,10 +30,10 @@ from inat_async.store.state import PhotoJob
 
 #: Bodies are held in memory up to this many bytes, then written out (bounded memory).
 SPILL = 1024 * 1024
-#: Threads that sync finished files to the disk and rename them into place. A sync took
-#: 2 to 3 ms a file here: in the one writer thread it capped a harvest at about 330 files/s;
-#: syncs in 8 threads overlap (the file system commits them together), about 1,300 files/s.
-SYNC_THREADS = 8
+#: Threads that write files, sync them to the disk and rename them into place. A sync took
+#: 2 to 3 ms a file here: in one thread it capped a harvest at about 330 files/s; syncs in 8
+#: threads overlap (the file system commits them together), about 1,300 files/s.
+FILE_THREADS = 8
 
 
 class Downloader:
@@ -50,17 +51,16 @@ class Downloader:
         self.sole_writer = sole_writer
         self.settings = http.settings
         self._root = out.resolve()
-        self._folders: set[Path] = set()  # checked and cleaned already, by the writer thread
-        # One thread writes every file: writes are quick copies into the page cache, and more
-        # threads only made the event loop wait for the GIL (12% more CPU a file with 6).
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inat_async-writer")
-        self._syncer = ThreadPoolExecutor(max_workers=SYNC_THREADS, thread_name_prefix="inat_async-sync")
+        self._folders: set[Path] = set()  # checked and cleaned already (under _preparing)
+        self._preparing = threading.Lock()
+        # A file whose body fits in SPILL (most photos) costs one hand-off to a thread: made,
+        # written, synced and renamed in one step (two hand-offs a file cost the event loop
+        # about 8% more CPU a file at 64 in flight).
+        self._files = ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="inat_async-files")
 
     def close(self) -> None:
-        """Wait for the syncs, writes and clean-ups handed to the threads; end them (the
-        syncs first: a clean-up may follow one)."""
-        self._syncer.shutdown()
-        self._writer.shutdown()
+        """Wait for the writes, syncs and clean-ups handed to the threads; end them."""
+        self._files.shutdown()
 
     def on_disk(self, jobs: list[PhotoJob]) -> dict[int, int]:
         """Sizes of the jobs' files already in place (renamed by a run that ended before it
@@ -130,15 +130,14 @@ class Downloader:
                     self._check_head(head, response, final=len(head) >= HEAD)
                 chunks.append(chunk)
                 if size - written >= SPILL:
-                    await part.run(self._writer, part.write, chunks)
+                    await part.run(self._files, part.write, chunks)
                     chunks, written = [], size
             if length is not None and deadline.received != length:
                 raise TransientError(
                     f"body shorter than its Content-Length ({deadline.received} of {length} bytes)"
                 )
             self._check_head(head, response, final=True)
-            await part.run(self._writer, part.write, chunks)
-            await part.run(self._syncer, part.finish)
+            await part.run(self._files, part.finish, chunks)
         except BodyTooLarge:
             part.discard_later()
             raise PermanentError(
@@ -156,11 +155,17 @@ class Downloader:
             raise TransientError(what_came(head, response.headers.get("Content-Type")))
 
     def prepare(self, folder: Path) -> None:
-        """A photo folder, once a run, in the writer thread: made, checked to lie inside the
-        output folder (no planted link leads out), and rid of temporaries a killed run left
-        (no temporary of this run is there yet: every one is made by this thread, after)."""
+        """A photo folder, once a run, before any temporary is made in it: made, checked to
+        lie inside the output folder (no planted link leads out), and rid of temporaries a
+        killed run left (none of this run's is there yet: each thread that would make one
+        waits here until the folder is in _folders)."""
         if folder in self._folders:
             return
+        with self._preparing:
+            if folder not in self._folders:
+                self._prepare(folder)
+
+    def _prepare(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if not folder.resolve().is_relative_to(self._root):
             raise PermanentError(
@@ -196,7 +201,8 @@ class _Whole:
     def write(self, chunks: list[bytes]) -> None:
         self._chunks += chunks
 
-    async def finish(self) -> None:
+    async def finish(self, chunks: list[bytes]) -> None:
+        self._chunks += chunks
         await self._objects.put(self._path, b"".join(self._chunks))
         self._chunks = []
 
@@ -205,7 +211,7 @@ class _Whole:
 
 
 class _Part:
-    """A photo's temporary file, used only from the writer thread: an unpredictable name
+    """A photo's temporary file, used from one thread at a time: an unpredictable name
     beside the final one, created with O_EXCL (never through a link), synced before it is
     renamed into place."""
 
@@ -224,11 +230,11 @@ class _Part:
     def discard_later(self) -> None:
         """Remove the temporary after the step on it a thread may be doing still (a
         cancelled await does not stop the thread), never before it."""
-        writer = self._downloader._writer
+        files = self._downloader._files
         if self._pending is None:
-            writer.submit(self.discard)
+            files.submit(self.discard)
         else:
-            self._pending.add_done_callback(lambda _: writer.submit(self.discard))
+            self._pending.add_done_callback(lambda _: files.submit(self.discard))
 
     def write(self, chunks: list[bytes]) -> None:
         if self._file is None:
@@ -239,7 +245,9 @@ class _Part:
             self._file = os.fdopen(fd, "wb")
         self._file.writelines(chunks)
 
-    def finish(self) -> None:
+    def finish(self, chunks: list[bytes]) -> None:
+        """The last chunks written, the file synced, closed and renamed into place."""
+        self.write(chunks)
         assert self._file is not None
         self._file.flush()
         os.fsync(self._file.fileno())
