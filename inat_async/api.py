@@ -7,9 +7,7 @@ import asyncio
 import concurrent.futures
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Unpack
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Unpack
 
 from inat_async.config import (
     FORMATS,
@@ -24,11 +22,13 @@ from inat_async.config import (
     with_options,
 )
 from inat_async.errors import UsageError
-from inat_async.exports import write_exports
-from inat_async.exports.summary import Summary
 from inat_async.pipeline.harvest import PhotoStage, locked_state, run_harvest
-from inat_async.pipeline.photostage import folder_settings, run_photos
 from inat_async.store.state import STATE_FILE
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from inat_async.exports.summary import Summary
 
 
 async def harvest(
@@ -82,6 +82,8 @@ async def photos(
     ``options`` ask (``sizes``, ``photo_licenses``, ``all_photos``, budgets, ``store``,
     ``storage_options``, ``scheduler``, ...): in this process, or on a Dask cluster with
     ``scheduler`` ("local:N" or an address). Running it again continues."""
+    from inat_async.pipeline.photostage import folder_settings, run_photos
+
     settings = folder_settings(Path(out), **options)
     return await run_photos(settings, console, photo_stage_for(settings))
 
@@ -104,6 +106,8 @@ def export(
     shard_size, webdataset_size = parse_shard_size(shard_size), parse_one_size(webdataset_size)
     if not (Path(out) / STATE_FILE).is_file():
         raise UsageError(f"{out} holds no harvest (no {STATE_FILE})")
+    from inat_async.exports import write_exports
+
     with locked_state(Path(out)) as state:
         write_exports(
             state, Path(out), kinds, api_url, shard_size=shard_size, webdataset_size=webdataset_size

@@ -18,14 +18,10 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from inat_async.config import REAL_API_HOST, Settings
 from inat_async.errors import DiskFullError, HarvestError, SettingError, UsageError
-from inat_async.exports import write_exports
-from inat_async.exports.report import write_report
-from inat_async.exports.summary import Summary, per_place, write_summary
 from inat_async.model import PhotoStatus
 from inat_async.net.http import Http
 from inat_async.net.pace import Pace
@@ -38,6 +34,11 @@ from inat_async.pipeline.sink import store_downloader
 from inat_async.pipeline.taxonomy import resolve_taxonomy
 from inat_async.store.objects import store_name
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from inat_async.exports.summary import Summary
 
 log = logging.getLogger("inat_async")
 #: A photo stage run in place of the feeders: fetch the state's pending files, recording each
@@ -103,6 +104,11 @@ def write_outputs(
     """The end of every run: its exports (``source``, named in them as where the data came
     from: the API by default), summary.json and report.html, all from the state; a full disk
     reported as the one error users read. Returns the summary."""
+    # Imported here, not on the way to the first request (start-up).
+    from inat_async.exports import write_exports
+    from inat_async.exports.report import write_report
+    from inat_async.exports.summary import write_summary
+
     try:
         write_exports(
             state,
@@ -156,6 +162,8 @@ def progress_from(state: State, settings: Settings) -> Progress:
 def make_summary(
     settings: Settings, state: State, progress: Progress, clock: WaitClock, http: Http, today: int | None
 ) -> Summary:
+    from inat_async.exports.summary import Summary, per_place
+
     return Summary(
         out=settings.out,
         observations=state.observation_count(),

@@ -16,11 +16,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from inat_async.model import FINISHED, PhotoStatus
 from inat_async.net.pace import Pace
+
+if TYPE_CHECKING:
+    from rich.console import Console  # a live display imports rich (pipeline/bars.py)
 
 log = logging.getLogger("inat_async")
 
