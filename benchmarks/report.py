@@ -185,6 +185,13 @@ def _photos(data: dict[str, Any], cfg: dict[str, Any], targets: list[list[str]],
     what = f"photo files/s at least 50x the seed script's (inat_async at {best['concurrency']})"
     if not _target(targets, what, f"{speedup:.1f}x", speedup >= 50):
         why.append(_why_not_50x(seed, best, pick("bare aiohttp + files"), pick, data.get("cores")))
+    top = max(cfg["concurrency"])
+    mine, writer = pick("inat_async", top), pick("bare aiohttp + files", top)
+    if mine and writer:
+        share = _fps(mine[0]) / _fps(writer[0]) if _fps(writer[0]) else 0.0
+        what = f"photo files/s at least 0.9x the bare aiohttp + files client, both at {top}"
+        if not _target(targets, what, f"{share:.2f}x", share >= 0.9):
+            why.append(f"- against the bare client at {top}: see section 1, its runs and its profile.")
     for ia in pick("inat_async"):
         w = ia["concurrency"]
         i2d = pick("img2dataset", w)[0]

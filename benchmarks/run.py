@@ -81,7 +81,7 @@ class Config:
 
 QUICK = Config(
     photo_observations=500,
-    repeats=1,
+    repeats=3,  # one run of each is too noisy on a shared machine for the 0.9x ratio
     meta_observations=10_000,
     scale=(10_000, 100_000),
     polite_observations=5_000,
@@ -90,7 +90,7 @@ QUICK = Config(
     startup_runs=5,
     slow_photo_observations=1_000,
     slow_seed_observations=100,
-    slow_workers=(64,),
+    slow_workers=(64, 128),
     slow_meta_observations=20_000,
 )
 
