@@ -130,6 +130,26 @@ def test_all_photos_fetches_every_photo_in_position_order(sim, tmp_path):
     assert {r.path.rsplit("/", 1)[1].split(".")[0] for r in photo_requests(sim.log)} <= {"thumb", "large"}
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_and_photo_files_get_the_mode_the_users_umask_gives(sim, tmp_path, umask):
+    """Written under a temporary name (mkstemp makes it 0600) and renamed: each output must
+    still be readable as the umask allows, by a group or a web server, like any new file."""
+    out = tmp_path / "o"
+    previous = os.umask(umask)
+    try:
+        result = run_cli(tmp_path, "--place", "2002", "--sizes", "square", "--format", "csv,parquet",
+                         *local(sim, out))  # fmt: skip
+    finally:
+        os.umask(previous)
+    assert result.returncode == 0, result.stderr
+    photo = next(p for p in (out / "photos").rglob("*") if p.is_file())
+    written = [photo, *(out / name for name in ("observations.csv", "photos.csv", "summary.json",
+                                                "report.html", "observations.parquet"))]  # fmt: skip
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in written} == {
+        path.name: oct(0o666 & ~umask) for path in written
+    }
+
+
 @pytest.mark.slow
 def test_a_folder_harvested_with_other_settings_is_refused_with_what_differs(sim, tmp_path):
     out = tmp_path / "o"

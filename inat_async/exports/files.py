@@ -10,6 +10,18 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# The mode a new file gets from open(): 0666 less the process's umask, read once at import
+# (os.umask can only be read by setting it). mkstemp creates 0600 whatever the umask says.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
+
+def as_if_opened(fd: int) -> None:
+    """Give a temporary made by mkstemp (0600) the mode open() would give the file, so the
+    outputs renamed from it can be read as the user's umask allows (a group, a web server)."""
+    os.fchmod(fd, FILE_MODE)
+
 
 @contextlib.contextmanager
 def replacing(target: Path) -> Iterator[Path]:
@@ -22,6 +34,7 @@ def replacing(target: Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    as_if_opened(fd)
     os.close(fd)
     part = Path(name)
     try:

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 import aiohttp
 
 from inat_async.errors import PermanentError, TransientError
+from inat_async.exports.files import as_if_opened
 from inat_async.image import HEAD, byte_cap, is_image, what_came
 from inat_async.model import PhotoStatus
 from inat_async.net.http import RETRYABLE, BodyTooLarge, Deadline, Http, body_chunks, describe
@@ -242,6 +243,7 @@ class _Part:
             fd, self._path = tempfile.mkstemp(
                 dir=self.final.parent, prefix=f".{self.final.name}.", suffix=".part"
             )
+            as_if_opened(fd)
             self._file = os.fdopen(fd, "wb")
         self._file.writelines(chunks)
 
