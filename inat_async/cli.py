@@ -28,7 +28,14 @@ from inat_async.config import (
     read_places_file,
     setting_default,
 )
-from inat_async.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PHOTOS_FAILED, HarvestError
+from inat_async.errors import (
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PHOTOS_FAILED,
+    HarvestError,
+    SettingError,
+)
 from inat_async.version import __version__
 
 if TYPE_CHECKING:
@@ -107,7 +114,7 @@ def flag_of(setting: str) -> str:
     """The flag that sets ``setting`` (a Settings or Budgets field): errors name it so."""
     if setting in _FLAGS:
         return _FLAGS[setting]
-    if setting in _SETTINGS or setting == "places_file":
+    if setting in _SETTINGS or setting in ("places_file", "log_file"):
         return f"--{setting.replace('_', '-')}"
     return f"{{{setting}}}"  # not a setting: left as written
 
@@ -442,7 +449,10 @@ def _setup_logging(args: argparse.Namespace, console: Console | None) -> None:
     handler.setLevel(level)
     handlers: list[logging.Handler] = [handler]
     if args.log_file is not None:
-        to_file = logging.FileHandler(args.log_file, encoding="utf-8")
+        try:
+            to_file = logging.FileHandler(args.log_file, encoding="utf-8")
+        except OSError as exc:
+            raise SettingError("log_file", f"cannot write to {args.log_file} ({exc.strerror})") from None
         to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         handlers.append(to_file)
     logging.basicConfig(level=logging.DEBUG, handlers=handlers, force=True)

@@ -48,6 +48,8 @@ def _one_line_error(result, *words):
         (["--place", "1", "--workers", "many"], ["--workers"]),
         ([], ["--place"]),
         (["--place", "1", "--api-url", "ftp://x"], ["--api-url"]),
+        (["--place", "1", "--log-file", "/nonexistent/dir/x.log"], ["--log-file: cannot write to", "x.log"]),
+        (["--place", "1", "--log-file", "/"], ["--log-file: cannot write to /"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_before_any_request(sim, tmp_path, args, words):
@@ -75,6 +77,7 @@ def test_out_that_is_a_file_or_has_no_parent_is_refused(sim, tmp_path):
     sim.clear_log()
     for out, words in (
         (tmp_path / "file", ["is a file"]),
+        (tmp_path / "file" / "sub", [f"{tmp_path / 'file'} is a file"]),  # not "does not exist"
         (Path("/etc/passwd"), ["/etc/passwd is a file"]),
         (tmp_path / "no" / "such" / "dir", ["does not exist"]),
     ):

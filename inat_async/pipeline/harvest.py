@@ -298,10 +298,11 @@ def locked_state(out: Path) -> Iterator[State]:
     A run that fails before its state holds anything (an unknown place refused with 422, a
     --param the API rejects) leaves no state behind, nor the folder if it made it; a state an
     earlier run left is never removed."""
+    in_the_way = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise SettingError("out", f"{in_the_way} is a file, not a folder")
     if not out.parent.is_dir():
         raise SettingError("out", f"the folder {out.parent} does not exist")
-    if out.exists() and not out.is_dir():
-        raise SettingError("out", f"{out} is a file, not a folder")
     made_folder = not out.exists()
     try:
         out.mkdir(exist_ok=True)
