@@ -429,6 +429,30 @@ def test_webdataset_size_must_be_one_harvested():
     assert make_settings([1], formats="webdataset", sizes="medium").webdataset_size == "medium"
 
 
+def test_export_of_another_webdataset_size_rebuilds_it_and_refuses_what_it_cannot_build(harvest):
+    """Another harvested size: shards of that size only, none of the earlier size left on
+    disk unlisted; a size never harvested, or files kept outside the folder (a --store), are
+    refused in one line rather than written as an empty or mixed dataset."""
+    copy = harvest["tmp"] / "sizes"
+    shutil.copytree(harvest["out"], copy)
+    export = ("export", str(copy), "--format", "webdataset", "--shard-size", str(SHARD_SIZE))
+    square = run_cli(harvest["tmp"], *export, "--webdataset-size", "square", timeout=60)
+    assert square.returncode == 0, square.stderr
+    index = pd.read_parquet(copy / "webdataset" / "index.parquet")
+    photos = pd.read_csv(copy / "photos.csv")
+    done = photos[(photos["status"] == "done") & (photos["size"] == "square")]
+    keys = zip(done["observation_id"], done["photo_id"], strict=True)
+    assert list(index["key"]) == [f"{o}_{p}" for o, p in keys]
+    on_disk = {p.name for p in (copy / "webdataset").glob("shard-*.tar")}
+    assert on_disk == {f"shard-{n:06d}.tar" for n in set(index["shard"])}
+    thumb = run_cli(harvest["tmp"], *export, "--webdataset-size", "thumb", timeout=60)
+    assert thumb.returncode == 2 and "--webdataset-size: this harvest has no thumb files" in thumb.stderr
+    shutil.rmtree(copy / "photos")  # as when the photos went to a --store
+    away = run_cli(harvest["tmp"], *export, "--webdataset-size", "square", timeout=60)
+    assert away.returncode == 2 and "are not in it" in away.stderr
+    assert pd.read_parquet(copy / "webdataset" / "index.parquet").equals(index)  # left as it was
+
+
 # -- The report page ---------------------------------------------------------------------------
 class _Page(HTMLParser):
     """What a person sees of a page: each element's text by id, and every URL it refers to."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from inat_async.errors import UsageError
+from inat_async.errors import SettingError, UsageError
 from inat_async.exports.files import replacing
 from inat_async.exports.taxonomy import RANKS, Lineages
 from inat_async.records import _lat_lng
@@ -52,9 +52,10 @@ def write_webdataset(state: State, out: Path, size: str, shard_size: int) -> Pat
         import pyarrow.parquet as pq
     except ImportError:
         raise UsageError(MISSING_PYARROW) from None
+    _check_files_of(state, out, size)
     folder = out / FOLDER
     folder.mkdir(exist_ok=True)
-    kept = _complete_shards(folder, shard_size)
+    kept = _complete_shards(folder, shard_size, size)
     held = {key for keys in kept.values() for key, _, _ in keys}
     rows = [(shard, key, label, name) for shard, keys in kept.items() for key, label, name in keys]
     batch: list[Sample] = []
@@ -78,7 +79,33 @@ def write_webdataset(state: State, out: Path, size: str, shard_size: int) -> Pat
     )
     with replacing(folder / INDEX) as part:
         pq.write_table(table, part)
+    _remove_unlisted_shards(folder, {row[0] for row in rows})
     return folder
+
+
+def _check_files_of(state: State, out: Path, size: str) -> None:
+    """Refuse a size the harvest has no files of, and files that are not in ``out`` (a
+    harvest whose photos went to a --store): either would write an empty dataset."""
+    sizes = state.photo_sizes()
+    if sizes and size not in sizes:
+        raise SettingError(
+            "webdataset_size", f"this harvest has no {size} files; its sizes: {', '.join(sizes)}"
+        )
+    first = next(state.files_of_size(size, limit=1), None)
+    if first is not None and not (out / first.path).is_file():
+        raise UsageError(
+            f"the {size} files of {out} are not in it (stored elsewhere with --store?): "
+            f"the WebDataset is written from files in the output folder"
+        )
+
+
+def _remove_unlisted_shards(folder: Path, listed: set[int]) -> None:
+    """Shards of an earlier index the new one does not list (another size, or an incomplete
+    last shard written again under another number): a reader of the folder must not take them."""
+    for shard in folder.glob("shard-*.tar"):
+        number = shard.stem.removeprefix("shard-")
+        if number.isdigit() and shard.name == shard_name(int(number)) and int(number) not in listed:
+            shard.unlink()
 
 
 def shard_name(number: int) -> str:
@@ -93,9 +120,11 @@ def _free_numbers(taken: set[int]) -> Iterator[int]:
         number += 1
 
 
-def _complete_shards(folder: Path, shard_size: int) -> dict[int, list[tuple[str, int | None, str | None]]]:
+def _complete_shards(
+    folder: Path, shard_size: int, size: str
+) -> dict[int, list[tuple[str, int | None, str | None]]]:
     """The shards an earlier run completed: (key, label, name) of each, by shard number; none
-    when there is no index or it was written with another shard size."""
+    when there is no index or it was written with another shard size or photo size."""
     import pyarrow.parquet as pq
 
     index = folder / INDEX
@@ -105,7 +134,10 @@ def _complete_shards(folder: Path, shard_size: int) -> dict[int, list[tuple[str,
         table = pq.read_table(index)
     except (OSError, ValueError):  # damaged: every shard is written again
         return {}
-    if (table.schema.metadata or {}).get(b"inat_async.shard_size") != str(shard_size).encode():
+    written = table.schema.metadata or {}
+    if written.get(b"inat_async.shard_size") != str(shard_size).encode():
+        return {}
+    if written.get(b"inat_async.size") != size.encode():
         return {}
     shards: dict[int, list[tuple[str, int | None, str | None]]] = {}
     for shard, key, label, name in zip(

@@ -796,6 +796,11 @@ class State:
             yield msgspec.json.decode(raw)
 
     # -- photo files of one size (the WebDataset's samples, the report's grid) ---------------
+    def photo_sizes(self) -> list[str]:
+        """The sizes the photo rows ask for, smallest first."""
+        rows = self._db.execute("SELECT DISTINCT size FROM photos").fetchall()
+        return sorted((size for (size,) in rows), key=lambda size: SIZES.index(size) if size in SIZES else 99)
+
     def files_of_size(self, size: str, limit: int | None = None) -> Iterator[SizedFile]:
         """The photo files of ``size`` on disk, in the exports' photo order; the first
         ``limit`` of them, or all."""
