@@ -165,6 +165,12 @@ class Budgets:
             object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
 
 
+def api_url_default() -> str:
+    """The API URL of a harvest that names none, for the CLI and the library alike: the
+    INAT_API_URL environment variable, else iNaturalist's."""
+    return os.environ.get("INAT_API_URL", DEFAULT_API_URL)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a harvest needs. Making one checks every field and brings it to its one
@@ -174,7 +180,7 @@ class Settings:
 
     places: tuple[int, ...]
     out: Path = Path("inat_harvest")
-    api_url: str = DEFAULT_API_URL
+    api_url: str = field(default_factory=api_url_default)
     filters: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_FILTERS))
     sizes: tuple[str, ...] = DEFAULT_SIZES
     all_photos: bool = False
@@ -311,11 +317,6 @@ def setting_default(name: str) -> Any:
     """The default of the :class:`Settings` field ``name``: the CLI's defaults come from here."""
     f = next(f for f in fields(Settings) if f.name == name)
     return f.default_factory() if f.default_factory is not MISSING else f.default
-
-
-def api_url_default() -> str:
-    """The CLI's API URL: the INAT_API_URL environment variable, else the Settings default."""
-    return os.environ.get("INAT_API_URL", DEFAULT_API_URL)
 
 
 _ID = re.compile(r"[0-9]+")

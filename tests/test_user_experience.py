@@ -114,6 +114,14 @@ def test_export_writes_parquet_and_dwca_from_the_state_without_a_request(sim, tm
     assert missing.returncode == 2 and "no harvest" in missing.stderr
 
 
+def test_the_library_takes_the_api_url_from_inat_api_url_as_the_cli_does(sim, tmp_path, monkeypatch):
+    """The README: harvest() takes the CLI's defaults, INAT_API_URL among them."""
+    monkeypatch.setenv("INAT_API_URL", sim.api_url)
+    summary = inat_async.harvest_blocking([9502], out=tmp_path / "a", limits=False, no_photos=True)
+    assert summary.observations == len(expected_ids(WORLD, [9502]))
+    assert inat_async.Settings(places=(1,)).api_url == sim.api_url
+
+
 def test_library_api_from_plain_code_and_from_a_running_event_loop(sim, tmp_path):
     summary = inat_async.harvest_blocking(
         [9502], out=tmp_path / "a", api_url=sim.api_url, limits=False, sizes="square"
