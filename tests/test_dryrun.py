@@ -73,6 +73,10 @@ def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tm
     assert run_cli(tmp_path, "--place", "8101", *local(sim, out), "--sizes", "square").returncode == 0
     state = (out / "harvest.sqlite").read_bytes()
     finished = _dry_run(tmp_path, sim, out, "--sizes", "square")
+    unchanged = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update", "--no-limits")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert "photo files to fetch (left by earlier runs):" in unchanged.stdout
+    assert "(;" not in unchanged.stdout and "from 0 observations" not in unchanged.stdout
     added = world.add_observations(8101, 30)
     sim.clear_log()
     update = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update")

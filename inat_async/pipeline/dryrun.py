@@ -247,31 +247,36 @@ def _photo_seconds(settings: Settings, pace: Pace, e: Estimate) -> float | None:
 def _api_terms(settings: Settings, e: Estimate) -> str:
     b = settings.budgets
     if not settings.limits:
-        latency = e.latency.get("api", 0.0)
-        return f"with no limits, {settings.ranges} ranges at the {latency * 1000:.0f} ms a request measured"
+        latency = e.latency.get("api")
+        measured = f" at the {latency * 1000:.0f} ms a request measured" if latency else ""
+        return f"with no limits, {settings.ranges} ranges{measured}"
     return f"at {b.api_rpm}/minute and {b.api_daily:,}/day"
 
 
 def _photo_lines(settings: Settings, e: Estimate, seconds: float | None) -> list[str]:
     b = settings.budgets
-    lines = [f"photo files to fetch (estimated from {e.sampled} observations):"]
+    source = f"estimated from {e.sampled:,} observations" if e.sampled else "left by earlier runs"
+    lines = [f"photo files to fetch ({source}):"]
     for size, count in e.files.items():
-        lines.append(f"  {size:<9} {count:>12,} files  {e.bytes.get(size, 0) / 1e9:>9.2f} GB")
-    files, gigabytes = sum(e.files.values()), sum(e.bytes.values()) / 1e9
-    lines.append(f"  all       {files:>12,} files  {gigabytes:>9.2f} GB: {_time(seconds)}")
-    shares = ", ".join(f"{share:.0%} from {host}" for host, share in e.host_share.items())
+        lines.append(f"  {size:<9} {count:>12,} files  {_gigabytes(e.bytes.get(size))}")
+    files = sum(e.files.values())
+    total = None if any(not e.bytes.get(size) for size, n in e.files.items() if n) else sum(e.bytes.values())
+    lines.append(f"  all       {files:>12,} files  {_gigabytes(total)}: {_time(seconds)}")
+    terms = [", ".join(f"{share:.0%} from {host}" for host, share in e.host_share.items())]
     if settings.limits:
-        lines.append(
-            f"  ({shares}; each host at {b.media_rpm}/minute, {b.media_gb_per_hour:g} GB/hour"
-            f" and {b.media_gb_per_day:g} GB/day)"
-        )
+        hourly, daily = f"{b.media_gb_per_hour:g} GB/hour", f"{b.media_gb_per_day:g} GB/day"
+        terms.append(f"each host at {b.media_rpm}/minute, {hourly} and {daily}")
     else:
-        latency = e.latency.get("photos", 0.0)
-        lines.append(
-            f"  ({shares}; with no limits, {settings.workers} at once"
-            f" at the {latency * 1000:.0f} ms a request measured)"
-        )
+        latency = e.latency.get("photos")
+        measured = f" at the {latency * 1000:.0f} ms a request measured" if latency else ""
+        terms.append(f"with no limits, {settings.workers} at once{measured}")
+    lines.append(f"  ({'; '.join(term for term in terms if term)})")
     return lines
+
+
+def _gigabytes(nbytes: float | None) -> str:
+    """Bytes as GB; unknown (no file of the size could be sampled) said so, not as 0."""
+    return f"{nbytes / 1e9:>9.2f} GB" if nbytes else f"{'? GB':>12}"
 
 
 def _time(seconds: float | None) -> str:
