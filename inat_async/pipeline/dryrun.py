@@ -34,7 +34,9 @@ from inat_async.pipeline.taxonomy import missing_ancestors, observed_taxa, reque
 from inat_async.store.state import STATE_FILE
 from inat_async.store.state import read_stored as read_stored_state
 
-HEADS_PER_SIZE = 3
+# Files of each size whose length a HEAD asks, spread over the sample: lengths within a size
+# vary by a factor of two or more, and three HEADs missed a harvest's bytes by 40%.
+HEADS_PER_SIZE = 10
 T = TypeVar("T")
 
 
@@ -152,10 +154,29 @@ class _Sampler:
         return result
 
     async def _sample(self, params: dict[str, str]) -> list[dict[str, Any]]:
-        """The first page of the first query: the observations the estimates are made from."""
-        query = {**params, "order_by": "id", "order": "asc", "per_page": "200"}
-        sample = await self._timed("api", self.http.get_json(self.url, query, raw_results=True))
-        return [fit.data for fit in check_observations(sample["results"]).fits]
+        """The observations the estimates are made from: the first query's first page by id
+        and, when it holds more, its last page and two from between. Photos change along a
+        harvest's ids (older observations, other places): its first page alone misleads."""
+        total, first = await self._sample_page(params, "asc")
+        if total <= len(first) or not first:
+            return first
+        _, last = await self._sample_page(params, "desc")
+        lo, hi = first[-1]["id"], min((o["id"] for o in last), default=first[-1]["id"])
+        between = [await self._sample_page(params, "asc", lo + (hi - lo) * k // 3) for k in (1, 2) if hi > lo]
+        kept = {o["id"]: o for page in (first, *(page for _, page in between), last) for o in page}
+        return [kept[i] for i in sorted(kept)]
+
+    async def _sample_page(
+        self, params: dict[str, str], order: str, id_above: int | None = None
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(total_results, the page's observations that fit) of a page of 200 by id."""
+        query = {**params, "order_by": "id", "order": order, "per_page": "200"}
+        if id_above is not None:
+            query["id_above"] = str(id_above)
+        page = await self._timed("api", self.http.get_json(self.url, query, raw_results=True))
+        total = page.get("total_results")
+        fits = [fit.data for fit in check_observations(page["results"]).fits]
+        return (total if isinstance(total, int) else len(fits)), fits
 
     def _taxa_requests(self, observations: list[dict[str, Any]], to_page: int) -> int:
         """The /v1/taxa requests that name the higher taxa not named yet: exact when the sample
@@ -181,7 +202,7 @@ class _Sampler:
             share = per_size[size] / len(files) if files else 1 / len(self.settings.sizes)
             count = round(per_size[size] / per_observation * result.observations + share * left_files)
             result.files[size] = count
-            urls = [f.url for f in files if f.size == size][:HEADS_PER_SIZE]
+            urls = _spread([f.url for f in files if f.size == size], HEADS_PER_SIZE)
             lengths = [n for n in await asyncio.gather(*(self._length(u) for u in urls)) if n]
             result.bytes[size] = fmean(lengths) * count if lengths else 0.0
 
@@ -224,6 +245,13 @@ def report(settings: Settings, e: Estimate) -> str:
     lines.append(f"the whole harvest: {_time(total)}")
     lines.append("nothing was downloaded or written")
     return "\n".join(lines)
+
+
+def _spread(items: list[T], n: int) -> list[T]:
+    """``n`` of ``items`` evenly spaced from first to last (all when there are no more)."""
+    if len(items) <= n:
+        return items
+    return [items[round(k * (len(items) - 1) / (n - 1))] for k in range(n)]
 
 
 def _api_seconds(pace: Pace, e: Estimate) -> float | None:

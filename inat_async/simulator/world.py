@@ -85,6 +85,10 @@ class World(Matching):
             return 403 if roll < self.missing_size_rate * 0.3 else 404
         return 200
 
+    def photo_length(self, photo_id: int, size: str) -> int:
+        """The length in bytes of a photo's file of ``size`` (as served when it is served)."""
+        return images.byte_length(size, _unit(self.seed, photo_id, 6), self.photo_scale)
+
     def photo_bytes(self, photo_id: int, size: str) -> bytes | None:
         """The file of one photo size, or None when that size is missing (see photo_status)."""
         if self.photo_status(photo_id, size) != 200:
@@ -98,8 +102,7 @@ class World(Matching):
         info = self.photo_info(photo_id)
         assert info is not None
         width, height = images.rendition_dimensions(size, info.width, info.height)
-        fraction = _unit(self.seed, photo_id, 6)
-        length = images.byte_length(size, fraction, self.photo_scale)
+        length = self.photo_length(photo_id, size)
         data = images.image_bytes(
             _mix(self.seed, photo_id, images.SIZES.index(size), 7), info.ext, width, height, length
         )
