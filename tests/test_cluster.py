@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import local, read_photos, run_cli, start_cli
 
-from inat_async.simulator import RateLimit, SimulatorThread, World
+from inat_async.simulator import ByteLimit, RateLimit, SimulatorThread, World
 
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
@@ -24,6 +24,8 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 WORLD = World({3001: 40}, seed=5, photo_scale=0.01)
 MINUTE = 1.0  # a scaled "minute" of photo requests
 RPM = 8  # photo requests per host in any such minute: binds (about 25 square files on one host)
+HOUR = 1.0  # a scaled "hour" of photo bytes
+BYTES = 10_000  # photo bytes per host in any such hour: binds (about 30 KB of medium files on one host)
 KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
 
 
@@ -40,7 +42,8 @@ def cluster():
 @pytest.fixture(scope="module")
 def sim():
     # Photo arrivals counted per host over the scaled minute; not enforced: a violation is ours.
-    with SimulatorThread(WORLD, photo_limit=RateLimit(RPM, MINUTE, enforce=False)) as running:
+    limits = {"photo_limit": RateLimit(RPM, MINUTE, enforce=False), "photo_byte_limit": ByteLimit(BYTES, HOUR)}
+    with SimulatorThread(WORLD, **limits) as running:
         yield running
 
 
@@ -103,6 +106,34 @@ def test_a_binding_photo_budget_holds_across_both_workers_into_a_local_folder(si
     expected = _expected(photos)
     assert {path: (store / path).read_bytes() for path in expected} == expected
     assert sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()) == sorted(expected)
+
+
+def test_a_binding_byte_budget_is_never_exceeded_by_the_files_in_flight_on_both_workers(
+    sim, paged, cluster, tmp_path
+):
+    """Bytes are booked before each request (at the size expected of its kind), not when its
+    answer tells them: the files in flight on both workers never overrun a sliding hour."""
+    out = _copy(paged, tmp_path)
+    before, violations = len(sim.log), sim.byte_violations
+    sim.photo_latency = 0.05  # answers take a while: many files in flight at once
+    try:
+        result = run_cli(
+            tmp_path, "photos", str(out), "--scheduler", cluster, "--sizes", "medium", "--shard-files", "4",
+            "--budget-window-scale", str(HOUR / 3600), "--media-gb-per-hour", str(BYTES / 1e9),
+            "--media-rpm", "1000000", "--api-rpm", "100000", "-v",
+        )  # fmt: skip
+    finally:
+        sim.photo_latency = 0.0
+    assert result.returncode == 0, result.stderr
+    assert sim.byte_violations - violations == 0
+    served = [r for r in _photo_log(sim, before) if r.host == "open" and r.status == 200]
+    assert sum(r.nbytes for r in served) > 2 * BYTES  # the budget bound: more than two hours' worth
+    assert served[-1].time - served[0].time > 2 * HOUR
+    per_worker = next(line for line in result.stderr.splitlines() if "files per worker:" in line)
+    assert per_worker.count("tcp://") == 2, per_worker
+    expected = _expected(read_photos(out))
+    assert len(expected) >= 25
+    assert {path: (out / path).read_bytes() for path in expected} == expected
 
 
 def test_the_issues_command_stores_every_file_in_the_bucket_byte_exact_as_a_local_run_would(

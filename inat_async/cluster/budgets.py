@@ -1,13 +1,19 @@
 """Budgets that hold across the whole cluster (its workers share one egress IP).
 
 The sliding windows (requests a minute and bytes an hour and a day, per photo host) are
-counted by one :class:`BudgetBook`, a Dask actor: the same :class:`~inat_async.net.budget.Ledger`
-a harvest keeps on one machine, living on one worker, which every worker books through. A
-request reserves its slot there (evenly spaced, never over a window), so N workers together
-send no more than one machine would. Each host's downloads at once are leases of a Dask
-``Semaphore`` of its own. Nothing here trusts a worker's clock: a slot comes back as a wait.
+counted on the scheduler, by :class:`BudgetPlugin` (a Dask scheduler plugin with handlers
+the workers call): the same :class:`~inat_async.net.budget.Ledger` a harvest keeps on one
+machine, so a worker that dies loses nothing of it. A request reserves its slot there (evenly
+spaced, never over a window), so N workers together send no more than one machine would.
 
-With ``--budget-scope worker`` (workers with an IP each) a worker keeps its own ledger.
+Bytes are booked before a request, not when its answer comes (files in flight would
+otherwise overshoot a window): at the size expected of a file of its size (the largest seen
+so far; a whole window for the first), then set to its Content-Length when it answers. A
+request waits on the scheduler until its window has room, woken by every answer settled.
+
+Each host's downloads at once are leases of a Dask ``Semaphore`` of its own. Nothing here
+trusts a worker's clock: a slot comes back as a wait. With ``--budget-scope worker``
+(workers with an IP each) a worker keeps its own ledger.
 """
 
 from __future__ import annotations
@@ -17,85 +23,151 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin
 
 from inat_async.config import Settings
 from inat_async.net.budget import Ledger, Slot, Window
 from inat_async.net.politeness import Politeness
 
-#: A slot is the actor's time; its request goes when the answer has come back and the wait
-#: has passed, so later by the answer's way back, which varies from worker to worker: each
-#: window of requests is counted this much longer, so none holds more than its limit however
-#: the answers were delayed (a small share of a real minute).
+#: A slot is the scheduler's time; its request goes when the answer has come back and the
+#: wait has passed, so later by the answer's way back, which varies from worker to worker:
+#: each window of requests is counted this much longer, so none holds more than its limit
+#: however the answers were delayed (a small share of a real minute).
 _REPLY_MARGIN = 0.3
+#: Longest a worker's call waits on the scheduler for room before asking again.
+_PATIENCE = 5.0
+PLUGIN_NAME = "inat_async-budgets"
+
+WindowSpec = tuple[float, float, str]  # (limit, span, name): a Window as a message carries it
 
 
-class BudgetBook:
-    """The cluster's ledger, run as a Dask actor (one worker holds it; calls come in turn)."""
+@dataclass
+class Booking:
+    """Bytes booked before a request: the ledger's row and the kind of file it fetches."""
 
-    def __init__(self, path: str, lead: float) -> None:
-        self._ledger = Ledger(Path(path), lead=lead)
-
-    def reserve(self, key: str, windows: Sequence[Window], interval: float, amount: float = 1.0) -> Slot:
-        return self._ledger.reserve(key, windows, interval, amount)
-
-    def record(self, key: str, amount: float) -> None:
-        self._ledger.record(key, amount)
-
-    def postpone(self, key: str, slot: float, actual: float) -> None:
-        self._ledger.postpone(key, slot, actual)
-
-    def wait_for_room(self, key: str, window: Window) -> float:
-        return self._ledger.wait_for_room(key, window)
-
-    def used(self, key: str, span: float) -> float:
-        return self._ledger.used(key, span)
-
-    def wait_for_rooms(self, key: str, windows: Sequence[Window]) -> tuple[float, Window | None]:
-        """The longest wait for room in any of ``windows`` and its window: one call for all."""
-        waits = [(self._ledger.wait_for_room(key, window), window) for window in windows]
-        return max(waits, key=lambda item: item[0], default=(0.0, None))
+    key: str
+    row: int
+    kind: str
 
 
-class _BookedLedger:
-    """A worker's view of the :class:`BudgetBook` actor, with the Ledger's methods (called
-    from threads, as Politeness calls a ledger): each call waits for the actor's answer. A
-    slot's time is the actor's clock: only its ``wait`` is used here."""
+class ByteBook:
+    """Bytes booked before their requests in one ledger, at the size expected of each kind
+    of file (the largest seen, so a window is not overrun by files still in flight), then
+    settled; waiters for room wake whenever a booking is settled. Runs in one event loop."""
 
-    def __init__(self, book: Any) -> None:
-        self._book = book
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.expected: dict[str, float] = {}
+        self._settled = asyncio.Event()
 
-    def reserve(self, key: str, windows: Sequence[Window], interval: float, amount: float = 1.0) -> Slot:
-        return Slot(*self._book.reserve(key, windows, interval, amount).result())
+    async def take(
+        self, key: str, kind: str, windows: Sequence[Window], patience: float
+    ) -> tuple[int | None, float, str | None]:
+        """Book the bytes of one file of ``kind`` as soon as every window has room (waiting
+        at most ``patience``): (its row or None, seconds still to wait, the full window)."""
+        limit = min(w.limit for w in windows)
+        amount = min(self.expected.get(kind, limit), limit)
+        give_up = time.monotonic() + patience
+        while True:
+            row, wait, reason = await asyncio.to_thread(self.ledger.take, key, windows, amount)
+            left = give_up - time.monotonic()
+            if row is not None or left <= 0:
+                return row, wait, reason
+            settled = self._settled
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled.wait(), min(wait, left))
 
-    def record(self, key: str, amount: float) -> None:
-        self._book.record(key, amount).result()
+    async def settle(self, row: int, kind: str, nbytes: float) -> None:
+        """The booking ``row`` set to the bytes its answer had; the kind's size learned."""
+        await asyncio.to_thread(self.ledger.settle, row, nbytes)
+        self.expected[kind] = max(self.expected.get(kind, 0.0), nbytes)
+        self._settled.set()
+        self._settled = asyncio.Event()
 
-    def postpone(self, key: str, slot: float, actual: float) -> None:
-        del key, slot, actual  # another clock's slot: the wait already spaced it
 
-    def wait_for_room(self, key: str, window: Window) -> float:
-        return float(self._book.wait_for_room(key, window).result())
+class BudgetPlugin(SchedulerPlugin):
+    """The cluster's ledgers on the scheduler (one per budget file a driver names), reached
+    by the workers through handlers of the scheduler (``inat_budget_*``). Registered once
+    (idempotent): a later run on a long-lived scheduler finds what earlier ones spent."""
 
-    def used(self, key: str, span: float) -> float:
-        return float(self._book.used(key, span).result())
+    idempotent = True
+    name = PLUGIN_NAME
 
-    def wait_for_rooms(self, key: str, windows: Sequence[Window]) -> tuple[float, Window | None]:
-        wait, window = self._book.wait_for_rooms(key, windows).result()
-        return float(wait), window
+    def __init__(self) -> None:
+        self._books: dict[str, ByteBook] = {}
 
-    def close(self) -> None:
-        pass
+    async def start(self, scheduler: Any) -> None:
+        scheduler.handlers.update(
+            inat_budget_reserve=self.reserve, inat_budget_take=self.take, inat_budget_settle=self.settle
+        )
+
+    async def close(self) -> None:
+        for book in self._books.values():
+            book.ledger.close()
+        self._books.clear()
+
+    def _book(self, path: str, lead: float) -> ByteBook:
+        """The ledger of budget file ``path`` (opened at first use); ``lead``: how far
+        ahead a request may be booked (a minute of its window)."""
+        if path not in self._books:
+            self._books[path] = ByteBook(Ledger(Path(path), lead=lead))
+        return self._books[path]
+
+    async def reserve(
+        self, book: str, lead: float, key: str, windows: list[WindowSpec], interval: float
+    ) -> tuple[float, str | None, bool, float]:
+        ledger = self._book(book, lead).ledger
+        slot = await asyncio.to_thread(ledger.reserve, key, _windows(windows), interval)
+        return slot.time, slot.reason, slot.booked, slot.wait
+
+    async def take(
+        self, book: str, lead: float, key: str, kind: str, windows: list[WindowSpec], patience: float
+    ) -> tuple[int | None, float, str | None]:
+        return await self._book(book, lead).take(key, kind, _windows(windows), min(patience, _PATIENCE))
+
+    async def settle(self, book: str, lead: float, row: int, kind: str, nbytes: float) -> None:
+        await self._book(book, lead).settle(row, kind, nbytes)
+
+
+def _windows(specs: Sequence[WindowSpec]) -> list[Window]:
+    return [Window(float(limit), float(span), str(name)) for limit, span, name in specs]
+
+
+def _specs(windows: Sequence[Window]) -> list[WindowSpec]:
+    return [(w.limit, w.span, w.name) for w in windows]
+
+
+class _OnScheduler:
+    """The :class:`BudgetPlugin`'s handlers as a worker calls them, from threads of its own
+    (each call waits for the scheduler's answer), for the budget file ``book``."""
+
+    def __init__(self, book: str, lead: float) -> None:
+        from distributed import get_worker
+
+        self._worker = get_worker()
+        self.book = book
+        self.lead = lead
+
+    def call(self, op: str, **arguments: Any) -> Any:
+        from distributed.utils import sync
+
+        handler = getattr(self._worker.scheduler, op)
+        return sync(self._worker.loop, handler, book=self.book, lead=self.lead, **arguments)
 
 
 class ClusterPoliteness(Politeness):
-    """Politeness whose photo budgets are the cluster's: bytes and requests booked in the
-    :class:`BudgetBook`, each host's downloads at once leased from a Dask Semaphore."""
+    """Politeness whose photo budgets are the cluster's: bytes and requests booked on the
+    scheduler (:class:`BudgetPlugin`), each host's downloads at once leased from a Dask
+    Semaphore. ``book``: the budget file the scheduler counts this run in."""
 
-    def __init__(self, settings: Settings, book: Any) -> None:
+    def __init__(self, settings: Settings, book: str) -> None:
         super().__init__(settings)
-        self._book = book
+        self._book_path = book
+        self._scheduler: _OnScheduler | None = None
         self._leases: dict[str, tuple[Any, asyncio.Semaphore]] = {}
         # Waiters for leases (at most media_concurrency a host) and their releases.
         self._lease_threads = ThreadPoolExecutor(
@@ -104,42 +176,56 @@ class ClusterPoliteness(Politeness):
 
     def open(self) -> None:
         if self.enabled:
-            self._ledger = _BookedLedger(self._book)  # type: ignore[assignment]
+            self._scheduler = _OnScheduler(self._book_path, self.budgets.minute)
 
     def close(self) -> None:
-        self._ledger = None
+        self._scheduler = None
         self._lease_threads.shutdown()
 
+    async def _ask(self, op: str, **arguments: Any) -> Any:
+        assert self._scheduler is not None
+        return await asyncio.to_thread(self._scheduler.call, op, **arguments)
+
     @contextlib.asynccontextmanager
-    async def media_turn(self, host: str) -> AsyncIterator[None]:
-        """A lease of the host's cluster-wide slots, room in its byte budgets, then a slot in
-        its request budget booked in the BudgetBook (evenly spaced across the cluster)."""
+    async def media_turn(self, host: str, kind: str | None = None) -> AsyncIterator[object]:
+        """A lease of the host's cluster-wide slots, the expected bytes of a file of ``kind``
+        booked in its byte budgets, then a slot in its request budget (evenly spaced across
+        the cluster); the booking is yielded, for :meth:`spent_bytes` to settle."""
         if not self.enabled:
             async with self._in_flight:
-                yield
+                yield None
             return
         state = self._host(host)
         async with self._lease(host):
-            await self._wait_for_bytes(host)
+            booked = await self._book_bytes(host, kind) if kind is not None else None
             async with self._in_flight:
                 while True:
                     await self._wait_retry_after(host, state)
                     if await self._media_slot(host, state):
                         break
-                yield
+                yield booked
 
-    async def _wait_for_bytes(self, host: str) -> None:
-        """Room in the host's byte budgets (an hour and a day), asked of the BudgetBook in one
-        call (one round trip a request, not one a window)."""
+    async def spent_bytes(self, host: str, nbytes: int, booked: object = None) -> None:
+        """The booking made before the request set to what its answer has."""
+        if isinstance(booked, Booking):
+            await self._ask("inat_budget_settle", row=booked.row, kind=booked.kind, nbytes=nbytes)
+
+    async def _book_bytes(self, host: str, kind: str) -> Booking:
+        """Bytes of one file booked in the host's byte budgets (an hour and a day) before its
+        request, waiting on the scheduler until both have room."""
         b = self.budgets
         windows = [
             Window(limit_gb * 1e9, span, f"{limit_gb:g} GB of photos a {_span(span)} from {host}")
             for limit_gb, span in ((b.media_gb_per_hour, b.hour), (b.media_gb_per_day, b.day))
         ]
-        assert isinstance(self._ledger, _BookedLedger)
-        wait, window = await asyncio.to_thread(self._ledger.wait_for_rooms, f"bytes {host}", windows)
-        if window is not None and wait > 0:
-            await self._sleep(wait, window.span * 1.02, window.name, "media", window.name)
+        key = f"bytes {host}"
+        while True:
+            with self.clock.held(windows[0].name):
+                row, _, _ = await self._ask(
+                    "inat_budget_take", key=key, kind=kind, windows=_specs(windows), patience=_PATIENCE
+                )
+            if row is not None:
+                return Booking(key, int(row), kind)
 
     async def _media_slot(self, host: str, state: Any) -> bool:
         """Book this request in the host's request budget and wait for its slot; False when
@@ -148,8 +234,10 @@ class ClusterPoliteness(Politeness):
         rpm = max(1.0, b.media_rpm * state.factor)
         name = f"{b.media_rpm} photo requests a {_span(b.minute)} to {host}"
         window = Window(int(rpm), b.minute + _REPLY_MARGIN, name)
-        assert self._ledger is not None
-        slot = await asyncio.to_thread(self._ledger.reserve, f"media {host}", [window], b.minute / rpm)
+        answer = await self._ask(
+            "inat_budget_reserve", key=f"media {host}", windows=_specs([window]), interval=b.minute / rpm
+        )
+        slot = Slot(*answer)
         if not slot.booked:  # too far ahead to book: wait until it is near, then ask again
             await self._sleep(slot.wait - b.minute, b.minute * 1.02, name, "media", name)
             return False

@@ -20,7 +20,7 @@ from typing import Any
 
 from distributed import Client, LocalCluster, as_completed
 
-from inat_async.cluster.budgets import BudgetBook
+from inat_async.cluster.budgets import BudgetPlugin
 from inat_async.cluster.manifest import outcomes, write_manifest
 from inat_async.cluster.tasks import fetch_shard
 from inat_async.config import Settings
@@ -60,7 +60,7 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
 async def _run_shards(
     client: Client,
     settings: Settings,
-    book: Any,
+    book: str | None,
     shards: list[Any],
     state: State,
     progress: Progress,
@@ -92,15 +92,13 @@ def _take(items: Any, n: int) -> list[Any]:
     return [item for _, item in zip(range(n), items, strict=False)]
 
 
-async def _budget_book(client: Client, settings: Settings) -> Any:
-    """The cluster's BudgetBook actor (cluster scope, limits on), or None."""
+async def _budget_book(client: Client, settings: Settings) -> str | None:
+    """The budget file the scheduler counts this run in (cluster scope, limits on; the
+    scheduler's :class:`BudgetPlugin` registered if it has none yet), or None."""
     if not settings.limits or settings.budget_scope == "worker":
         return None
-    lead = settings.budgets.minute
-    future = client.submit(
-        BudgetBook, str(settings.budget_file), lead, actor=True, key=f"inat-budget-book-{uuid.uuid4().hex}"
-    )
-    return await future
+    await client.register_plugin(BudgetPlugin())
+    return str(settings.budget_file)
 
 
 @contextlib.asynccontextmanager

@@ -31,10 +31,11 @@ from inat_async.store.state import PhotoJob
 Outcome = tuple[int, str, int | None, str | None, str]
 
 
-def fetch_shard(shard: bytes, settings: Settings, book: Any | None) -> pa.Table:
+def fetch_shard(shard: bytes, settings: Settings, book: str | None) -> pa.Table:
     """The Dask task: fetch a shard's files; their outcomes (seq, status, bytes, reason, host,
     and the worker's address).
-    ``book``: the cluster's BudgetBook actor, or None for a worker's own budgets."""
+    ``book``: the budget file the scheduler counts the cluster's budgets in, or None for a
+    worker's own budgets."""
     from distributed import get_worker
 
     worker = str(get_worker().address)
@@ -42,7 +43,7 @@ def fetch_shard(shard: bytes, settings: Settings, book: Any | None) -> pa.Table:
     return outcome_table([(*row, worker) for row in rows])
 
 
-async def _fetch(jobs: list[PhotoJob], settings: Settings, book: Any | None) -> list[Outcome]:
+async def _fetch(jobs: list[PhotoJob], settings: Settings, book: str | None) -> list[Outcome]:
     if book is not None:
         politeness: Politeness = ClusterPoliteness(settings, book)
     else:

@@ -21,13 +21,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple, TypeAlias, TypeVar
 
 from inat_async.errors import DiskFullError, HarvestError, UsageError
 from inat_async.net.pace import duration
 
 log = logging.getLogger("inat_async")
 T = TypeVar("T")
+#: What :meth:`Ledger.take` answers: the row booked (or None), the wait for room, the full window.
+Taken: TypeAlias = tuple[int | None, float, str | None]
 
 # Network delays can bring two requests closer at the server than they were sent (the first
 # delayed, the last not); each window is counted a little longer than it is to keep a margin:
@@ -194,6 +196,35 @@ class Ledger:
                 ahead[0],
                 duration(ahead[1] - now),
             )
+
+    def take(self, key: str, windows: Sequence[Window], amount: float) -> Taken:
+        """Book ``amount`` now if every window has room for it: (its row, 0, None); else
+        nothing is booked and (None, seconds until there is room, the window that is full).
+        Bytes are booked so before a request, at a size expected, and settled after."""
+        return self._call(self._take, key, windows, amount)
+
+    def _take(self, key: str, windows: Sequence[Window], amount: float) -> Taken:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            now = time.time()
+            self._bring_back(self._db, now, key)
+            wait, reason = max(
+                ((self._earliest(key, w, amount, now) - now, w.name) for w in windows),
+                key=lambda item: item[0],
+                default=(0.0, None),
+            )
+            row = None
+            if wait <= 0:
+                row = self._db.execute("INSERT INTO spent VALUES (?, ?, ?)", (key, now, amount)).lastrowid
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return row, max(0.0, wait), None if row is not None else reason
+
+    def settle(self, row: int, amount: float) -> None:
+        """A booking made before its request (:meth:`take`) set to what was really spent."""
+        self._call(self._db.execute, "UPDATE spent SET amount = ? WHERE rowid = ?", (amount, row))
 
     def record(self, key: str, amount: float) -> None:
         """Book what was spent now, when the amount is known only after the fact (bytes)."""

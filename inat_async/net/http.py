@@ -340,23 +340,19 @@ class Http:
         sorted (429 and 5xx to retry, the blocked page to stop), and a file's Content-Length
         booked against the host's bytes; a length over ``cap`` is refused before its body."""
         host = host_of(url)
-        async with self.politeness.media_turn(host):
+        async with self.politeness.media_turn(host, None if head else size_word(url)) as booked:
             self.stop_if_blocked()  # met by another request while this one waited its turn
             async with (
                 self.deadline() as deadline,
                 self.photo_session.request("HEAD" if head else "GET", url, allow_redirects=False) as response,
             ):
+                if not head:  # what a GET spends, whatever its answer, before its status is sorted
+                    length = response.content_length if response.status == 200 else 0
+                    await self.politeness.spent_bytes(host, length or 0, booked)
                 await self.check_status(response)
                 if response.status == 200 and not head:
-                    await self._book_photo_bytes(host, response.content_length, cap)
+                    _check_length(response.content_length, cap)
                 yield response, deadline
-
-    async def _book_photo_bytes(self, host: str, length: int | None, cap: int | None) -> None:
-        if length is not None and cap is not None and length > cap:
-            raise PermanentError(
-                PhotoStatus.FAILED, f"{length:,} bytes is larger than a photo of its size can be"
-            )
-        await self.politeness.spent_bytes(host, length or 0)
 
     def deadline(self) -> contextlib.AbstractAsyncContextManager[Deadline]:
         """A request's overall deadline, from --timeout (see :class:`Deadline`)."""
@@ -396,6 +392,20 @@ class Http:
                 f"{url} kept failing ({describe(exc)}) after {self.settings.api_attempts} tries; "
                 "run the same command again later to continue"
             ) from exc
+
+
+def _check_length(length: int | None, cap: int | None) -> None:
+    if length is not None and cap is not None and length > cap:
+        raise PermanentError(
+            PhotoStatus.FAILED, f"{length:,} bytes is larger than a photo of its size can be"
+        )
+
+
+def size_word(url: str) -> str:
+    """The size a photo URL names (``.../123/medium.jpg``: medium), at most 16 letters: the
+    kind whose files' sizes a cluster's byte budget learns (any other URL is one kind)."""
+    stem = url.rpartition("/")[2].partition(".")[0]
+    return stem if stem.isalpha() and len(stem) <= 16 else "photo"
 
 
 async def _api_json(

@@ -157,14 +157,17 @@ class Politeness:
 
     # -- photo hosts ------------------------------------------------------------------------
     @asynccontextmanager
-    async def media_turn(self, host: str) -> AsyncIterator[None]:
+    async def media_turn(self, host: str, kind: str | None = None) -> AsyncIterator[object]:
         """Hold one of the host's concurrency slots, paced and within its byte budgets, and
         one of the --workers downloads in flight (all hosts together). That one is taken
         once the host's budget has room and its Retry-After has passed, so a host that waits
-        holds none of them."""
+        holds none of them. ``kind``: the size of the file a GET asks for (None: a HEAD);
+        what it yields is given back to :meth:`spent_bytes` (here: nothing, the bytes are
+        booked when the answer tells them)."""
+        del kind
         if not self.enabled:
             async with self._in_flight:
-                yield
+                yield None
             return
         state = self._host(host)
         assert state.slots is not None
@@ -182,9 +185,11 @@ class Politeness:
                         await state.limiter.acquire()
                     if state.not_before <= time.monotonic():
                         break
-                yield
+                yield None
 
-    async def spent_bytes(self, host: str, nbytes: int) -> None:
+    async def spent_bytes(self, host: str, nbytes: int, booked: object = None) -> None:
+        """A GET's answer came with ``nbytes`` (its Content-Length; 0 for any other answer)."""
+        del booked
         if self._ledger and nbytes:
             await asyncio.to_thread(self._ledger.record, f"bytes {host}", nbytes)
 

@@ -9,7 +9,7 @@ Tests, benchmarks and users trying the harvester offline run it on 127.0.0.1::
 or from a shell: ``python -m inat_async.simulator --places 128892``.
 """
 
-from .faults import FAULT_KINDS, Faults, RateLimit, max_in_window, violations
+from .faults import FAULT_KINDS, ByteLimit, Faults, RateLimit, max_in_window, violations
 from .query import QueryError
 from .server import Request, Simulator
 from .thread import SimulatorThread
@@ -17,6 +17,7 @@ from .world import Page, PhotoInfo, World
 
 __all__ = [
     "FAULT_KINDS",
+    "ByteLimit",
     "Faults",
     "Page",
     "PhotoInfo",

@@ -137,6 +137,20 @@ class RateLimit:
             raise ValueError("retry_after must be seconds, 'http-date', 'auto' or None")
 
 
+@dataclass(frozen=True)
+class ByteLimit:
+    """At most ``max_bytes`` of photo bodies from one host whose requests arrived in any
+    ``window`` seconds (half-open, as :class:`RateLimit` counts): a photo answer that brings
+    its trailing window over is a byte violation (counted, never refused)."""
+
+    max_bytes: int
+    window: float
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1 or self.window <= 0:
+            raise ValueError("ByteLimit needs max_bytes >= 1 and window > 0")
+
+
 def max_in_window(times: Iterable[float], span: float) -> int:
     """The most arrivals in any sliding window of ``span`` seconds (half-open, as
     :class:`RateLimit` counts them), over a finished request log."""

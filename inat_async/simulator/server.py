@@ -31,7 +31,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from . import images
 from .dump import place_record
-from .faults import Faults, RateLimit
+from .faults import ByteLimit, Faults, RateLimit
 from .query import QueryError, error_body, parse_bool
 from .world import Page, World
 
@@ -74,6 +74,7 @@ class Request:
     fault: str | None = None
     method: str = "GET"
     user_agent: str = ""
+    nbytes: int = 0  # the body's bytes of a photo answered 200
 
 
 def _html_page(status: int, title: str, text: str = "") -> bytes:
@@ -114,7 +115,9 @@ class Simulator:
     ``photo_latency`` (seconds added to each answer; with ``api_latency_max``, each API
     answer's is drawn evenly between the two, from the world's seed), ``faults`` (:class:`Faults` or None),
     ``api_limit`` / ``photo_limit`` (:class:`RateLimit` or None; the photo limit counts each
-    photo host separately), ``blocked`` (every request answers the 403 IP-block page),
+    photo host separately), ``photo_byte_limit`` (:class:`ByteLimit` or None: the bytes of
+    each photo host's answers per sliding window, counted in ``byte_violations``),
+    ``blocked`` (every request answers the 403 IP-block page),
     ``descending`` (a server that is not iNaturalist's: largest ids first whatever ``order``
     says) and ``hidden`` (observation id -> how many more page answers leave it out, while
     ``total_results`` still counts it; see :meth:`hide`).
@@ -130,6 +133,7 @@ class Simulator:
         faults: Faults | None = None,
         api_limit: RateLimit | None = None,
         photo_limit: RateLimit | None = None,
+        photo_byte_limit: ByteLimit | None = None,
         blocked: bool = False,
         descending: bool = False,
         hidden: dict[int, float] | None = None,
@@ -143,6 +147,9 @@ class Simulator:
         self.faults = faults
         self.api_limit = api_limit
         self.photo_limit = photo_limit
+        self.photo_byte_limit = photo_byte_limit
+        self.byte_violations = 0
+        self._served: defaultdict[str, deque[tuple[float, int]]] = defaultdict(deque)
         self.blocked = blocked
         self.descending = descending
         self.hidden: dict[int, float] = dict(hidden or {})
@@ -243,10 +250,25 @@ class Simulator:
             self._log.append(entry)
             response = await self._serve(request, handler, kind, entry)
             entry.status = response.status
+            if kind in ("open", "static") and request.method == "GET" and response.status == 200:
+                entry.nbytes = response.content_length or 0
+                self._count_bytes(kind, entry)
             entry.retry_after = response.headers.get("Retry-After")
             return response
 
         return middleware
+
+    def _count_bytes(self, kind: str, entry: Request) -> None:
+        """A photo's bytes in its host's trailing window (by arrival): over the byte limit,
+        a byte violation."""
+        limit, served = self.photo_byte_limit, self._served[kind]
+        served.append((entry.time, entry.nbytes))
+        if limit is None:
+            return
+        while served and served[0][0] <= entry.time - 2 * limit.window:  # answers come out of order
+            served.popleft()
+        in_window = sum(n for t, n in served if entry.time - limit.window < t <= entry.time)
+        self.byte_violations += in_window > limit.max_bytes
 
     def _throttle(self, kind: str, limit: RateLimit | None, now: float) -> tuple[bool, str | None]:
         """Record an arrival; (refuse?, Retry-After to send) under the host's limit."""
