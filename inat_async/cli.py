@@ -346,6 +346,14 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
         help="an option of the store (endpoint_url=..., profile=..., key=..., secret=...); repeat it",
     )
     many.add_argument(
+        "--export-store",
+        metavar="URL",
+        nargs="?",
+        const=_SAME_STORE,
+        help="copy the exports, summary.json and report.html there too: a folder or an fsspec URL "
+        "(alone: the --store)",
+    )
+    many.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="download photos on a Dask cluster: local[:N] (N worker processes here) or tcp://host:8786",
@@ -361,8 +369,15 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     many.add_argument("--shard-files", type=int, default=shard, help=argparse.SUPPRESS)
 
 
+_SAME_STORE = "\0the store"  # --export-store given alone
+
+
 def _cluster_settings(args: argparse.Namespace) -> dict[str, Any]:
+    same = args.export_store == _SAME_STORE
+    if same and args.store is None:
+        raise SettingError("export_store", "given alone means the {store}: give one, or a URL")
     return {
+        "export_store": args.store if same else args.export_store,
         "store": args.store,
         "storage_options": parse_storage_options(args.storage_option),
         "scheduler": args.scheduler,

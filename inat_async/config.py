@@ -216,6 +216,9 @@ class Settings:
     scheduler: str | None = None
     budget_scope: str = "cluster"
     shard_files: int = 2000
+    # Where the exports, summary.json and report.html are copied once written in OUT (a
+    # folder or an fsspec URL, with the same storage options; None: OUT alone).
+    export_store: str | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -226,7 +229,7 @@ class Settings:
             raise SettingError(
                 "webdataset_size", f"the WebDataset's size {self.webdataset_size} must be one of {{sizes}}"
             )
-        if self.storage_options and self.store is None:
+        if self.storage_options and self.store is None and self.export_store is None:
             raise SettingError("storage_options", "applies to a {store}: give one")
         # A connection is part of a request: it may not outwait the request.
         object.__setattr__(self, "connect_timeout", min(self.connect_timeout, self.request_timeout))
@@ -289,6 +292,7 @@ class HarvestOptions(TypedDict, total=False):
     scheduler: str | None
     budget_scope: str
     shard_files: int
+    export_store: str | os.PathLike[str] | None
 
 
 def make_settings(places: Places, **options: Unpack[HarvestOptions]) -> Settings:
@@ -573,5 +577,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "storage_options": _storage_options,
     "scheduler": _scheduler,
     "budget_scope": _budget_scope,
+    "export_store": _store,
     "shard_files": _whole_number,
 }

@@ -116,6 +116,36 @@ def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(si
     assert f"photo files in {store}: " in result.stdout
 
 
+def _exports(out: Path) -> dict[str, bytes]:
+    names = ("observations.csv", "photos.csv", "summary.json", "report.html")
+    return {name: (out / name).read_bytes() for name in names}
+
+
+def test_export_store_alone_puts_the_exports_beside_the_photos_in_the_bucket(sim, paged, s3, tmp_path):
+    s3.create_bucket(Bucket="together")
+    out = tmp_path / "o"
+    store = ["--store", "s3://together/run", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
+    result = run_cli(tmp_path, "--place", "3001", *local(sim, out, *store, "--export-store"))
+    assert result.returncode == 0, result.stderr
+    photos = read_photos(out)
+    objects = _objects(s3, "together", "run/")
+    assert {k: v for k, v in objects.items() if k.startswith("photos/")} == _expected(photos)
+    assert {k: v for k, v in objects.items() if not k.startswith("photos/")} == _exports(out)
+    assert "4 export files copied to s3://together/run" in result.stderr
+
+
+def test_export_store_url_gets_the_photo_commands_exports_while_photos_stay_in_out(sim, paged, s3, tmp_path):
+    s3.create_bucket(Bucket="exports")
+    out = _copy(paged, tmp_path)
+    where = ["--export-store", "s3://exports/inat", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
+    result = run_cli(tmp_path, "photos", str(out), "--no-limits", "--format", "csv", *where)
+    assert result.returncode == 0, result.stderr
+    expected = _expected(read_photos(out))
+    assert {path: (out / path).read_bytes() for path in expected} == expected
+    names = ("observations.csv", "photos.csv", "summary.json")
+    assert _objects(s3, "exports", "inat/") == {name: (out / name).read_bytes() for name in names}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -124,6 +154,7 @@ def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(si
             ["--store", "s3://b", "--storage-option", "novalue"],
             "--storage-option: 'novalue' is not KEY=VALUE",
         ),
+        (["--export-store"], "--export-store: given alone means the --store: give one, or a URL"),
         (["--scheduler", "lokal:2"], "--scheduler: 'lokal:2' is not local, local:N or a scheduler address"),
     ],
 )

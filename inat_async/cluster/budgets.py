@@ -30,7 +30,7 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from inat_async.config import Settings
-from inat_async.net.budget import Ledger, Slot, Window
+from inat_async.net.budget import GUARD, GUARD_SECONDS, Ledger, Slot, Window
 from inat_async.net.politeness import Politeness
 
 #: A slot is the scheduler's time; its request goes when the answer has come back and the
@@ -52,39 +52,61 @@ class Booking:
     key: str
     row: int
     kind: str
+    amount: float
 
 
 class ByteBook:
     """Bytes booked before their requests in one ledger, at the size expected of each kind
     of file (the largest seen, so a window is not overrun by files still in flight), then
-    settled; waiters for room wake whenever a booking is settled. Runs in one event loop."""
+    settled; waiters for room wake whenever a booking is settled. Bookings are spread
+    evenly at the shortest window's rate (as requests are), never a burst at a window's top:
+    every sliding window then holds nearly its limit. Runs in one event loop."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.expected: dict[str, float] = {}
+        self._next: dict[str, float] = {}  # key -> the wall time its next booking may start
+        self._pace: dict[str, float] = {}  # key -> seconds a byte of its shortest window
         self._settled = asyncio.Event()
+        self._turn = asyncio.Lock()
 
     async def take(
         self, key: str, kind: str, windows: Sequence[Window], patience: float
-    ) -> tuple[int | None, float, str | None]:
-        """Book the bytes of one file of ``kind`` as soon as every window has room (waiting
-        at most ``patience``): (its row or None, seconds still to wait, the full window)."""
+    ) -> tuple[int | None, float]:
+        """Book the bytes of one file of ``kind`` as soon as its turn has come and every
+        window has room, waiting at most ``patience``: (its row, or None, and the bytes)."""
         limit = min(w.limit for w in windows)
-        amount = min(self.expected.get(kind, limit), limit)
+        shortest = min(windows, key=lambda w: w.span)
+        self._pace[key] = (shortest.span + max(shortest.span * GUARD, GUARD_SECONDS)) / shortest.limit
         give_up = time.monotonic() + patience
         while True:
-            row, wait, reason = await asyncio.to_thread(self.ledger.take, key, windows, amount)
+            async with self._turn:  # one booking at a time: each sees the turn the last set
+                amount = min(self.expected.get(kind, limit), limit)
+                turn = self._next.get(key, 0.0)
+                wait = turn - time.time()
+                if wait <= 0:
+                    row, wait, _ = await asyncio.to_thread(self.ledger.take, key, windows, amount)
+                    if row is not None:
+                        # The next turn from this one's (a late wake-up loses no pace), not
+                        # from long ago (an idle host earns no burst): the windows still hold.
+                        start = max(turn, time.time() - GUARD_SECONDS)
+                        self._next[key] = start + amount * self._pace[key]
+                        return row, amount
             left = give_up - time.monotonic()
-            if row is not None or left <= 0:
-                return row, wait, reason
-            settled = self._settled
+            if left <= 0:
+                return None, amount
+            settled = self._settled  # a settled booking may make room, or bring the turn nearer
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(settled.wait(), min(wait, left))
 
-    async def settle(self, row: int, kind: str, nbytes: float) -> None:
-        """The booking ``row`` set to the bytes its answer had; the kind's size learned."""
+    async def settle(self, key: str, row: int, kind: str, nbytes: float, booked: float) -> None:
+        """The booking ``row`` (of ``booked`` bytes) set to the bytes its answer had, and
+        counted from now: its request reached the server between its booking and now, so
+        every window it fell in counts it. The kind's size learned; the pace given back."""
         await asyncio.to_thread(self.ledger.settle, row, nbytes)
         self.expected[kind] = max(self.expected.get(kind, 0.0), nbytes)
+        if key in self._next:
+            self._next[key] += (nbytes - booked) * self._pace.get(key, 0.0)
         self._settled.set()
         self._settled = asyncio.Event()
 
@@ -126,11 +148,13 @@ class BudgetPlugin(SchedulerPlugin):
 
     async def take(
         self, book: str, lead: float, key: str, kind: str, windows: list[WindowSpec], patience: float
-    ) -> tuple[int | None, float, str | None]:
+    ) -> tuple[int | None, float]:
         return await self._book(book, lead).take(key, kind, _windows(windows), min(patience, _PATIENCE))
 
-    async def settle(self, book: str, lead: float, row: int, kind: str, nbytes: float) -> None:
-        await self._book(book, lead).settle(row, kind, nbytes)
+    async def settle(
+        self, book: str, lead: float, key: str, row: int, kind: str, nbytes: float, booked: float
+    ) -> None:
+        await self._book(book, lead).settle(key, row, kind, nbytes, booked)
 
 
 def _windows(specs: Sequence[WindowSpec]) -> list[Window]:
@@ -208,7 +232,10 @@ class ClusterPoliteness(Politeness):
     async def spent_bytes(self, host: str, nbytes: int, booked: object = None) -> None:
         """The booking made before the request set to what its answer has."""
         if isinstance(booked, Booking):
-            await self._ask("inat_budget_settle", row=booked.row, kind=booked.kind, nbytes=nbytes)
+            await self._ask(
+                "inat_budget_settle",
+                key=booked.key, row=booked.row, kind=booked.kind, nbytes=nbytes, booked=booked.amount,
+            )  # fmt: skip
 
     async def _book_bytes(self, host: str, kind: str) -> Booking:
         """Bytes of one file booked in the host's byte budgets (an hour and a day) before its
@@ -221,11 +248,11 @@ class ClusterPoliteness(Politeness):
         key = f"bytes {host}"
         while True:
             with self.clock.held(windows[0].name):
-                row, _, _ = await self._ask(
+                row, amount = await self._ask(
                     "inat_budget_take", key=key, kind=kind, windows=_specs(windows), patience=_PATIENCE
                 )
             if row is not None:
-                return Booking(key, int(row), kind)
+                return Booking(key, int(row), kind, float(amount))
 
     async def _media_slot(self, host: str, state: Any) -> bool:
         """Book this request in the host's request budget and wait for its slot; False when

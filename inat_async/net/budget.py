@@ -223,8 +223,13 @@ class Ledger:
         return row, max(0.0, wait), None if row is not None else reason
 
     def settle(self, row: int, amount: float) -> None:
-        """A booking made before its request (:meth:`take`) set to what was really spent."""
-        self._call(self._db.execute, "UPDATE spent SET amount = ? WHERE rowid = ?", (amount, row))
+        """A booking made before its request (:meth:`take`) set to what was really spent,
+        and counted from now if later: the request reached its server somewhere between."""
+        self._call(
+            self._db.execute,
+            "UPDATE spent SET amount = ?, t = MAX(t, ?) WHERE rowid = ?",
+            (amount, time.time(), row),
+        )
 
     def record(self, key: str, amount: float) -> None:
         """Book what was spent now, when the amount is known only after the fact (bytes)."""

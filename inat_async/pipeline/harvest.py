@@ -30,7 +30,7 @@ from inat_async.photos import host_of
 from inat_async.pipeline.feeder import Feeders
 from inat_async.pipeline.pager import Pager, queries
 from inat_async.pipeline.progress import Progress, report
-from inat_async.pipeline.sink import store_downloader
+from inat_async.pipeline.sink import exports_to_store, store_downloader
 from inat_async.pipeline.taxonomy import resolve_taxonomy
 from inat_async.store.objects import store_name
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
@@ -110,18 +110,19 @@ def write_outputs(
     from inat_async.exports.summary import write_summary
 
     try:
-        write_exports(
-            state,
-            settings.out,
-            settings.formats,
-            source or settings.api_url,
-            shard_size=settings.shard_size,
-            webdataset_size=settings.webdataset_size,
-        )
-        summary = make_summary(settings, state, progress, clock, http, today)
-        summary.unfound = unfound or {}
-        write_summary(summary)
-        write_report(state, summary)
+        with exports_to_store(settings):  # --export-store: the files written, copied there
+            write_exports(
+                state,
+                settings.out,
+                settings.formats,
+                source or settings.api_url,
+                shard_size=settings.shard_size,
+                webdataset_size=settings.webdataset_size,
+            )
+            summary = make_summary(settings, state, progress, clock, http, today)
+            summary.unfound = unfound or {}
+            write_summary(summary)
+            write_report(state, summary)
     except (OSError, sqlite3.OperationalError) as exc:
         raise _disk_full(exc, settings.out) from exc
     return summary

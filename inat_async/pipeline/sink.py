@@ -1,15 +1,27 @@
 """Where the photo workers write: the downloader for the harvest's store (the output folder,
-another folder, or an object store through fsspec), opened and closed around a stage."""
+another folder, or an object store through fsspec), opened and closed around a stage; and
+the exports copied to the export store once written in OUT."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from inat_async.config import Settings
 from inat_async.net.http import Http
 from inat_async.pipeline.downloader import Downloader
-from inat_async.store.objects import ObjectStore, local_folder
+from inat_async.store.objects import ObjectStore, local_folder, store_name
+from inat_async.store.state import STATE_FILE
+
+log = logging.getLogger("inat_async")
+
+#: What in OUT is the harvest's own, never an export: its state and the cluster's manifest.
+_NOT_EXPORTS = (STATE_FILE, "manifest")
 
 
 @contextlib.contextmanager
@@ -25,3 +37,55 @@ def store_downloader(http: Http, settings: Settings, *, sole_writer: bool = True
         downloader.close()
         if objects is not None:
             objects.close()
+
+
+@contextlib.contextmanager
+def exports_to_store(settings: Settings) -> Iterator[None]:
+    """Around the writing of the exports (and summary.json, report.html) in OUT: every file
+    the block wrote there, copied to ``settings.export_store`` under the same path, each
+    whole (a temporary name renamed in a folder; one upload to an object store)."""
+    if settings.export_store is None:
+        yield
+        return
+    before = _export_files(settings.out)
+    yield
+    written = sorted(path for path, stamp in _export_files(settings.out).items() if before.get(path) != stamp)
+    folder = local_folder(settings.export_store, settings.out)
+    if folder is not None:
+        for path in written:
+            _copy_whole(settings.out / path, folder / path)
+    else:
+        objects = ObjectStore(settings.export_store, settings.storage_options)
+        try:
+            for path in written:
+                objects.put_file(settings.out / path, path)
+        finally:
+            objects.close()
+    log.info("%d export files copied to %s", len(written), store_name(settings.export_store, settings.out))
+
+
+def _export_files(out: Path) -> dict[str, tuple[int, int, int]]:
+    """OUT's files but the state, the manifest, the photos and temporaries: (inode, mtime,
+    size) by path, to tell the ones an export wrote (written whole: a new inode)."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for root, folders, files in os.walk(out):
+        here = Path(root)
+        folders[:] = [f for f in folders if not (here == out and f in ("photos", "manifest")) and f[0] != "."]
+        for name in files:
+            if name.startswith(".") or (here == out and name.startswith(_NOT_EXPORTS)):
+                continue
+            stat = (here / name).lstat()
+            found[str((here / name).relative_to(out))] = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+def _copy_whole(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, name)
+        os.replace(name, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)

@@ -9,7 +9,7 @@ Tests, benchmarks and users trying the harvester offline run it on 127.0.0.1::
 or from a shell: ``python -m inat_async.simulator --places 128892``.
 """
 
-from .faults import FAULT_KINDS, ByteLimit, Faults, RateLimit, max_in_window, violations
+from .faults import FAULT_KINDS, ByteLimit, Faults, RateLimit, byte_violations, max_in_window, violations
 from .query import QueryError
 from .server import Request, Simulator
 from .thread import SimulatorThread
@@ -27,6 +27,7 @@ __all__ = [
     "Simulator",
     "SimulatorThread",
     "World",
+    "byte_violations",
     "max_in_window",
     "violations",
 ]

@@ -151,6 +151,20 @@ class ByteLimit:
             raise ValueError("ByteLimit needs max_bytes >= 1 and window > 0")
 
 
+def byte_violations(served: Iterable[tuple[float, int]], limit: ByteLimit) -> int:
+    """Answers (arrival, bytes) that brought their trailing window over the limit:
+    :class:`ByteLimit`'s rule, over a finished request log of one host."""
+    arrivals = sorted(served)
+    over, first, total = 0, 0, 0
+    for t, n in arrivals:
+        total += n
+        while arrivals[first][0] <= t - limit.window:
+            total -= arrivals[first][1]
+            first += 1
+        over += total > limit.max_bytes
+    return over
+
+
 def max_in_window(times: Iterable[float], span: float) -> int:
     """The most arrivals in any sliding window of ``span`` seconds (half-open, as
     :class:`RateLimit` counts them), over a finished request log."""

@@ -94,6 +94,11 @@ class ObjectStore:
         except FileNotFoundError:
             return False
 
+    def put_file(self, local: Path, path: str) -> None:
+        """A local file stored under ``path`` (one PUT, or a multipart upload completed at
+        once: never a partial object under its key). Blocking."""
+        self.fs.put_file(str(local), self.key(path))
+
     def read(self, path: str) -> bytes:
         """An object's bytes (for checks and tests)."""
         return bytes(self.fs.cat_file(self.key(path)))
