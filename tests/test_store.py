@@ -50,10 +50,10 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
     }
 
 
-def _expected(photos) -> dict[str, bytes]:
+def _expected(photos, world: World = WORLD) -> dict[str, bytes]:
     done = photos[photos.status == "done"]
     rows = zip(done.path, done.photo_id, done["size"], strict=True)
-    return {path: WORLD.photo_bytes(pid, size) for path, pid, size in rows}
+    return {path: world.photo_bytes(pid, size) for path, pid, size in rows}
 
 
 def _statuses(photos):
@@ -144,6 +144,32 @@ def test_export_store_url_gets_the_photo_commands_exports_while_photos_stay_in_o
     assert {path: (out / path).read_bytes() for path in expected} == expected
     names = ("observations.csv", "photos.csv", "summary.json")
     assert _objects(s3, "exports", "inat/") == {name: (out / name).read_bytes() for name in names}
+
+
+def test_update_deletes_the_objects_of_photos_that_no_longer_belong(start_simulator, s3, tmp_path):
+    """A photo removed, and one turned into a placeholder: --update deletes their objects from
+    the bucket, as it deletes their files from OUT, and the bucket holds what photos.csv says."""
+    world = World({3003: 12}, seed=7, photos=(1, 3), placeholder_rate=0.0, photo_scale=0.01)
+    sim = start_simulator(world)
+    s3.create_bucket(Bucket="updated")
+    out = tmp_path / "o"
+    store = ["--store", "s3://updated/run", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
+    args = ["--place", "3003", "--sizes", "square,small"]
+    first = run_cli(tmp_path, *args, *local(sim, out, *store))
+    assert first.returncode == 0, first.stderr
+    done = read_photos(out).query("status == 'done'")
+    gone = sorted(set(done.photo_id))[:2]
+    before = _objects(s3, "updated", "run/")
+    assert {path for path in before if int(path.rpartition("/")[2].split("_")[0]) in gone}
+    world.edit_photo(int(gone[0]), removed=True)
+    world.edit_photo(int(gone[1]), placeholder=True)
+    update = run_cli(tmp_path, *args, "--update", *local(sim, out, *store))
+    assert update.returncode == 0, update.stderr
+    photos = read_photos(out)
+    assert not set(photos.query("status == 'done'").photo_id) & set(gone)
+    after = _objects(s3, "updated", "run/")
+    assert not {path for path in after if int(path.rpartition("/")[2].split("_")[0]) in gone}
+    assert after == _expected(photos, world)
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from inat_async.pipeline.pager import Pager, queries
 from inat_async.pipeline.progress import Progress, report
 from inat_async.pipeline.sink import exports_to_store, store_downloader
 from inat_async.pipeline.taxonomy import resolve_taxonomy
-from inat_async.store.objects import store_name
+from inat_async.store.objects import file_remover, store_name
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ async def run_harvest(
     if not settings.limits and REAL_API_HOST in settings.api_url:
         log.warning("every limit lifted against %s: you risk having this IP blocked", REAL_API_HOST)
     with locked_state(settings.out) as state:
+        state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
         state.check_fingerprint(settings.fingerprint())
         state.set_meta("api_url", settings.api_url)  # named as the source by later exports
         state.retry_failed()

@@ -37,6 +37,7 @@ from inat_async.pipeline.photostage import host_of_base, run_stage, selection_se
 from inat_async.pipeline.progress import Progress
 from inat_async.records import observation_row
 from inat_async.sources import opendata as source
+from inat_async.store.objects import file_remover
 from inat_async.store.state import State
 
 log = logging.getLogger("inat_async")
@@ -100,6 +101,7 @@ async def run_opendata(
     ``photo_stage``: fetch the photos with it (a Dask cluster's) instead of in this process."""
     settings = job.settings
     with locked_state(settings.out) as state:
+        state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
         state.check_fingerprint(job.fingerprint())
         state.set_meta("api_url", job.dump)  # named as the source by later exports
         state.retry_failed()

@@ -30,7 +30,7 @@ from inat_async.pipeline.harvest import PhotoStage, _main_cause, locked_state, p
 from inat_async.pipeline.pager import files_of
 from inat_async.pipeline.progress import Progress, report
 from inat_async.pipeline.sink import store_downloader
-from inat_async.store.objects import store_name
+from inat_async.store.objects import file_remover, store_name
 from inat_async.store.state import STATE_FILE, PhotoJob, State, read_meta
 
 log = logging.getLogger("inat_async")
@@ -70,6 +70,7 @@ async def run_photos(
 ) -> Summary:
     """Fetch the pending photo files of the harvest in ``settings.out``; its summary."""
     with locked_state(settings.out) as state:
+        state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
         state.retry_failed()
         added = make_photo_rows(state, settings)
         log.info("%s photo files to fetch into %s", f"{added:,}", store_name(settings.store, settings.out))

@@ -12,7 +12,8 @@ fsspec and its backends (s3fs, gcsfs) are the ``dask`` extra: imported only for 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,32 @@ def store_name(store: str | None, out: Path) -> str:
     """What the summary names as the store: its URL, or the folder."""
     folder = local_folder(store, out)
     return str(folder) if folder is not None else str(store)
+
+
+def file_remover(
+    store: str | None, out: Path, options: Mapping[str, str]
+) -> Callable[[list[str]], None] | None:
+    """What deletes photo files from the store by their paths (files that no longer belong,
+    on --update): None for OUT itself (the state does it), else for that folder or object
+    store; a file already gone is no error."""
+    folder = local_folder(store, out)
+    if folder == out:
+        return None
+    if folder is not None:
+        return lambda paths: _unlink_all(folder, paths)
+    fs, root = _filesystem(str(store).rstrip("/"), options)
+
+    def remove(paths: list[str]) -> None:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(f"{root}/{path}" if root else path)
+
+    return remove
+
+
+def _unlink_all(folder: Path, paths: list[str]) -> None:
+    for path in paths:
+        (folder / path).unlink(missing_ok=True)
 
 
 class ObjectStore:

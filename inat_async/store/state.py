@@ -16,7 +16,7 @@ import logging
 import shutil
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -133,6 +133,8 @@ class State:
         self._streams: dict[str, int] = {}  # stream key -> streams.n
         self._codec = rawjson.RawCodec()
         self._train_at = rawjson.TRAIN_AT  # observations stored when a dictionary is next tried
+        # Deletes photo files by their paths in the run's store (--store); None: in OUT.
+        self.remove_files: Callable[[list[str]], None] | None = None
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._check_intact()  # before anything is written into it
@@ -521,12 +523,16 @@ class State:
         return found
 
     def _delete_files(self, paths: Iterable[str]) -> None:
-        """Delete photo files of the output folder by the paths the state holds; a path that
-        is not one the harvest builds (photos/<n>/<n>/<id>_<size>.<ext>) is left alone."""
+        """Delete photo files of the output folder (or the store's, see ``remove_files``) by
+        the paths the state holds; a path that is not one the harvest builds
+        (photos/<n>/<n>/<id>_<size>.<ext>) is left alone."""
         out = self.path.parent
-        for path in paths:
-            if is_photo_path(path):
-                (out / path).unlink(missing_ok=True)
+        ours = [path for path in paths if is_photo_path(path)]
+        if self.remove_files is not None and ours:
+            self.remove_files(ours)
+            return
+        for path in ours:
+            (out / path).unlink(missing_ok=True)
 
     def paging_done(self, streams: Iterable[str]) -> bool:
         """Whether each of these streams has been paged to its end and reconciled once (even
