@@ -9,13 +9,14 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 from helpers import local, read_photos, run_cli, start_cli
 
-from inat_async.simulator import ByteLimit, RateLimit, SimulatorThread, World, byte_violations
+from inat_async.simulator import ByteLimit, RateLimit, SimulatorThread, World, byte_violations, max_in_window
 
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
@@ -194,14 +195,66 @@ def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_
     assert sorted(_objects(s3, "photos", "inat/")) == sorted(_expected(photos).items())
 
 
-def test_the_main_command_pages_here_and_downloads_on_the_cluster(sim, paged, cluster, tmp_path):
+def test_the_main_command_pages_here_and_downloads_on_the_cluster_each_worker_in_its_own_budget(
+    sim, paged, cluster, tmp_path
+):
+    """--budget-scope worker (a worker an IP): each worker keeps the request budget alone, so
+    the bucket sees up to twice it from two workers, never more, and more than once it."""
     out = tmp_path / "o"
+    before = len(sim.log)
     result = run_cli(
-        tmp_path, "--place", "3001", *local(sim, out, "--scheduler", cluster, "--shard-files", "16", "-v")
-    )
+        tmp_path, "--place", "3001", "--api-url", sim.api_url, "--out", str(out), "--scheduler", cluster,
+        "--shard-files", "4", "-v", "--budget-scope", "worker", "--media-rpm", str(RPM),
+        "--budget-window-scale", str(MINUTE / 60), "--api-rpm", "100000",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "files per worker:" in result.stderr
+    per_worker = next(line for line in result.stderr.splitlines() if "files per worker:" in line)
+    assert per_worker.count("tcp://") == 2, per_worker
+    bucket = [r.time for r in _photo_log(sim, before) if r.host == "open"]
+    assert RPM < max_in_window(bucket, MINUTE) <= 2 * RPM
     photos = read_photos(out)
     assert _statuses(photos) == _statuses(read_photos(paged / "here"))
     expected = _expected(photos)
     assert {path: (out / path).read_bytes() for path in expected} == expected
+
+
+def test_ctrl_c_stops_a_cluster_run_at_once_keeping_every_object_stored_and_the_same_command_ends_it(
+    sim, paged, s3, cluster, tmp_path
+):
+    s3.create_bucket(Bucket="stopped")
+    out = _copy(paged, tmp_path)
+    command = [
+        "photos", str(out), "--scheduler", cluster, "--store", "s3://stopped/inat",
+        "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--no-limits", "--shard-files", "4",
+        "--workers", "2",
+    ]  # fmt: skip
+    sim.photo_latency = 0.05  # a shard takes a while: Ctrl-C lands inside the run
+    try:
+        before = len(sim.log)
+        child = start_cli(tmp_path, *command)
+        _wait_for_photos(sim, before, child, 16)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    finally:
+        sim.photo_latency = 0.0
+    assert child.returncode == 130, err
+    assert "interrupted; every file stored so far is kept" in err
+    with sqlite3.connect(out / "harvest.sqlite") as db:  # the state: photos.csv is the next run's
+        rows = db.execute("SELECT path, photo_id, size FROM photos WHERE status = 'done'").fetchall()
+    done = {path: WORLD.photo_bytes(photo_id, size) for path, photo_id, size in rows}
+    assert len(done) < len(_expected(read_photos(paged / "here")))  # stopped part way
+    stored = dict(_objects(s3, "stopped", "inat/"))
+    assert {path: stored.get(path) for path in done} == done  # every file the state holds is stored
+    again = run_cli(tmp_path, *command)
+    assert again.returncode == 0, again.stderr
+    photos = read_photos(out)
+    assert _statuses(photos) == _statuses(read_photos(paged / "here"))
+    assert sorted(_objects(s3, "stopped", "inat/")) == sorted(_expected(photos).items())
+
+
+def _wait_for_photos(sim, since: int, child, count: int) -> None:
+    """Until ``count`` photo requests came since log entry ``since`` (or the run ended)."""
+    deadline = time.monotonic() + 60
+    while len(_photo_log(sim, since)) < count and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert child.poll() is None, f"the run ended before it was stopped: {child.communicate()[1]}"

@@ -8,12 +8,14 @@ spaced, never over a window), so N workers together send no more than one machin
 
 Bytes are booked before a request, not when its answer comes (files in flight would
 otherwise overshoot a window): at the size expected of a file of its size (the largest seen
-so far; a whole window for the first), then set to its Content-Length when it answers. A
+so far; its cap, the most it can be, for the first), then set to its Content-Length when it
+answers. A
 request waits on the scheduler until its window has room, woken by every answer settled.
 
 Each host's downloads at once are leases of a Dask ``Semaphore`` of its own. Nothing here
 trusts a worker's clock: a slot comes back as a wait. With ``--budget-scope worker``
-(workers with an IP each) a worker keeps its own ledger.
+(workers with an IP each) a worker keeps its own books by the same rules, in a budget file
+of its own (kept across its tasks), and leases of its own.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Booking:
     row: int
     kind: str
     amount: float
+    settled: bool = False
 
 
 class ByteBook:
@@ -71,17 +74,18 @@ class ByteBook:
         self._turn = asyncio.Lock()
 
     async def take(
-        self, key: str, kind: str, windows: Sequence[Window], patience: float
+        self, key: str, kind: str, windows: Sequence[Window], patience: float, first: float | None = None
     ) -> tuple[int | None, float]:
         """Book the bytes of one file of ``kind`` as soon as its turn has come and every
-        window has room, waiting at most ``patience``: (its row, or None, and the bytes)."""
+        window has room, waiting at most ``patience``: (its row, or None, and the bytes).
+        Before any file of the kind has answered, ``first`` (its cap: the most it can be)."""
         limit = min(w.limit for w in windows)
         shortest = min(windows, key=lambda w: w.span)
         self._pace[key] = (shortest.span + max(shortest.span * GUARD, GUARD_SECONDS)) / shortest.limit
         give_up = time.monotonic() + patience
         while True:
             async with self._turn:  # one booking at a time: each sees the turn the last set
-                amount = min(self.expected.get(kind, limit), limit)
+                amount = min(self.expected.get(kind, first or limit), limit)
                 turn = self._next.get(key, 0.0)
                 wait = turn - time.time()
                 if wait <= 0:
@@ -128,6 +132,9 @@ class BudgetPlugin(SchedulerPlugin):
         )
 
     async def close(self) -> None:
+        self.close_books()
+
+    def close_books(self) -> None:
         for book in self._books.values():
             book.ledger.close()
         self._books.clear()
@@ -147,9 +154,17 @@ class BudgetPlugin(SchedulerPlugin):
         return slot.time, slot.reason, slot.booked, slot.wait
 
     async def take(
-        self, book: str, lead: float, key: str, kind: str, windows: list[WindowSpec], patience: float
+        self,
+        book: str,
+        lead: float,
+        key: str,
+        kind: str,
+        windows: list[WindowSpec],
+        patience: float,
+        first: float | None = None,
     ) -> tuple[int | None, float]:
-        return await self._book(book, lead).take(key, kind, _windows(windows), min(patience, _PATIENCE))
+        book_ = self._book(book, lead)
+        return await book_.take(key, kind, _windows(windows), min(patience, _PATIENCE), first)
 
     async def settle(
         self, book: str, lead: float, key: str, row: int, kind: str, nbytes: float, booked: float
@@ -173,6 +188,7 @@ class _OnScheduler:
         from distributed import get_worker
 
         self._worker = get_worker()
+        self.worker = str(self._worker.address)
         self.book = book
         self.lead = lead
 
@@ -188,10 +204,14 @@ class ClusterPoliteness(Politeness):
     scheduler (:class:`BudgetPlugin`), each host's downloads at once leased from a Dask
     Semaphore. ``book``: the budget file the scheduler counts this run in."""
 
-    def __init__(self, settings: Settings, book: str) -> None:
+    def __init__(self, settings: Settings, book: str, *, own: bool = False) -> None:
         super().__init__(settings)
         self._book_path = book
         self._scheduler: _OnScheduler | None = None
+        # --budget-scope worker: the books kept here, in the worker's own budget file (its
+        # leases its own too), with the same rules as the scheduler's.
+        self._own = BudgetPlugin() if own else None
+        self._lease_scope = ""
         self._leases: dict[str, tuple[Any, asyncio.Semaphore]] = {}
         # Waiters for leases (at most media_concurrency a host) and their releases.
         self._lease_threads = ThreadPoolExecutor(
@@ -201,17 +221,26 @@ class ClusterPoliteness(Politeness):
     def open(self) -> None:
         if self.enabled:
             self._scheduler = _OnScheduler(self._book_path, self.budgets.minute)
+            if self._own is not None:
+                self._lease_scope = f" of {self._scheduler.worker}"
 
     def close(self) -> None:
         self._scheduler = None
         self._lease_threads.shutdown()
+        if self._own is not None:
+            self._own.close_books()
 
     async def _ask(self, op: str, **arguments: Any) -> Any:
         assert self._scheduler is not None
+        if self._own is not None:
+            handler = getattr(self._own, op.removeprefix("inat_budget_"))
+            return await handler(book=self._book_path, lead=self.budgets.minute, **arguments)
         return await asyncio.to_thread(self._scheduler.call, op, **arguments)
 
     @contextlib.asynccontextmanager
-    async def media_turn(self, host: str, kind: str | None = None) -> AsyncIterator[object]:
+    async def media_turn(
+        self, host: str, kind: str | None = None, cap: int | None = None
+    ) -> AsyncIterator[object]:
         """A lease of the host's cluster-wide slots, the expected bytes of a file of ``kind``
         booked in its byte budgets, then a slot in its request budget (evenly spaced across
         the cluster); the booking is yielded, for :meth:`spent_bytes` to settle."""
@@ -221,23 +250,28 @@ class ClusterPoliteness(Politeness):
             return
         state = self._host(host)
         async with self._lease(host):
-            booked = await self._book_bytes(host, kind) if kind is not None else None
-            async with self._in_flight:
-                while True:
-                    await self._wait_retry_after(host, state)
-                    if await self._media_slot(host, state):
-                        break
-                yield booked
+            booked = await self._book_bytes(host, kind, cap) if kind is not None else None
+            try:
+                async with self._in_flight:
+                    while True:
+                        await self._wait_retry_after(host, state)
+                        if await self._media_slot(host, state):
+                            break
+                    yield booked
+            finally:
+                if booked is not None and not booked.settled:  # no answer came: nothing served
+                    await self.spent_bytes(host, 0, booked)
 
     async def spent_bytes(self, host: str, nbytes: int, booked: object = None) -> None:
         """The booking made before the request set to what its answer has."""
         if isinstance(booked, Booking):
+            booked.settled = True
             await self._ask(
                 "inat_budget_settle",
                 key=booked.key, row=booked.row, kind=booked.kind, nbytes=nbytes, booked=booked.amount,
             )  # fmt: skip
 
-    async def _book_bytes(self, host: str, kind: str) -> Booking:
+    async def _book_bytes(self, host: str, kind: str, cap: int | None) -> Booking:
         """Bytes of one file booked in the host's byte budgets (an hour and a day) before its
         request, waiting on the scheduler until both have room."""
         b = self.budgets
@@ -249,7 +283,12 @@ class ClusterPoliteness(Politeness):
         while True:
             with self.clock.held(windows[0].name):
                 row, amount = await self._ask(
-                    "inat_budget_take", key=key, kind=kind, windows=_specs(windows), patience=_PATIENCE
+                    "inat_budget_take",
+                    key=key,
+                    kind=kind,
+                    windows=_specs(windows),
+                    patience=_PATIENCE,
+                    first=cap,
                 )
             if row is not None:
                 return Booking(key, int(row), kind, float(amount))
@@ -295,7 +334,7 @@ class ClusterPoliteness(Politeness):
 
         if host not in self._leases:
             slots = self.budgets.media_concurrency
-            lease = Semaphore(max_leases=slots, name=f"inat_async media {host}")
+            lease = Semaphore(max_leases=slots, name=f"inat_async media {host}{self._lease_scope}")
             self._leases[host] = (lease, asyncio.Semaphore(slots))
         return self._leases[host]
 

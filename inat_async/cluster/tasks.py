@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +45,10 @@ def fetch_shard(shard: bytes, settings: Settings, book: str | None) -> pa.Table:
 async def _fetch(jobs: list[PhotoJob], settings: Settings, book: str | None) -> list[Outcome]:
     if book is not None:
         politeness: Politeness = ClusterPoliteness(settings, book)
+    elif settings.limits:
+        politeness = ClusterPoliteness(settings, str(_worker_budget_file()), own=True)
     else:
-        politeness = Politeness(replace(settings, budget_file=_worker_budget_file()))
+        politeness = Politeness(settings)
     outcomes: list[Outcome] = []
 
     def record(job: PhotoJob, status: str, nbytes: int | None, reason: str | None) -> None:

@@ -340,7 +340,7 @@ class Http:
         sorted (429 and 5xx to retry, the blocked page to stop), and a file's Content-Length
         booked against the host's bytes; a length over ``cap`` is refused before its body."""
         host = host_of(url)
-        async with self.politeness.media_turn(host, None if head else size_word(url)) as booked:
+        async with self.politeness.media_turn(host, None if head else size_word(url), cap) as booked:
             self.stop_if_blocked()  # met by another request while this one waited its turn
             async with (
                 self.deadline() as deadline,

@@ -157,14 +157,16 @@ class Politeness:
 
     # -- photo hosts ------------------------------------------------------------------------
     @asynccontextmanager
-    async def media_turn(self, host: str, kind: str | None = None) -> AsyncIterator[object]:
+    async def media_turn(
+        self, host: str, kind: str | None = None, cap: int | None = None
+    ) -> AsyncIterator[object]:
         """Hold one of the host's concurrency slots, paced and within its byte budgets, and
         one of the --workers downloads in flight (all hosts together). That one is taken
         once the host's budget has room and its Retry-After has passed, so a host that waits
-        holds none of them. ``kind``: the size of the file a GET asks for (None: a HEAD);
-        what it yields is given back to :meth:`spent_bytes` (here: nothing, the bytes are
-        booked when the answer tells them)."""
-        del kind
+        holds none of them. ``kind``: the size of the file a GET asks for (None: a HEAD),
+        ``cap`` the most bytes it may have; what it yields is given back to
+        :meth:`spent_bytes` (here: nothing, the bytes are booked when the answer tells them)."""
+        del kind, cap
         if not self.enabled:
             async with self._in_flight:
                 yield None
