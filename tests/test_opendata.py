@@ -335,6 +335,25 @@ def test_the_same_from_a_local_s3_server_with_the_photos_into_another_bucket(
     assert '"store": "s3://photos/fungi"' in (out / "summary.json").read_text()
 
 
+def test_the_photos_command_stopped_by_a_block_says_so_in_one_line(
+    sim, dump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """A stop met inside the photo stage (the IP-block page) ends `photos OUT` with its own
+    exit status and line, as it ends a harvest (it was an exception group's traceback)."""
+    out = tmp_path / "out"
+    selected = opendata_args(sim, str(dump), out, *PLACE_QUERY, "--no-photos", "-q")
+    assert in_process(tmp_path, monkeypatch, *selected) == 0
+    capsys.readouterr()
+    sim.blocked = True
+    try:
+        status = in_process(tmp_path, monkeypatch, "photos", str(out), "--no-limits", "-q")
+    finally:
+        sim.blocked = False
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 4, err
+    assert len(err) == 1 and err[0].startswith("inat-async: error: ") and "blocked" in err[0]
+
+
 @pytest.mark.slow  # a LocalCluster of two processes starts and stops: about 10 s
 def test_photos_fetched_on_a_dask_cluster(
     sim, world: World, dump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
