@@ -174,16 +174,38 @@ def check_place_harvest(
     assert table["attribution"].str.contains('"').any()  # an observer's name with a quote, read whole
     # Each observation's classification, from the dump's taxa (names with quotes included).
     taxa = {row["taxon_id"]: row for row in read_table(dump, "taxa")}
-    for record in pd.read_csv(out / "observations.csv").to_dict("records"):
+    observations = pd.read_csv(out / "observations.csv")
+    for record in observations.to_dict("records"):
         ancestry = taxa[str(record["taxon.id"])]["ancestry"].split("/")
         above = {taxa[a]["rank"]: taxa[a] for a in ancestry if a in taxa}  # Life is not listed
         assert (record["taxon.kingdom"], record["taxon.kingdom_id"]) == (above["kingdom"]["name"], FUNGI)
         assert record["taxon.genus"] == above["genus"]["name"]
+    check_columns(observations)
     parquet = pd.read_parquet(out / "observations.parquet")
     assert len(parquet) == len(uuids)
     with zipfile.ZipFile(out / "dwca.zip") as archive:
         occurrences = archive.read("occurrence.txt").decode().splitlines()
     assert len(occurrences) == len(uuids) + 1
+
+
+#: observations.csv's columns an open-data harvest leaves empty, and those it always fills
+#: (as the README lists them; the coordinates and accuracy only where the dump has them).
+EMPTY = ["time_observed_at", "species_guess", "license_code", "community_taxon_id", "obscured",
+         "geoprivacy", "created_at", "updated_at"]  # fmt: skip
+FILLED = ["id", "uri", "taxon.name", "taxon.id", "taxon.rank", "quality_grade", "observed_on", "user.login",
+          "photo_count", "place_ids", "taxon.kingdom", "taxon.kingdom_id", "taxon.genus",
+          "taxon.genus_id"]  # fmt: skip
+
+
+def check_columns(observations: pd.DataFrame) -> None:
+    """The README's account of observations.csv, and the id: the uuid's first 16 hex digits
+    with the top two bits cleared."""
+    assert observations[EMPTY].isna().all().all()
+    assert observations[FILLED].notna().all().all()
+    assert observations[["Latitude", "Longitude", "positional_accuracy"]].notna().any().all()
+    assert observations["positional_accuracy"].equals(observations["public_positional_accuracy"])
+    uuids = observations["uri"].str.rsplit("/", n=1).str[1]
+    assert list(observations["id"]) == [int(u.replace("-", "")[:16], 16) % 2**62 for u in uuids]
 
 
 def test_place_taxon_licence_selects_exactly_and_a_killed_run_continues(
