@@ -85,7 +85,7 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
     lines = result.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("inat-async: error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
     return errors[0]
 
 
