@@ -16,6 +16,7 @@ from helpers import local, photo_requests, read_photos, run_cli, run_in_terminal
 from rich.console import Console
 
 from inat_async.config import Budgets, make_settings
+from inat_async.model import PhotoStatus
 from inat_async.net.pace import Pace
 from inat_async.pipeline.progress import Display, Progress
 from inat_async.simulator import Faults, SimulatorThread, World
@@ -191,13 +192,29 @@ def test_time_left_is_what_the_budgets_allow_for_what_is_left():
     # Photos: 6,000 files queued and as many to come with the 6,000 observations left (one
     # file an observation, as paged so far), at 600 a minute: 20 minutes.
     progress.stored_before, progress.paged, progress.queued = 3_000, 1_000, 1_000
-    progress.pending = {"open": 6_000}
+    progress.left_to_fetch({"open": 6_000})
     assert _bar(_render(progress), "photos").endswith("0:20:00")
+
+
+def test_time_left_of_photos_follows_the_files_between_two_reads_of_the_state():
+    """The state is read every few seconds; between two reads the bar counts the files fetched
+    and recorded since (it said 0:00:00 with 1,455 files to go, and 0:00:06 with 32)."""
+    progress = Progress(pace=_pace(), expected=600)
+    assert not re.search(r"\d:\d\d:\d\d", _bar(_render(progress), "photos"))  # not known: not said
+    progress.left_to_fetch({})  # read before the first page
+    progress.page_saved(600, {PhotoStatus.PENDING: 1_200})
+    progress.paging_finished()
+    assert _bar(_render(progress), "photos").endswith("0:02:00")  # 1,200 files at 600 a minute
+    for _ in range(1_100):
+        progress.finished(PhotoStatus.DONE, 1_000, "open")
+    assert _bar(_render(progress), "photos").endswith("0:00:10")  # 100 left
+    progress.left_to_fetch({"open": 100})  # the next read agrees
+    assert _bar(_render(progress), "photos").endswith("0:00:10")
 
 
 def test_time_left_counts_whole_hours_of_a_byte_budget():
     progress = Progress(pace=_pace(media_gb_per_hour=1.0), expected=100, stored_before=100)
-    progress.pending = {"open": 5_000}
+    progress.left_to_fetch({"open": 5_000})
     progress.finished("done", 500_000, "open")  # 0.5 MB a file: 2.5 GB, 3 hours' budgets
     assert _bar(_render(progress), "photos").endswith("2:00:00")
 
@@ -205,7 +222,7 @@ def test_time_left_counts_whole_hours_of_a_byte_budget():
 # -- 6. what the display shows, and only while it is live ---------------------------------------
 def test_the_display_fits_80_columns_and_a_wait_does_not_widen_it():
     progress = Progress(pace=_pace(), expected=1_234_567, stored_before=234_567, rows_before=3_456_789)
-    progress.pending = {"open": 3_000_000}
+    progress.left_to_fetch({"open": 3_000_000})
     quiet = _render(progress)
     progress.waiting = "10000 API requests a day, until 2026-11-30 10:14:26 and a long reason besides that"
     progress.retried("HTTP 503", 30)

@@ -47,7 +47,7 @@ class Progress:
     finished_on_pages: int = 0  # of which finished as recorded (skipped), less those dropped
     outcomes: Counter[PhotoStatus] = field(default_factory=Counter)  # photo files finished this run
     bytes: int = 0
-    pending: dict[str, int] = field(default_factory=dict)  # files to fetch per host, as last read
+    pending: dict[str, int] | None = None  # files to fetch per host, as last read (None: not yet)
     fetched: Counter[str] = field(default_factory=Counter)  # files finished this run per host
     fetched_bytes: Counter[str] = field(default_factory=Counter)
     waiting: str | None = None  # the budget the harvest waits on, while it waits
@@ -56,6 +56,8 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     settled: tuple[int, int, int] | None = None  # (observations, files, finished) read at the end
     _samples: deque[tuple[float, int, Counter[str]]] = field(default_factory=deque)
+    # fetched per host and files to fetch recorded, when pending was last read
+    _at_read: tuple[Counter[str], int] = field(default_factory=lambda: (Counter(), 0))
 
     # -- what the stages report ---------------------------------------------------------------
     def page_saved(self, observations: int, changes: Mapping[PhotoStatus, int]) -> None:
@@ -84,8 +86,21 @@ class Progress:
         self.waiting = what
 
     def left_to_fetch(self, per_host: dict[str, int]) -> None:
-        """Files to fetch on each host, as the state holds them now."""
+        """Files to fetch on each host, as the state holds them now (read every few seconds:
+        what is fetched and recorded after it is counted from the events, see _files_left)."""
         self.pending = per_host
+        self._at_read = (Counter(self.fetched), self._to_fetch_recorded())
+
+    def _to_fetch_recorded(self) -> int:
+        return self.queued - self.finished_on_pages
+
+    def _files_left(self, host: str, share: float) -> float:
+        """Files ``host`` has to fetch now: as last read, plus its share of those pages
+        recorded since, less those it fetched since."""
+        fetched_then, recorded_then = self._at_read
+        recorded = max(0, self._to_fetch_recorded() - recorded_then) * share
+        fetched = self.fetched[host] - fetched_then[host]
+        return max(0.0, (self.pending or {}).get(host, 0) + recorded - fetched)
 
     def retried(self, reason: str, wait: float) -> None:
         self.retrying, self.retry_at = reason, time.monotonic() + wait
@@ -181,15 +196,15 @@ class Progress:
         """Seconds until every photo file is fetched: of the host with most left to fetch,
         counting the files of observations not yet paged."""
         left = self._observations_left()
-        if self.pace is None or left is None:
-            return None
+        if self.pace is None or left is None or self.pending is None:
+            return None  # 0 files left is not known before the state is read
         per_observation = self.queued / self.paged if self.paged else 0.0
         hosts = _shares(self.pending, self.fetched)
         _, rates = self.rates()
         mean_bytes = self.bytes / self.done if self.done else 0.0
         times = []
         for host, share in hosts.items():
-            files = self.pending.get(host, 0) + left * per_observation * share
+            files = self._files_left(host, share) + left * per_observation * share
             host_mean = self.fetched_bytes[host] / self.fetched[host] if self.fetched[host] else mean_bytes
             times.append(self.pace.photo_seconds(files, files * host_mean, rates.get(host)))
         if any(t is None for t in times):
