@@ -171,6 +171,18 @@ def test_time_held_by_a_budget_is_wall_time_however_many_wait(sim, tmp_path):
     assert re.search(r"held by budgets for \d+ s of it:\n +\d+ s  30 API requests a 3 s", result.stdout)
 
 
+@pytest.mark.slow
+def test_a_photo_rate_that_paces_every_request_is_said_while_it_holds_the_run(tmp_path, start_simulator):
+    """Each wait for a photo host's rate is a short gap, too short to be said on its own; the
+    display says the rate while it holds the run most of the time (it said nothing)."""
+    sim = start_simulator(World({9650: 160}, seed=65, photo_scale=0.01))
+    budget = ["--media-rpm", "60", "--budget-window-scale", "0.05"]  # 20 files a second
+    args = ["--place", "9650", "--sizes", "square", "--api-url", sim.api_url, "--out", str(tmp_path / "o")]
+    code, output = run_in_terminal(tmp_path, *args, *budget)
+    assert code == 0, output
+    assert re.search(r"waiting: 60 photo requests a 3 s to 127\.0\.0\.1:\d+ \(at that pace\)", _text(output))
+
+
 def _render(progress: Progress, width: int = 80, photos: bool = True) -> list[str]:
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     display = Display(console, photos)

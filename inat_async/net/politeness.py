@@ -79,6 +79,15 @@ class WaitClock:
     def by_budget(self) -> dict[str, float]:
         return {budget: s for budget, s in self.seconds.items() if budget != self.ANY and s > 0}
 
+    def so_far(self) -> dict[str, float]:
+        """Seconds each budget has held work until now, the holds still under way included."""
+        now = time.monotonic()
+        held = dict(self.seconds)
+        for budget, since in self._since.items():
+            held[budget] = held.get(budget, 0.0) + now - since
+        held.pop(self.ANY, None)
+        return held
+
 
 class Politeness:
     """Gatekeeper for every request of one harvest; a no-op with ``limits=False``."""

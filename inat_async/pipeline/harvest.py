@@ -73,6 +73,7 @@ async def run_harvest(
         )
         progress = progress_from(state, settings)
         politeness = Politeness(settings, on_wait=progress.wait_on)
+        progress.watch_holds(politeness.clock.so_far)
         politeness.open()
         try:
             async with Http(settings, politeness, on_retry=progress.retried) as http:

@@ -29,6 +29,9 @@ log = logging.getLogger("inat_async")
 #: Rates are measured over this many seconds of samples, and only once this many have passed.
 _RATE_WINDOW = 30.0
 _RATE_MIN_SPAN = 5.0
+#: A budget that held work this share of the last _HOLD_WINDOW seconds is said to hold it.
+_HOLDS = 0.5
+_HOLD_WINDOW = 10.0
 
 
 @dataclass
@@ -56,6 +59,8 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     settled: tuple[int, int, int] | None = None  # (observations, files, finished) read at the end
     _samples: deque[tuple[float, int, Counter[str]]] = field(default_factory=deque)
+    _held: Callable[[], dict[str, float]] | None = None  # seconds each budget held work so far
+    _holds: deque[tuple[float, dict[str, float]]] = field(default_factory=deque)
     # fetched per host and files to fetch recorded, when pending was last read
     _at_read: tuple[Counter[str], int] = field(default_factory=lambda: (Counter(), 0))
 
@@ -102,6 +107,11 @@ class Progress:
         fetched = self.fetched[host] - fetched_then[host]
         return max(0.0, (self.pending or {}).get(host, 0) + recorded - fetched)
 
+    def watch_holds(self, held: Callable[[], dict[str, float]]) -> None:
+        """Read from now on how long each budget has held work (WaitClock.so_far): short waits
+        that add up (a photo host's rate pacing every request) are said as holding the run."""
+        self._held = held
+
     def retried(self, reason: str, wait: float) -> None:
         self.retrying, self.retry_at = reason, time.monotonic() + wait
 
@@ -144,9 +154,21 @@ class Progress:
             return None
         return f"retrying: {self.retrying}, next try in {math.ceil(left)} s"
 
+    def holding(self) -> str | None:
+        """The budget that held work most of the last seconds, when it held it at least half
+        of them (a rate that binds: its waits are each too short to be said)."""
+        if len(self._holds) < 2 or self._holds[-1][0] - self._holds[0][0] < _RATE_MIN_SPAN / 2:
+            return None
+        (t0, before), (t1, now) = self._holds[0], self._holds[-1]
+        shares = {budget: (s - before.get(budget, 0.0)) / (t1 - t0) for budget, s in now.items()}
+        budget = max(shares, key=shares.__getitem__, default=None)
+        return budget if budget is not None and shares[budget] >= _HOLDS else None
+
     def status(self) -> str:
-        """What the harvest waits for, if it waits."""
-        notes = [self.retry_note(), f"waiting: {self.waiting}" if self.waiting else None]
+        """What the harvest waits for, if it waits: a long wait, else a budget that paces it."""
+        held = self.holding()
+        waiting = self.waiting or (f"{held} (at that pace)" if held else None)
+        notes = [self.retry_note(), f"waiting: {waiting}" if waiting else None]
         return " | ".join(n for n in notes if n)
 
     def line(self) -> str:
@@ -167,6 +189,10 @@ class Progress:
         self._samples.append((now, self.pages, Counter(self.fetched)))
         while self._samples and self._samples[0][0] < now - _RATE_WINDOW:
             self._samples.popleft()
+        if self._held is not None and not self.settled:
+            self._holds.append((now, self._held()))
+            while self._holds and self._holds[0][0] < now - _HOLD_WINDOW:
+                self._holds.popleft()
 
     def rates(self) -> tuple[float | None, dict[str, float]]:
         """Pages a second and files a second per host, lately; None or absent until measured."""
