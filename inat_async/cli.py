@@ -50,7 +50,7 @@ T = TypeVar("T")
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line, exit 2: bad input needs no usage dump."""
-        self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -252,8 +252,9 @@ def _add_where(where: argparse._ArgumentGroup) -> None:
     )
 
 
-def _add_pace(speed: argparse._ArgumentGroup) -> None:
-    """Concurrency and the budgets every harvest of the user shares."""
+def _add_pace(speed: argparse._ArgumentGroup, paging: bool = True) -> None:
+    """Concurrency and the budgets every harvest of the user shares; without ``paging`` (the
+    photos command) none of the API's."""
     speed.add_argument(
         "--workers",
         type=int,
@@ -261,20 +262,24 @@ def _add_pace(speed: argparse._ArgumentGroup) -> None:
         metavar="N",
         help="photo downloads at once, all hosts together",
     )
-    speed.add_argument(
-        "--ranges",
-        type=int,
-        default=setting_default("ranges"),
-        metavar="N",
-        help="id ranges of a query paged at once, so API latency does not leave the request budget unused",
-    )
-    _add_budgets(speed)
+    if paging:
+        speed.add_argument(
+            "--ranges",
+            type=int,
+            default=setting_default("ranges"),
+            metavar="N",
+            help="id ranges of a query paged at once, so API latency leaves no request budget unused",
+        )
+    _add_budgets(speed, api=paging)
 
 
-def _add_budgets(speed: argparse._ArgumentGroup) -> None:
-    """The budgets every harvest of the user shares, and the file that shares them."""
+def _add_budgets(speed: argparse._ArgumentGroup, api: bool = True) -> None:
+    """The budgets every harvest of the user shares (the API's only with ``api``), and the
+    file that shares them."""
     budgets = Budgets()
     for field_name, (metavar, help_text) in _BUDGET_HELP.items():
+        if not api and field_name.startswith("api_"):
+            continue
         default = getattr(budgets, field_name)
         speed.add_argument(f"--{field_name.replace('_', '-')}", type=type(default), default=default,
                            metavar=metavar, help=help_text)  # fmt: skip
@@ -391,7 +396,7 @@ def _speed_settings(args: argparse.Namespace) -> dict[str, Any]:
     windows = Budgets()
     scale = args.budget_window_scale
     budgets = Budgets(
-        **{name: getattr(args, name) for name in _BUDGET_HELP},
+        **{name: getattr(args, name) for name in _BUDGET_HELP if hasattr(args, name)},
         minute=windows.minute * scale,
         hour=windows.hour * scale,
         day=windows.day * scale,
@@ -675,7 +680,7 @@ def _photos_parser() -> argparse.ArgumentParser:
         "--format", default=_default_list("formats"), metavar="LIST", help="exports rewritten at the end"
     )
     speed = p.add_argument_group("speed and politeness")
-    _add_pace(speed)
+    _add_pace(speed, paging=False)
     _add_request_limits(speed)
     _add_cluster_options(p)
     _add_output(p.add_argument_group("output"))

@@ -270,3 +270,30 @@ def test_the_readme_recipes_that_share_a_folder_ask_for_the_same_harvest():
                 args.all_photos, args.no_photos, str(args.photo_license).lower(), args.api_url)  # fmt: skip
         harvests.setdefault(args.out, set()).add(what)
     assert all(len(kinds) == 1 for kinds in harvests.values()), harvests
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["photos", "OUT", "--ranges", "0"],
+            "unrecognized arguments: --ranges 0 (see inat-async photos --help)",
+        ),
+        (
+            ["photos", "OUT", "--api-rpm", "5"],
+            "unrecognized arguments: --api-rpm 5 (see inat-async photos --help)",
+        ),
+        (["opendata", "--bbox"], "expected one argument (see inat-async opendata --help)"),
+    ],
+)
+def test_a_command_refuses_what_it_does_not_use_and_points_to_its_own_help(tmp_path, args, said):
+    """The photos command pages nothing: no --ranges, no API budget; each command's error
+    names its own --help."""
+    result = run_cli(tmp_path, *[str(tmp_path) if a == "OUT" else a for a in args])
+    assert result.returncode == 2 and said in result.stderr, result.stderr
+    helped = run_cli(tmp_path, "photos", "--help")
+    assert (
+        "--ranges" not in helped.stdout
+        and "--api-rpm" not in helped.stdout
+        and "--media-rpm" in helped.stdout
+    )
