@@ -92,7 +92,7 @@ def test_a_binding_photo_budget_holds_across_both_workers_into_a_local_folder(si
     result = run_cli(
         tmp_path, "photos", str(out), "--scheduler", cluster, "--store", str(store), "--sizes", "square",
         "--shard-files", "4", "--media-rpm", str(RPM), "--budget-window-scale", str(MINUTE / 60),
-        "--api-rpm", "100000", "-v",
+        "-v",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert sim.violations - violations == 0
@@ -120,7 +120,7 @@ def test_a_binding_byte_budget_is_never_exceeded_by_the_files_in_flight_on_both_
         result = run_cli(
             tmp_path, "photos", str(out), "--scheduler", cluster, "--sizes", "medium", "--shard-files", "4",
             "--budget-window-scale", str(HOUR / 3600), "--media-gb-per-hour", str(BYTES / 1e9),
-            "--media-rpm", "1000000", "--api-rpm", "100000", "-v",
+            "--media-rpm", "1000000", "-v",
         )  # fmt: skip
     finally:
         sim.photo_latency = 0.0
@@ -168,7 +168,7 @@ def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_
     command = [
         "photos", str(out), "--scheduler", cluster, "--store", "s3://photos/inat",
         "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--shard-files", "8", "--workers", "2",
-        "--media-rpm", "100000", "--api-rpm", "100000", "--budget-window-scale", str(MINUTE / 60),
+        "--media-rpm", "100000", "--budget-window-scale", str(MINUTE / 60),
     ]  # fmt: skip
     with Client(cluster) as client:
         workers = list(client.run(os.getpid).values())
@@ -255,3 +255,13 @@ def _wait_for_photos(sim, since: int, child, count: int) -> None:
     while len(_photo_log(sim, since)) < count and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert child.poll() is None, f"the run ended before it was stopped: {child.communicate()[1]}"
+
+
+def test_shards_are_cut_so_that_every_worker_thread_gets_two():
+    """1,479 files on 2 threads went in one shard of 2,000, to one thread: now four of 370."""
+    from inat_async.cluster.driver import shard_files
+
+    assert shard_files(1_479, threads=2, most=2_000) == 370
+    assert shard_files(50, threads=4, most=2_000) == 100  # a task has its cost: not fewer
+    assert shard_files(1_000_000, threads=8, most=2_000) == 2_000
+    assert shard_files(1_479, threads=2, most=4) == 4  # --shard-files is the most

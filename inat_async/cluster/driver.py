@@ -34,19 +34,22 @@ log = logging.getLogger("inat_async")
 
 #: Tasks in flight per worker thread: one running, one waiting to start.
 _IN_FLIGHT_PER_THREAD = 2
+#: The fewest files a shard is cut to when shards are made smaller to fill the cluster.
+_FEWEST_FILES = 100
 
 
 async def cluster_stage(settings: Settings, state: State, http: Http, progress: Progress) -> None:
     """Fetch the state's pending files on the cluster ``settings.scheduler`` names."""
     del http  # the driver fetches nothing itself
-    shards = write_manifest(state, settings.out, settings.shard_files)
-    if not shards:
+    pending = sum(state.pending_by_host().values())
+    if not pending:
         return
     # Every worker counts in the same budget file: the driver's (resolved here, where the
     # user's environment is).
     settings = replace(settings, budget_file=settings.budget_file or default_budget_file())
     async with _client(settings) as client:
         threads = sum((await client.nthreads()).values())
+        shards = write_manifest(state, settings.out, shard_files(pending, threads, settings.shard_files))
         log.info(
             "%s files in %d shards on %d worker threads at %s",
             f"{sum(state.pending_by_host().values()):,}", len(shards), threads, settings.scheduler,
@@ -55,6 +58,13 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
         await _run_shards(
             client, settings, book, shards, state, progress, max(1, threads) * _IN_FLIGHT_PER_THREAD
         )
+
+
+def shard_files(pending: int, threads: int, most: int) -> int:
+    """Files a shard: at most ``most``, and few enough that every worker thread gets two
+    shards (a small harvest in one shard ran on one thread), but not under a hundred (a task
+    has its cost)."""
+    return max(1, min(most, max(_FEWEST_FILES, -(-pending // (2 * max(1, threads))))))
 
 
 async def _run_shards(
