@@ -677,7 +677,9 @@ def _photos_parser() -> argparse.ArgumentParser:
     )
     what.add_argument("--all-photos", action="store_true", help="every photo of an observation")
     what.add_argument(
-        "--format", default=_default_list("formats"), metavar="LIST", help="exports rewritten at the end"
+        "--format",
+        metavar="LIST",
+        help="exports rewritten at the end (default: those the folder's last run wrote)",
     )
     speed = p.add_argument_group("speed and politeness")
     _add_pace(speed, paging=False)
@@ -697,7 +699,8 @@ def _photos_main(argv: list[str]) -> int:
 def _photos_command(args: argparse.Namespace) -> int:
     options = {**_speed_settings(args), **_cluster_settings(args)}
     options.update(sizes=args.sizes, photo_licenses=args.photo_license, all_photos=args.all_photos)
-    options["formats"] = args.format
+    if args.format is not None:
+        options["formats"] = args.format
     console = _console(args)
     _setup_logging(args, console)
     from inat_async.api import photos

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import error_line, local, read_photos, run_cli
 
@@ -75,6 +76,19 @@ def test_photos_command_fetches_a_folder_paged_without_photos_as_a_harvest_would
     again = run_cli(tmp_path, "photos", str(out), "--no-limits")
     assert again.returncode == 0, again.stderr
     assert [r for r in sim.log[before:] if r.host != "api"] == []
+
+
+def test_photos_command_writes_again_the_exports_the_folder_has(sim, tmp_path):
+    """Paged with --format csv,parquet: the photos command rewrites both (it rewrote only
+    photos.csv, and photos.parquet kept no file done)."""
+    out = tmp_path / "o"
+    paged = run_cli(tmp_path, "--place", "3001", *local(sim, out, "--no-photos", "--format", "csv,parquet"))
+    assert paged.returncode == 0, paged.stderr
+    result = run_cli(tmp_path, "photos", str(out), "--no-limits")
+    assert result.returncode == 0, result.stderr
+    csv, parquet = read_photos(out), pd.read_parquet(out / "photos.parquet")
+    assert (csv.status == "done").sum() > 0
+    assert sorted(csv.status) == sorted(parquet.status)
 
 
 def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(sim, paged, s3, tmp_path):

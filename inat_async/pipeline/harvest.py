@@ -112,6 +112,7 @@ def write_outputs(
     from inat_async.exports.summary import write_summary
 
     try:
+        state.set_meta("formats", ",".join(settings.formats))  # the photos command's default
         with exports_to_store(settings):  # --export-store: the files written, copied there
             write_exports(
                 state,

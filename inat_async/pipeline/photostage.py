@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from inat_async.config import HarvestOptions, Settings, make_settings
+from inat_async.config import HarvestOptions, Settings, make_settings, setting_default
 from inat_async.errors import UsageError
 from inat_async.exports.summary import Summary
 from inat_async.model import PhotoStatus
@@ -50,6 +50,8 @@ def folder_settings(out: Path, /, **options: Unpack[HarvestOptions]) -> Settings
         raise UsageError(f"{out} holds no paged harvest yet: harvest it first")
     harvest = json.loads(stored)
     options["out"] = out
+    if options.get("formats") is None:  # the exports the folder has, written again
+        options["formats"] = read_meta(state_file, "formats") or setting_default("formats")
     if harvest.get("source") == "opendata":  # a selection from a dump: no API query of its own
         return selection_settings(harvest["places"], **options)
     options.setdefault("api_url", read_meta(state_file, "api_url") or harvest["api_url"])
