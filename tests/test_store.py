@@ -91,6 +91,19 @@ def test_photos_command_writes_again_the_exports_the_folder_has(sim, tmp_path):
     assert sorted(csv.status) == sorted(parquet.status)
 
 
+def test_photos_command_with_another_size_adds_it_and_keeps_those_fetched(sim, paged, tmp_path):
+    """README: "Another size later". The sizes fetched before keep their rows and files."""
+    out = _copy(paged, tmp_path)
+    assert run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square").returncode == 0
+    square = {path: (out / path).read_bytes() for path in _expected(read_photos(out))}
+    result = run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "large")
+    assert result.returncode == 0, result.stderr
+    photos = read_photos(out)
+    assert set(photos["size"]) == {"square", "large"}
+    assert {path: (out / path).read_bytes() for path in square} == square
+    assert {path: (out / path).read_bytes() for path in _expected(photos)} == _expected(photos)
+
+
 def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(sim, paged, s3, tmp_path):
     s3.create_bucket(Bucket="harvest")
     out = _copy(paged, tmp_path)

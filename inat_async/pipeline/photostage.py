@@ -13,13 +13,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Unpack
 from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from inat_async.config import HarvestOptions, Settings, make_settings, setting_default
+from inat_async.config import SIZES, HarvestOptions, Settings, make_settings, setting_default
 from inat_async.errors import UsageError
 from inat_async.exports.summary import Summary
 from inat_async.model import PhotoStatus
@@ -74,6 +75,7 @@ async def run_photos(
     with locked_state(settings.out) as state:
         state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
         state.retry_failed()
+        settings = with_sizes_held(settings, state)
         added = make_photo_rows(state, settings)
         log.info("%s photo files to fetch into %s", f"{added:,}", store_name(settings.store, settings.out))
         progress = progress_from(state, settings)
@@ -89,6 +91,15 @@ async def run_photos(
         return write_outputs(
             settings, state, progress, politeness.clock, http, None, source=state.meta("api_url")
         )
+
+
+def with_sizes_held(settings: Settings, state: State) -> Settings:
+    """The sizes asked for and those the folder has rows of: another size is added to a
+    harvest, the sizes it has are kept (with their files), in iNaturalist's order."""
+    held = set(state.photo_sizes())
+    if held <= set(settings.sizes):
+        return settings
+    return replace(settings, sizes=tuple(size for size in SIZES if size in held | set(settings.sizes)))
 
 
 def make_photo_rows(state: State, settings: Settings) -> int:
