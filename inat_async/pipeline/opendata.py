@@ -388,7 +388,8 @@ def job_from_args(args: Any, budgets: Any, photo_store: dict[str, Any]) -> DumpH
     """The command line's options (cli._opendata_parser) as a checked :class:`DumpHarvest`;
     ``photo_store``: the settings of where and how the photos are fetched (--store,
     --storage-option, --scheduler, ...)."""
-    if photo_store.get("storage_options") and photo_store.get("store") is None:
+    stores = (photo_store.get("store"), photo_store.get("export_store"))
+    if photo_store.get("storage_options") and stores == (None, None):
         raise SettingError(  # the dump's options had this name once: say which is which
             "storage_options",
             "sets an option of the photo {store}, and none is given; "
