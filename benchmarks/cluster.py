@@ -99,7 +99,7 @@ def byte_budget(
     try:
         _cli(tmp, "photos", str(out), "--scheduler", "local:2", "--workers", "8", "--shard-files", "100",
              "--sizes", "medium", "--budget-window-scale", str(hour / 3600), "--media-gb-per-hour",
-             str(limit / 1e9), "--media-rpm", "1000000", "--api-rpm", "99999")  # fmt: skip
+             str(limit / 1e9), "--media-rpm", "1000000")  # fmt: skip
         violations = sim.byte_violations - violations  # counted by the simulator, every photo host
     finally:
         sim.photo_byte_limit = None
