@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from inat_async.exports.files import replacing
 from inat_async.exports.taxonomy import TAXONOMY_COLUMNS, Lineages, with_taxonomy
 from inat_async.records import COLUMNS, PHOTO_COLUMNS
+from inat_async.store.files import replacing
 from inat_async.store.state import State
 
 CHUNK_ROWS = 5_000

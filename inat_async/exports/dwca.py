@@ -34,9 +34,9 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
 from inat_async.config import SIZES
-from inat_async.exports.files import replacing
 from inat_async.exports.taxonomy import NO_LINEAGE, RANKS, Lineage, Lineages
 from inat_async.records import _lat_lng
+from inat_async.store.files import replacing
 from inat_async.store.state import FileDone, State
 
 DWC = "http://rs.tdwg.org/dwc/terms/"

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inat_async.errors import UsageError
-from inat_async.exports.files import replacing
 from inat_async.records import _lat_lng
+from inat_async.store.files import replacing
 from inat_async.store.state import State
 
 if TYPE_CHECKING:

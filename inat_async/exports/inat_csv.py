@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from inat_async.exports.files import replacing
 from inat_async.exports.taxonomy import NAMED_RANKS, Lineages
 from inat_async.photos import photos_in_order, size_url
 from inat_async.records import _lat_lng
+from inat_async.store.files import replacing
 from inat_async.store.state import State
 
 INAT_CSV_FILE = "inat_export.csv"

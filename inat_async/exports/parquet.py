@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inat_async.errors import UsageError
-from inat_async.exports.files import replacing
 from inat_async.exports.taxonomy import TAXONOMY_COLUMNS, TAXONOMY_KINDS, Lineages, with_taxonomy
 from inat_async.records import COLUMNS, PHOTO_COLUMNS
+from inat_async.store.files import replacing
 from inat_async.store.state import State
 
 if TYPE_CHECKING:

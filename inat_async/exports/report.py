@@ -16,8 +16,8 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from inat_async.exports.files import replacing
 from inat_async.exports.summary import Summary
+from inat_async.store.files import replacing
 from inat_async.store.state import State
 
 REPORT_FILE = "report.html"

@@ -7,8 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from inat_async.exports.files import replacing
 from inat_async.model import PhotoStatus
+from inat_async.store.files import replacing
 from inat_async.store.state import State
 
 SUMMARY_FILE = "summary.json"

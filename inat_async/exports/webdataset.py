@@ -24,9 +24,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from inat_async.errors import SettingError, UsageError
-from inat_async.exports.files import replacing
 from inat_async.exports.taxonomy import RANKS, Lineages
 from inat_async.records import _lat_lng
+from inat_async.store.files import replacing
 from inat_async.store.state import State
 
 FOLDER = "webdataset"

@@ -22,10 +22,10 @@ from typing import Any, BinaryIO
 import aiohttp
 
 from inat_async.errors import PermanentError, TransientError
-from inat_async.exports.files import as_if_opened
 from inat_async.image import HEAD, byte_cap, is_image, what_came
 from inat_async.model import PhotoStatus
 from inat_async.net.http import RETRYABLE, BodyTooLarge, Deadline, Http, body_chunks, describe
+from inat_async.store.files import as_if_opened
 from inat_async.store.objects import ObjectStore
 from inat_async.store.state import PhotoJob
 
