@@ -1,4 +1,4 @@
-"""Start-up (issue 18): what a harvest imports before its first request. The exports, rich
+"""Start-up (issue 18): what a harvest imports before its first request. The export writers, rich
 (a live display only) and tenacity (a retry only) are loaded where they are used, not on the
 way to the first request, which aiohttp's import alone already takes most of."""
 
@@ -11,7 +11,8 @@ from tests.helpers import ROOT
 
 #: What the command line imports to start a harvest (cli.main imports the api on a harvest).
 START = "import inat_async.cli, inat_async.api"
-LATER = ("rich", "tenacity", "inat_async.exports", "inat_async.pipeline.photostage", "pandas", "pyarrow")
+WRITERS = ("inat_async.exports.csvs", "inat_async.exports.dwca", "inat_async.exports.report")
+LATER = ("rich", "tenacity", *WRITERS, "inat_async.pipeline.photostage", "pandas", "pyarrow")
 
 
 def test_a_harvest_starts_without_the_exports_rich_or_tenacity() -> None:

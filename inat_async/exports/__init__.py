@@ -6,16 +6,12 @@ name to ``config.FORMATS``, where a requested format is checked).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from inat_async.exports.csvs import write_csvs
-from inat_async.exports.dwca import write_dwca
-from inat_async.exports.geo import write_geojson, write_geoparquet
-from inat_async.exports.inat_csv import write_inat_csv
-from inat_async.exports.parquet import write_parquet
-from inat_async.exports.webdataset import write_webdataset
 from inat_async.store.state import State
 
 
@@ -30,14 +26,26 @@ class ExportOptions:
 
 Writer = Callable[[State, Path, ExportOptions], object]
 
+
+def _writer(module: str, name: str) -> Callable[..., Any]:
+    """The function ``name`` of the writer module ``module``, imported when first called:
+    this package is imported on the way to a harvest's first request (exports/files.py),
+    its writers only at the end (start-up)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)(*args, **kwargs)
+
+    return call
+
+
 WRITERS: dict[str, Writer] = {
-    "csv": lambda state, out, _: write_csvs(state, out),
-    "parquet": lambda state, out, _: write_parquet(state, out),
-    "dwca": lambda state, out, options: write_dwca(state, out, api_url=options.api_url),
-    "geoparquet": lambda state, out, _: write_geoparquet(state, out),
-    "geojson": lambda state, out, _: write_geojson(state, out),
-    "inat-csv": lambda state, out, _: write_inat_csv(state, out),
-    "webdataset": lambda state, out, options: write_webdataset(
+    "csv": lambda state, out, _: _writer("csvs", "write_csvs")(state, out),
+    "parquet": lambda state, out, _: _writer("parquet", "write_parquet")(state, out),
+    "dwca": lambda state, out, options: _writer("dwca", "write_dwca")(state, out, api_url=options.api_url),
+    "geoparquet": lambda state, out, _: _writer("geo", "write_geoparquet")(state, out),
+    "geojson": lambda state, out, _: _writer("geo", "write_geojson")(state, out),
+    "inat-csv": lambda state, out, _: _writer("inat_csv", "write_inat_csv")(state, out),
+    "webdataset": lambda state, out, options: _writer("webdataset", "write_webdataset")(
         state, out, options.webdataset_size, options.shard_size
     ),
 }
