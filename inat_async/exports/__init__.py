@@ -29,8 +29,8 @@ Writer = Callable[[State, Path, ExportOptions], object]
 
 def _writer(module: str, name: str) -> Callable[..., Any]:
     """The function ``name`` of the writer module ``module``, imported when first called:
-    this package is imported on the way to a harvest's first request (exports/files.py),
-    its writers only at the end (start-up)."""
+    importing this package (or a module in it) loads no writer; they are needed only at a
+    harvest's end (start-up)."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         return getattr(importlib.import_module(f"{__name__}.{module}"), name)(*args, **kwargs)
