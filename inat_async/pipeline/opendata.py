@@ -211,10 +211,10 @@ async def _select(job: DumpHarvest, query: source.DumpQuery) -> source.Selection
     def work() -> source.Selection:
         selection = source.select(dump, query, rows_read)
         log.info(
-            "read %s from %s: %d observation(s) selected",
+            "read %s from %s: %s observations selected",
             ", ".join(f"{n:,} {t}" for t, n in selection.rows_read.items()) or "nothing",
             job.dump,
-            len(selection.observations),
+            f"{len(selection.observations):,}",
         )
         return selection
 
