@@ -18,6 +18,8 @@ from helpers import local, read_photos, run_cli, start_cli
 
 from inat_async.simulator import ByteLimit, RateLimit, SimulatorThread, World, byte_violations, max_in_window
 
+pytestmark = pytest.mark.slow  # a LocalCluster of worker processes: seconds a test
+
 pytest.importorskip("distributed", reason="the dask extra is not installed")
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
