@@ -156,6 +156,7 @@ def test_the_issues_command_stores_every_file_in_the_bucket_byte_exact_as_a_loca
     assert _statuses(photos) == _statuses(read_photos(paged / "here"))
     assert sorted(_objects(s3, "bucket", "prefix/")) == sorted(_expected(photos).items())
     assert "photo files in s3://bucket/prefix: " in result.stdout
+    assert not (out / "manifest").exists()  # spent once every shard's outcomes are in the state
 
 
 def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_byte_exact(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from typing import Any
 from distributed import Client, LocalCluster, as_completed
 
 from inat_async.cluster.budgets import BudgetPlugin
-from inat_async.cluster.manifest import outcomes, write_manifest
+from inat_async.cluster.manifest import MANIFEST, outcomes, write_manifest
 from inat_async.cluster.tasks import fetch_shard
 from inat_async.config import Settings
 from inat_async.model import PhotoStatus
@@ -58,6 +59,9 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
         await _run_shards(
             client, settings, book, shards, state, progress, max(1, threads) * _IN_FLIGHT_PER_THREAD
         )
+    # Every shard's outcomes are in the state: the manifest is spent (a run that stops keeps
+    # it, and the next one writes it anew from the state anyway).
+    shutil.rmtree(settings.out / MANIFEST, ignore_errors=True)
 
 
 def shard_files(pending: int, threads: int, most: int) -> int:
