@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,23 @@ def taxa_requests(log):
 
 def photo_requests(log):
     return [r for r in log if r.host in ("open", "static", "assets")]
+
+
+# -- a folder paged with --no-photos, and the photo files a run of it should leave -------------
+def copy_paged(paged: Path, tmp_path: Path) -> Path:
+    """A copy of ``paged/paged`` (a fixture's folder paged with --no-photos) as ``tmp_path/o``."""
+    out = tmp_path / "o"
+    shutil.copytree(paged / "paged", out)
+    return out
+
+
+def photo_statuses(photos: pd.DataFrame) -> list[tuple[object, ...]]:
+    """photos.csv's rows as (photo id, size, status, path), sorted: what two runs must share."""
+    return sorted(zip(photos.photo_id, photos["size"], photos.status, photos.path.fillna(""), strict=True))
+
+
+def done_files(photos: pd.DataFrame, world: World) -> dict[str, bytes]:
+    """The bytes each done row's file must hold, by its path."""
+    done = photos[photos.status == "done"]
+    rows = zip(done.path, done.photo_id, done["size"], strict=True)
+    return {path: world.photo_bytes(pid, size) for path, pid, size in rows}

@@ -11,10 +11,9 @@ import shutil
 import signal
 import sqlite3
 import time
-from pathlib import Path
 
 import pytest
-from helpers import local, read_photos, run_cli, start_cli
+from helpers import copy_paged, done_files, local, photo_statuses, read_photos, run_cli, start_cli
 
 from inat_async.simulator import ByteLimit, RateLimit, SimulatorThread, World, byte_violations, max_in_window
 
@@ -61,21 +60,6 @@ def paged(sim, tmp_path_factory):
     return base
 
 
-def _copy(paged: Path, tmp_path: Path) -> Path:
-    shutil.copytree(paged / "paged", tmp_path / "o")
-    return tmp_path / "o"
-
-
-def _statuses(photos):
-    return sorted(zip(photos.photo_id, photos["size"], photos.status, photos.path.fillna(""), strict=True))
-
-
-def _expected(photos) -> dict[str, bytes]:
-    done = photos[photos.status == "done"]
-    rows = zip(done.path, done.photo_id, done["size"], strict=True)
-    return {path: WORLD.photo_bytes(pid, size) for path, pid, size in rows}
-
-
 def _objects(s3, bucket: str, prefix: str) -> list[tuple[str, bytes]]:
     """Every object under the prefix, by key (a key twice would show twice)."""
     listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
@@ -89,7 +73,7 @@ def _photo_log(sim, since: int = 0):
 
 
 def test_a_binding_photo_budget_holds_across_both_workers_into_a_local_folder(sim, paged, cluster, tmp_path):
-    out, store = _copy(paged, tmp_path), tmp_path / "store"
+    out, store = copy_paged(paged, tmp_path), tmp_path / "store"
     before, violations = len(sim.log), sim.violations
     result = run_cli(
         tmp_path, "photos", str(out), "--scheduler", cluster, "--store", str(store), "--sizes", "square",
@@ -104,8 +88,8 @@ def test_a_binding_photo_budget_holds_across_both_workers_into_a_local_folder(si
     per_worker = next(line for line in result.stderr.splitlines() if "files per worker:" in line)
     assert per_worker.count("tcp://") == 2, per_worker  # both workers fetched
     photos, here = read_photos(out), read_photos(paged / "here")
-    assert _statuses(photos) == _statuses(here[here["size"] == "square"])
-    expected = _expected(photos)
+    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
+    expected = done_files(photos, WORLD)
     assert {path: (store / path).read_bytes() for path in expected} == expected
     assert sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()) == sorted(expected)
 
@@ -115,7 +99,7 @@ def test_a_binding_byte_budget_is_never_exceeded_by_the_files_in_flight_on_both_
 ):
     """Bytes are booked before each request (at the size expected of its kind), not when its
     answer tells them: the files in flight on both workers never overrun a sliding hour."""
-    out = _copy(paged, tmp_path)
+    out = copy_paged(paged, tmp_path)
     before = len(sim.log)
     sim.photo_latency = 0.05  # answers take a while: many files in flight at once
     try:
@@ -135,7 +119,7 @@ def test_a_binding_byte_budget_is_never_exceeded_by_the_files_in_flight_on_both_
     assert served[-1].time - served[0].time > 2 * HOUR
     per_worker = next(line for line in result.stderr.splitlines() if "files per worker:" in line)
     assert per_worker.count("tcp://") == 2, per_worker
-    expected = _expected(read_photos(out))
+    expected = done_files(read_photos(out), WORLD)
     assert len(expected) >= 25
     assert {path: (out / path).read_bytes() for path in expected} == expected
 
@@ -146,15 +130,15 @@ def test_the_issues_command_stores_every_file_in_the_bucket_byte_exact_as_a_loca
     """`photos OUT --scheduler local:2 --store s3://bucket/prefix --storage-option
     endpoint_url=http://127.0.0.1:PORT`: a LocalCluster of its own, objects in moto's S3."""
     s3.create_bucket(Bucket="bucket")
-    out = _copy(paged, tmp_path)
+    out = copy_paged(paged, tmp_path)
     result = run_cli(
         tmp_path, "photos", str(out), "--scheduler", "local:2", "--store", "s3://bucket/prefix",
         "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--no-limits", "--shard-files", "16",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
-    assert _statuses(photos) == _statuses(read_photos(paged / "here"))
-    assert sorted(_objects(s3, "bucket", "prefix/")) == sorted(_expected(photos).items())
+    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
+    assert sorted(_objects(s3, "bucket", "prefix/")) == sorted(done_files(photos, WORLD).items())
     assert "photo files in s3://bucket/prefix: " in result.stdout
     assert not (out / "manifest").exists()  # spent once every shard's outcomes are in the state
 
@@ -167,7 +151,7 @@ def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_
     from distributed import Client
 
     s3.create_bucket(Bucket="photos")
-    out = _copy(paged, tmp_path)
+    out = copy_paged(paged, tmp_path)
     command = [
         "photos", str(out), "--scheduler", cluster, "--store", "s3://photos/inat",
         "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--shard-files", "8", "--workers", "2",
@@ -190,9 +174,9 @@ def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_
         sim.photo_latency = 0.0
     assert again.returncode == 0, again.stderr
     photos = read_photos(out)
-    assert _statuses(photos) == _statuses(read_photos(paged / "here"))
+    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
     # Each object once (a key twice would be listed twice), byte-exact, and nothing else.
-    assert sorted(_objects(s3, "photos", "inat/")) == sorted(_expected(photos).items())
+    assert sorted(_objects(s3, "photos", "inat/")) == sorted(done_files(photos, WORLD).items())
 
 
 def test_the_main_command_pages_here_and_downloads_on_the_cluster_each_worker_in_its_own_budget(
@@ -213,8 +197,8 @@ def test_the_main_command_pages_here_and_downloads_on_the_cluster_each_worker_in
     bucket = [r.time for r in _photo_log(sim, before) if r.host == "open"]
     assert RPM < max_in_window(bucket, MINUTE) <= 2 * RPM
     photos = read_photos(out)
-    assert _statuses(photos) == _statuses(read_photos(paged / "here"))
-    expected = _expected(photos)
+    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
+    expected = done_files(photos, WORLD)
     assert {path: (out / path).read_bytes() for path in expected} == expected
 
 
@@ -222,7 +206,7 @@ def test_ctrl_c_stops_a_cluster_run_at_once_keeping_every_object_stored_and_the_
     sim, paged, s3, cluster, tmp_path
 ):
     s3.create_bucket(Bucket="stopped")
-    out = _copy(paged, tmp_path)
+    out = copy_paged(paged, tmp_path)
     command = [
         "photos", str(out), "--scheduler", cluster, "--store", "s3://stopped/inat",
         "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--no-limits", "--shard-files", "4",
@@ -242,14 +226,14 @@ def test_ctrl_c_stops_a_cluster_run_at_once_keeping_every_object_stored_and_the_
     with sqlite3.connect(out / "harvest.sqlite") as db:  # the state: photos.csv is the next run's
         rows = db.execute("SELECT path, photo_id, size FROM photos WHERE status = 'done'").fetchall()
     done = {path: WORLD.photo_bytes(photo_id, size) for path, photo_id, size in rows}
-    assert len(done) < len(_expected(read_photos(paged / "here")))  # stopped part way
+    assert len(done) < len(done_files(read_photos(paged / "here"), WORLD))  # stopped part way
     stored = dict(_objects(s3, "stopped", "inat/"))
     assert {path: stored.get(path) for path in done} == done  # every file the state holds is stored
     again = run_cli(tmp_path, *command)
     assert again.returncode == 0, again.stderr
     photos = read_photos(out)
-    assert _statuses(photos) == _statuses(read_photos(paged / "here"))
-    assert sorted(_objects(s3, "stopped", "inat/")) == sorted(_expected(photos).items())
+    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
+    assert sorted(_objects(s3, "stopped", "inat/")) == sorted(done_files(photos, WORLD).items())
 
 
 def _wait_for_photos(sim, since: int, child, count: int) -> None:

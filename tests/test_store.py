@@ -4,13 +4,12 @@ photo stage alone on a folder paged with --no-photos."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import error_line, local, read_photos, run_cli
+from helpers import copy_paged, done_files, error_line, local, photo_statuses, read_photos, run_cli
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -38,12 +37,6 @@ def paged(sim, tmp_path_factory):
     return base
 
 
-def _copy(paged: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "o"
-    shutil.copytree(paged / "paged", out)
-    return out
-
-
 def _objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
     listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     return {
@@ -51,23 +44,13 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
     }
 
 
-def _expected(photos, world: World = WORLD) -> dict[str, bytes]:
-    done = photos[photos.status == "done"]
-    rows = zip(done.path, done.photo_id, done["size"], strict=True)
-    return {path: world.photo_bytes(pid, size) for path, pid, size in rows}
-
-
-def _statuses(photos):
-    return sorted(zip(photos.photo_id, photos["size"], photos.status, photos.path.fillna(""), strict=True))
-
-
 def test_photos_command_fetches_a_folder_paged_without_photos_as_a_harvest_would(sim, paged, tmp_path):
-    out = _copy(paged, tmp_path)
+    out = copy_paged(paged, tmp_path)
     result = run_cli(tmp_path, "photos", str(out), "--no-limits")
     assert result.returncode == 0, result.stderr
     photos, full = read_photos(out), read_photos(paged / "full")
-    assert _statuses(photos) == _statuses(full)
-    expected = _expected(photos)
+    assert photo_statuses(photos) == photo_statuses(full)
+    expected = done_files(photos, WORLD)
     assert len(expected) >= 40
     assert {path: (out / path).read_bytes() for path in expected} == expected
     assert "photo files: " in result.stdout
@@ -93,26 +76,29 @@ def test_photos_command_writes_again_the_exports_the_folder_has(sim, tmp_path):
 
 def test_photos_command_with_another_size_adds_it_and_keeps_those_fetched(sim, paged, tmp_path):
     """README: "Another size later". The sizes fetched before keep their rows and files."""
-    out = _copy(paged, tmp_path)
+    out = copy_paged(paged, tmp_path)
     assert run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square").returncode == 0
-    square = {path: (out / path).read_bytes() for path in _expected(read_photos(out))}
+    square = {path: (out / path).read_bytes() for path in done_files(read_photos(out), WORLD)}
     result = run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "large")
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
     assert set(photos["size"]) == {"square", "large"}
     assert {path: (out / path).read_bytes() for path in square} == square
-    assert {path: (out / path).read_bytes() for path in _expected(photos)} == _expected(photos)
+    files = done_files(photos, WORLD)
+    assert {path: (out / path).read_bytes() for path in files} == files
 
 
 def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(sim, paged, s3, tmp_path):
     s3.create_bucket(Bucket="harvest")
-    out = _copy(paged, tmp_path)
+    out = copy_paged(paged, tmp_path)
     store = ["--store", "s3://harvest/inat/run1", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
     result = run_cli(tmp_path, "photos", str(out), "--no-limits", *store)
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
-    assert _statuses(photos) == _statuses(read_photos(paged / "full"))
-    assert _objects(s3, "harvest", "inat/run1/") == _expected(photos)  # paths relative to the store root
+    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "full"))
+    assert _objects(s3, "harvest", "inat/run1/") == done_files(
+        photos, WORLD
+    )  # paths relative to the store root
     assert not (out / "photos").exists()
     assert "photo files in s3://harvest/inat/run1: " in result.stdout
     assert '"store": "s3://harvest/inat/run1"' in (out / "summary.json").read_text()
@@ -128,7 +114,7 @@ def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(s
     assert again.returncode == 0, again.stderr
     fetched = [r.path for r in sim.log[before:] if r.host != "api"]
     assert len(fetched) == 1 and str(damaged.photo_id) in fetched[0]
-    assert _objects(s3, "harvest", "inat/run1/") == _expected(read_photos(out))
+    assert _objects(s3, "harvest", "inat/run1/") == done_files(read_photos(out), WORLD)
 
 
 def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(sim, paged, tmp_path):
@@ -136,8 +122,8 @@ def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(si
     result = run_cli(tmp_path, "--place", "3001", *local(sim, tmp_path / "o", "--store", str(store)))
     assert result.returncode == 0, result.stderr
     photos = read_photos(tmp_path / "o")
-    assert _statuses(photos) == _statuses(read_photos(paged / "full"))
-    expected = _expected(photos)
+    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "full"))
+    expected = done_files(photos, WORLD)
     assert {path: (store / path).read_bytes() for path in expected} == expected
     assert not (tmp_path / "o" / "photos").exists()
     assert f"photo files in {store}: " in result.stdout
@@ -156,18 +142,18 @@ def test_export_store_alone_puts_the_exports_beside_the_photos_in_the_bucket(sim
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
     objects = _objects(s3, "together", "run/")
-    assert {k: v for k, v in objects.items() if k.startswith("photos/")} == _expected(photos)
+    assert {k: v for k, v in objects.items() if k.startswith("photos/")} == done_files(photos, WORLD)
     assert {k: v for k, v in objects.items() if not k.startswith("photos/")} == _exports(out)
     assert "4 export files copied to s3://together/run" in result.stderr
 
 
 def test_export_store_url_gets_the_photo_commands_exports_while_photos_stay_in_out(sim, paged, s3, tmp_path):
     s3.create_bucket(Bucket="exports")
-    out = _copy(paged, tmp_path)
+    out = copy_paged(paged, tmp_path)
     where = ["--export-store", "s3://exports/inat", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
     result = run_cli(tmp_path, "photos", str(out), "--no-limits", "--format", "csv", *where)
     assert result.returncode == 0, result.stderr
-    expected = _expected(read_photos(out))
+    expected = done_files(read_photos(out), WORLD)
     assert {path: (out / path).read_bytes() for path in expected} == expected
     assert _objects(s3, "exports", "inat/") == _exports(out)
 
@@ -195,7 +181,7 @@ def test_update_deletes_the_objects_of_photos_that_no_longer_belong(start_simula
     assert not set(photos.query("status == 'done'").photo_id) & set(gone)
     after = _objects(s3, "updated", "run/")
     assert not {path for path in after if int(path.rpartition("/")[2].split("_")[0]) in gone}
-    assert after == _expected(photos, world)
+    assert after == done_files(photos, world)
 
 
 @pytest.mark.parametrize(
