@@ -53,7 +53,7 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
         shards = write_manifest(state, settings.out, shard_files(pending, threads, settings.shard_files))
         log.info(
             "%s files in %d shards on %d worker threads at %s",
-            f"{sum(state.pending_by_host().values()):,}", len(shards), threads, settings.scheduler,
+            f"{pending:,}", len(shards), threads, settings.scheduler,
         )  # fmt: skip
         book = await _budget_book(client, settings)
         await _run_shards(

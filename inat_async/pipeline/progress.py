@@ -175,7 +175,8 @@ class Progress:
         total = f"/{self.expected:,}" if self.expected else ""
         left = self.time_left()
         eta = f" | {_clock(left)} left" if left is not None and not self.settled else ""
-        status = f" | {self.status()}" if self.status() else ""
+        said = self.status()
+        status = f" | {said}" if said else ""
         return (
             f"observations {self.observations:,}{total} | photos {self.files:,}/{self.files_total:,}"
             f" ({self.failed:,} failed) | {self.bytes / 1e6:,.1f} MB"
