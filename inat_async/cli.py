@@ -87,8 +87,8 @@ other commands:
                         alone, with no request; see {PROG} export --help
   opendata              harvest a selection of iNaturalist's open-data dumps (a place,
                         a polygon, a taxon, ...); see {PROG} opendata --help
-  photos OUT            download the photo files of a paged harvest folder, here
-                        or on a Dask cluster; see {PROG} photos --help"""
+  photos OUT            download the photo files of a paged harvest or opendata
+                        folder, here or on a Dask cluster; see {PROG} photos --help"""
 
 
 # The flag of each setting whose flag is not its name with dashes (see flag_of).
@@ -657,9 +657,9 @@ def _opendata_command(args: argparse.Namespace) -> int:
 def _photos_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=f"{PROG} photos",
-        description="Download the photo files of a harvest folder whose observations are paged (by a\n"
-        "harvest with or without --no-photos): in this process, or on a Dask cluster with\n"
-        "--scheduler; into OUT or an object store with --store. Running it again continues.",
+        description="Download the photo files of a harvest folder whose observations are paged (by an\n"
+        "API harvest with or without --no-photos, or by opendata): in this process, or on a Dask\n"
+        "cluster with --scheduler; into OUT or an object store with --store. Running it again continues.",
         formatter_class=_HelpFormatter,
     )
     p.add_argument("out", type=Path, metavar="OUT", help="a harvest folder")

@@ -93,7 +93,9 @@ def test_a_refused_api_fails_in_three_tries_and_the_display_says_it_is_retrying(
     args = ["--place", "9601", "--api-url", url, "--out", str(tmp_path / "o"), "--retry-wait", "0.6"]
     code, output = run_in_terminal(tmp_path, *args, "--log-file", str(tmp_path / "log.txt"), columns=80)
     assert code == 5, output
-    assert re.search(r"retrying: connection refused, next try in [12] s", _text(output))
+    # A wait under ten seconds is said in tenths (0.6 s, 1.2 s), not rounded up to whole seconds.
+    said = re.search(r"retrying: connection refused, next try in (\d+(?:\.\d)?) s", _text(output))
+    assert said and "." in said[1] and 0 < float(said[1]) <= 1.2, output
     assert f"inat-async: error: cannot reach the API at {url}: connection refused; check" in _text(output)
     # Both requests that plan the ranges tried three times, and no more.
     tries = re.findall(r"retrying \S+: connection refused, next try in [\d.]+ s \((\d) of 3 tries\)",
@@ -244,6 +246,8 @@ def test_the_display_fits_80_columns_and_a_wait_does_not_widen_it():
     assert "234,567/1,234,567" in waiting[0] and "0/3,456,789" in waiting[1]
     assert waiting[2].startswith("retrying: HTTP 503, next try in 30 s | waiting: 10000 API requests a day")
     assert len(waiting) == 3
+    progress.retried("HTTP 429", 0.2)
+    assert _render(progress)[2].startswith("retrying: HTTP 429, next try in 0.")
 
 
 def test_what_has_ended_shows_no_rate_and_no_photos_bar_without_photos():

@@ -152,7 +152,9 @@ class Progress:
         left = self.retry_at - time.monotonic()
         if self.retrying is None or left <= 0:
             return None
-        return f"retrying: {self.retrying}, next try in {math.ceil(left)} s"
+        # Tenths under ten seconds: a 0.2 s backoff said as "1 s" is five times too long.
+        when = f"{left:.1f}" if left < 10 else f"{math.ceil(left)}"
+        return f"retrying: {self.retrying}, next try in {when} s"
 
     def holding(self) -> str | None:
         """The budget that held work most of the last seconds, when it held it at least half
