@@ -15,7 +15,7 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,11 +59,8 @@ async def run_harvest(
     """
     if not settings.limits and REAL_API_HOST in settings.api_url:
         log.warning("every limit lifted against %s: you risk having this IP blocked", REAL_API_HOST)
-    with locked_state(settings.out) as state:
-        state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
-        state.check_fingerprint(settings.fingerprint())
+    with run_state(settings, settings.fingerprint()) as state:
         state.set_meta("api_url", settings.api_url)  # named as the source by later exports
-        state.retry_failed()
         extra = _update_filter(settings, state)
         keys = [key for key, _ in queries(settings, extra)]
         if not state.paging_done(keys) and state.meta("started_at") is None:
@@ -72,15 +69,9 @@ async def run_harvest(
             "harvesting %d place(s) into %s from %s", len(settings.places), settings.out, settings.api_url
         )
         progress = progress_from(state, settings)
-        politeness = Politeness(settings, on_wait=progress.wait_on)
-        progress.watch_holds(politeness.clock.so_far)
-        politeness.open()
-        try:
-            async with Http(settings, politeness, on_retry=progress.retried) as http:
-                unfound = await _run_stages(settings, state, http, progress, extra, console, photo_stage)
+        async with polite_http(settings, progress) as (politeness, http):
+            unfound = await _run_stages(settings, state, http, progress, extra, console, photo_stage)
             today = politeness.api_requests_today(host_of(settings.api_url))
-        finally:
-            politeness.close()
         log.info("paging and downloads finished: %s", progress.line())
         if _completes(settings, state, keys, unfound):
             # What changes from now on, a later --update fetches.
@@ -90,6 +81,34 @@ async def run_harvest(
             if settings.update:
                 state.forget_streams(keys)
         return write_outputs(settings, state, progress, politeness.clock, http, today, unfound=unfound)
+
+
+@contextlib.contextmanager
+def run_state(settings: Settings, fingerprint: dict[str, object] | None = None) -> Iterator[State]:
+    """The state of ``settings.out``, locked for a run (see locked_state) and ready for it:
+    checked against the ``fingerprint`` of what the run harvests (when it pages or selects),
+    files it deletes removed from the run's store, files an earlier run failed pending again.
+    Raises SettingError or HarvestError in one line."""
+    with locked_state(settings.out) as state:
+        state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
+        if fingerprint is not None:
+            state.check_fingerprint(fingerprint)
+        state.retry_failed()
+        yield state
+
+
+@contextlib.asynccontextmanager
+async def polite_http(settings: Settings, progress: Progress) -> AsyncIterator[tuple[Politeness, Http]]:
+    """The run's budgets (their waits shown by ``progress``) and its HTTP session; the
+    budgets' shared file is released however the run ends."""
+    politeness = Politeness(settings, on_wait=progress.wait_on)
+    progress.watch_holds(politeness.clock.so_far)
+    politeness.open()
+    try:
+        async with Http(settings, politeness, on_retry=progress.retried) as http:
+            yield politeness, http
+    finally:
+        politeness.close()
 
 
 def write_outputs(

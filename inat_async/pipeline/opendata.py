@@ -31,13 +31,12 @@ from inat_async.model import PhotoStatus, check_observations, check_taxa
 from inat_async.net.http import Http
 from inat_async.net.politeness import Politeness
 from inat_async.photos import PhotoFile, host_of
-from inat_async.pipeline.harvest import PhotoStage, locked_state, progress_from, write_outputs
+from inat_async.pipeline.harvest import PhotoStage, polite_http, progress_from, run_state, write_outputs
 from inat_async.pipeline.pager import files_of
 from inat_async.pipeline.photostage import host_of_base, run_stage, selection_settings
 from inat_async.pipeline.progress import Progress
 from inat_async.records import observation_row
 from inat_async.sources import opendata as source
-from inat_async.store.objects import file_remover
 from inat_async.store.state import State
 
 log = logging.getLogger("inat_async")
@@ -100,28 +99,19 @@ async def run_opendata(
     """Select from the dump (or continue a selection's photos), download, export, summarise.
     ``photo_stage``: fetch the photos with it (a Dask cluster's) instead of in this process."""
     settings = job.settings
-    with locked_state(settings.out) as state:
-        state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
-        state.check_fingerprint(job.fingerprint())
+    with run_state(settings, job.fingerprint()) as state:
         state.set_meta("api_url", job.dump)  # named as the source by later exports
-        state.retry_failed()
         cursor = state.add_cursor(STREAM, 0, None)
         progress = progress_from(state, settings)
-        politeness = Politeness(settings, on_wait=progress.wait_on)
-        progress.watch_holds(politeness.clock.so_far)
-        politeness.open()
-        try:
-            async with Http(settings, politeness, on_retry=progress.retried) as http:
-                if not cursor.done:
-                    query = await _query(job, state, http)
-                    selected = await _select(job, query)
-                    state.save_taxa(check_taxa(source.taxon_records(selected)))  # the classification
-                    await _commit(job, state, http, selected, progress)
-                progress.paging_finished()
-                await run_stage(settings, state, http, progress, console, photo_stage)
+        async with polite_http(settings, progress) as (politeness, http):
+            if not cursor.done:
+                query = await _query(job, state, http)
+                selected = await _select(job, query)
+                state.save_taxa(check_taxa(source.taxon_records(selected)))  # the classification
+                await _commit(job, state, http, selected, progress)
+            progress.paging_finished()
+            await run_stage(settings, state, http, progress, console, photo_stage)
             today = politeness.api_requests_today(host_of(settings.api_url))
-        finally:
-            politeness.close()
         log.info("selection and downloads finished: %s", progress.line())
         return write_outputs(settings, state, progress, politeness.clock, http, today, source=job.dump)
 

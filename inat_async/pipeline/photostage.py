@@ -25,13 +25,19 @@ from inat_async.errors import UsageError
 from inat_async.exports.summary import Summary
 from inat_async.model import PhotoStatus
 from inat_async.net.http import Http
-from inat_async.net.politeness import Politeness
 from inat_async.pipeline.feeder import Feeders
-from inat_async.pipeline.harvest import PhotoStage, _main_cause, locked_state, progress_from, write_outputs
+from inat_async.pipeline.harvest import (
+    PhotoStage,
+    _main_cause,
+    polite_http,
+    progress_from,
+    run_state,
+    write_outputs,
+)
 from inat_async.pipeline.pager import files_of
 from inat_async.pipeline.progress import Progress, report
 from inat_async.pipeline.sink import store_downloader
-from inat_async.store.objects import file_remover, store_name
+from inat_async.store.objects import store_name
 from inat_async.store.state import STATE_FILE, PhotoJob, State, read_meta
 
 log = logging.getLogger("inat_async")
@@ -72,22 +78,14 @@ async def run_photos(
     settings: Settings, console: Console | None = None, stage: PhotoStage | None = None
 ) -> Summary:
     """Fetch the pending photo files of the harvest in ``settings.out``; its summary."""
-    with locked_state(settings.out) as state:
-        state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
-        state.retry_failed()
+    with run_state(settings) as state:
         settings = with_sizes_held(settings, state)
         added = make_photo_rows(state, settings)
         log.info("%s photo files to fetch into %s", f"{added:,}", store_name(settings.store, settings.out))
         progress = progress_from(state, settings)
         progress.paging_finished()
-        politeness = Politeness(settings, on_wait=progress.wait_on)
-        progress.watch_holds(politeness.clock.so_far)
-        politeness.open()
-        try:
-            async with Http(settings, politeness, on_retry=progress.retried) as http:
-                await run_stage(settings, state, http, progress, console, stage)
-        finally:
-            politeness.close()
+        async with polite_http(settings, progress) as (politeness, http):
+            await run_stage(settings, state, http, progress, console, stage)
         return write_outputs(
             settings, state, progress, politeness.clock, http, None, source=state.meta("api_url")
         )
