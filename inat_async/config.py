@@ -229,6 +229,11 @@ class Settings:
             raise SettingError(
                 "webdataset_size", f"the WebDataset's size {self.webdataset_size} must be one of {{sizes}}"
             )
+        if "webdataset" in self.formats and self.store is not None:
+            raise SettingError(
+                "store",
+                "the WebDataset is written from photo files in the output folder: give {formats} without it",
+            )
         if self.storage_options and self.store is None and self.export_store is None:
             raise SettingError("storage_options", "applies to a {store}: give one")
         # A connection is part of a request: it may not outwait the request.
@@ -482,19 +487,35 @@ def _store(name: str, value: object) -> str | None:
     text = os.fspath(value).strip()
     if not text:
         raise SettingError(name, "give a folder or a URL")
-    scheme = text.partition("://")[0] if "://" in text else ""
-    if scheme not in ("", "file") and importlib.util.find_spec("fsspec") is None:
+    scheme, _, rest = text.partition("://") if "://" in text else ("", "", text)
+    if scheme in ("", "file"):
+        _check_folder(name, Path(rest).expanduser())
+        return text
+    if importlib.util.find_spec("fsspec") is None:
         raise SettingError(name, f"{scheme}:// needs fsspec: pip install 'inat_async[dask]'")
-    if scheme not in ("", "file") and scheme not in _fsspec_protocols():
-        raise SettingError(name, f"{scheme}:// is not a storage fsspec knows (s3://, gs://, az://, ...)")
+    _check_protocol(name, scheme)
     return text
 
 
-def _fsspec_protocols() -> set[str]:
-    """The URL schemes fsspec can open (its registry of implementations, fsspec's own list)."""
+def _check_folder(name: str, folder: Path) -> None:
+    """A folder (or one to make): not a regular file, nor under one."""
+    in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise SettingError(name, f"{in_the_way} is a file, not a folder")
+
+
+def _check_protocol(name: str, scheme: str) -> None:
+    """A storage fsspec knows whose library is installed (its class imported, nothing sent)."""
     import fsspec
 
-    return set(fsspec.available_protocols())
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ValueError:
+        raise SettingError(
+            name, f"{scheme}:// is not a storage fsspec knows (s3://, gs://, az://, ...)"
+        ) from None
+    except ImportError as exc:
+        raise SettingError(name, f"{scheme}:// needs a library that is not installed ({exc})") from None
 
 
 def _storage_options(name: str, value: object) -> dict[str, str]:

@@ -4,6 +4,7 @@ photo stage alone on a folder paged with --no-photos."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -34,6 +35,16 @@ def paged(sim, tmp_path_factory):
     assert result.returncode == 0, result.stderr
     result = run_cli(base, "--place", "3001", *local(sim, base / "full"))
     assert result.returncode == 0, result.stderr
+    return base
+
+
+@pytest.fixture(scope="module")
+def stored(sim, tmp_path_factory):
+    """A harvest (the main command) whose photos went to another folder: base/o, base/store."""
+    base = tmp_path_factory.mktemp("stored")
+    result = run_cli(base, "--place", "3001", *local(sim, base / "o", "--store", str(base / "store")))
+    assert result.returncode == 0, result.stderr
+    (base / "stdout").write_text(result.stdout)
     return base
 
 
@@ -117,16 +128,14 @@ def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(s
     assert _objects(s3, "harvest", "inat/run1/") == done_files(read_photos(out), WORLD)
 
 
-def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(sim, paged, tmp_path):
-    store = tmp_path / "elsewhere"
-    result = run_cli(tmp_path, "--place", "3001", *local(sim, tmp_path / "o", "--store", str(store)))
-    assert result.returncode == 0, result.stderr
-    photos = read_photos(tmp_path / "o")
+def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(paged, stored):
+    store = stored / "store"
+    photos = read_photos(stored / "o")
     assert photo_statuses(photos) == photo_statuses(read_photos(paged / "full"))
     expected = done_files(photos, WORLD)
     assert {path: (store / path).read_bytes() for path in expected} == expected
-    assert not (tmp_path / "o" / "photos").exists()
-    assert f"photo files in {store}: " in result.stdout
+    assert not (stored / "o" / "photos").exists()
+    assert f"photo files in {store}: " in (stored / "stdout").read_text()
 
 
 def _exports(out: Path) -> dict[str, bytes]:
@@ -206,3 +215,85 @@ def test_photos_command_refuses_a_folder_without_a_harvest(tmp_path):
     result = run_cli(tmp_path, "photos", str(tmp_path))
     assert result.returncode == 2
     assert "holds no harvest" in error_line(result)
+
+
+# -- The store is tied to the state (issue 15: "never shows the user something untrue") -------
+def _into_folder(stored, tmp_path):
+    """A copy of the module's harvest whose photos went to another folder: (OUT, the store,
+    its files)."""
+    out, store = tmp_path / "o", stored / "store"
+    shutil.copytree(stored / "o", out)
+    files = done_files(read_photos(out), WORLD)
+    assert files and {path: (store / path).read_bytes() for path in files} == files
+    return out, store, files
+
+
+def _refused(result, *said: str) -> str:
+    assert result.returncode == 2, result.stderr
+    line = error_line(result)
+    assert all(words in line for words in said), line
+    return line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["--place", "3001"],  # the main command, without --store
+        ["--place", "3001", "--update"],
+        ["photos"],
+        ["photos", "--store", "{other}"],  # another store than the one the files are in
+        ["--place", "3001", "--store", "{other}"],
+    ],
+)
+def test_a_run_whose_store_is_not_the_one_holding_the_files_is_refused_in_one_line(
+    sim, stored, tmp_path, command
+):
+    """The state said those files were done though the new store held none of them."""
+    out, store, files = _into_folder(stored, tmp_path)
+    other = str(tmp_path / "other")
+    args = [a.replace("{other}", other) for a in command]
+    if args[0] == "photos":
+        args = ["photos", str(out), "--no-limits", *args[1:]]
+    else:
+        args = [*args[:2], *local(sim, out, *args[2:])]
+    before = len(sim.log)
+    line = _refused(run_cli(tmp_path, *args), f"--store: the photo files of {out} are in {store.resolve()}",
+                    f"pass --store {store.resolve()} and its --storage-option again")  # fmt: skip
+    assert sim.log[before:] == []  # refused before any request
+    assert not (out / "photos").exists() and not Path(other).exists()
+    assert read_photos(out).query("status == 'done'").shape[0] == len(files)
+    assert "testing" not in line
+
+
+def test_a_store_after_a_harvest_into_out_is_refused_and_the_same_store_goes_on(sim, paged, tmp_path):
+    """The other way round: files in OUT, then a --store (the state would call its files done
+    there too); and the same --store again after a store goes on."""
+    out = copy_paged(paged, tmp_path)
+    assert run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square").returncode == 0
+    store = tmp_path / "store"
+    refused = run_cli(tmp_path, "photos", str(out), "--no-limits", "--store", str(store))
+    _refused(refused, f"the photo files of {out} are in that folder itself", "without --store")
+    assert not store.exists()
+    same = run_cli(tmp_path, "photos", str(out), "--no-limits", "--store", str(out))  # OUT named
+    assert same.returncode == 0, same.stderr
+
+
+def test_export_of_a_webdataset_names_the_store_the_files_are_in(stored, tmp_path):
+    out, store, _ = _into_folder(stored, tmp_path)
+    result = run_cli(tmp_path, "export", str(out), "--format", "webdataset", "--webdataset-size", "medium")
+    _refused(result, f"the medium files of {out} are in {store.resolve()}")
+    assert not (out / "webdataset").exists()
+
+
+def test_opendata_with_another_store_than_its_first_run_is_refused(sim, tmp_path):
+    from inat_async.simulator.dump import write_dump
+
+    dump = tmp_path / "dump"
+    write_dump(World({3001: 6}, seed=5, photo_scale=0.01), dump)
+    out, store = tmp_path / "o", tmp_path / "store"
+    args = ["opendata", "--dump", str(dump), "--out", str(out), "--api-url", sim.api_url,
+            "--photo-base", sim.hosts["open"], "--no-limits", "--sizes", "square"]  # fmt: skip
+    first = run_cli(tmp_path, *args, "--store", str(store))
+    assert first.returncode == 0, first.stderr
+    assert (read_photos(out).status == "done").any()
+    _refused(run_cli(tmp_path, *args), f"are in {store.resolve()}", "--store")

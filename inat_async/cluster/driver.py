@@ -94,7 +94,7 @@ async def _run_shards(
     async for _, table in running:
         for seq, status, nbytes, reason, host, worker in outcomes(table):
             state.finish_photo(seq, PhotoStatus(status), nbytes, reason)  # a status of ours, or refused
-            progress.finished(PhotoStatus(status), nbytes, host)
+            progress.finished(PhotoStatus(status), nbytes, host, reason)
             per_worker[worker] += 1
         state.photo_counts()  # the batch of done files written: a shard's outcomes are kept
         for path in _take(waiting, 1):

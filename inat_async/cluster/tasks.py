@@ -24,6 +24,7 @@ from inat_async.model import PhotoStatus
 from inat_async.net.http import Http
 from inat_async.net.politeness import Politeness
 from inat_async.pipeline.downloader import Downloader, run_workers
+from inat_async.pipeline.progress import FOUND_STORED
 from inat_async.pipeline.sink import store_downloader
 from inat_async.store.state import PhotoJob
 
@@ -61,7 +62,7 @@ async def _fetch(jobs: list[PhotoJob], settings: Settings, book: str | None) -> 
                 stored = await asyncio.to_thread(downloader.on_disk, jobs)
                 for job in jobs:
                     if job.seq in stored:
-                        record(job, PhotoStatus.DONE, stored[job.seq], None)
+                        record(job, PhotoStatus.DONE, stored[job.seq], FOUND_STORED)
                 left = sorted((job for job in jobs if job.seq not in stored), key=lambda job: job.host)
                 async with asyncio.TaskGroup() as group:
                     for _, of_host in itertools.groupby(left, key=lambda job: job.host):

@@ -5,7 +5,11 @@ anywhere (the photos are embedded as data: URIs), so it opens offline and sends 
 It shows summary.json's counts (observations, per place, photo files by status), the
 observations per quality grade, licence and taxon (the 50 most observed), per month (bars
 drawn in SVG), their public points on a map drawn in SVG (longitude and latitude, a
-graticule; no coastline), and a grid of square photos on disk with their attribution.
+graticule; no coastline), and a grid of square photos with their attribution.
+
+Photos in another store (--store) are not embedded: those of a folder are linked by their
+path relative to OUT, those of an object store shown from their source URL (iNaturalist's
+photo hosts: the one case where the page sends requests), with a caption naming the store.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from inat_async.exports.summary import Summary
 from inat_async.store.files import replacing
-from inat_async.store.state import State
+from inat_async.store.objects import local_folder, recorded_store
+from inat_async.store.state import SizedFile, State
 
 REPORT_FILE = "report.html"
 TOP_TAXA = 50
@@ -42,7 +48,7 @@ def write_report(state: State, summary: Summary) -> Path:
     out = summary.out
     body = [
         f"<h1>iNaturalist harvest: {summary.observations:,} observations</h1>",
-        _summary_tables(summary),
+        _summary_tables(summary, recorded_store(state)),
         "<div class='columns'>",
         _count_table("Quality grade", "quality", state.observation_counts("quality_grade")),
         _count_table("Licence", "license", state.observation_counts("license_code")),
@@ -55,7 +61,7 @@ def write_report(state: State, summary: Summary) -> Path:
         "<h2>Where (public coordinates)</h2>",
         _map_svg(state.points(MAX_POINTS)),
         "<h2>Photos</h2>",
-        _photo_grid(state, out),
+        _photo_grid(state, out, recorded_store(state)),
     ]
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -73,7 +79,7 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _summary_tables(summary: Summary) -> str:
+def _summary_tables(summary: Summary, store: str | None) -> str:
     places = "".join(
         f"<tr><td>place {_e(place)}</td><td class='n' id='place-{_e(place)}'>{count:,}</td></tr>"
         for place, count in summary.per_place.items()
@@ -87,7 +93,9 @@ def _summary_tables(summary: Summary) -> str:
         f"<table><tr><th>observations</th><td class='n' id='observations'>{summary.observations:,}</td></tr>"
         f"{places}</table>"
         f"<table><tr><th colspan='2'>photo files</th></tr>{photos}"
-        f"<tr><td>MB on disk</td><td class='n' id='megabytes'>{summary.bytes_on_disk / 1e6:,.1f}</td></tr>"
+        f"<tr><td>MB {'on disk' if store is None else 'stored'}</td>"
+        f"<td class='n' id='megabytes'>{summary.bytes_on_disk / 1e6:,.1f}</td></tr>"
+        f"<tr><td>stored in</td><td id='store'>{_e(store or summary.out)}</td></tr>"
         "</table></div>"
     )
 
@@ -172,23 +180,42 @@ def _ticks(low: float, high: float, step: float) -> Iterable[float]:
         value += step
 
 
-def _photo_grid(state: State, out: Path) -> str:
+def _photo_grid(state: State, out: Path, store: str | None) -> str:
+    """Square photos with their credit: embedded from OUT, linked in another folder, shown
+    from their source URL when they are in an object store."""
+    folder = out if store is None else local_folder(store, out)
     figures = []
     for file in state.files_of_size("square", GRID_PHOTOS):
-        path = out / file.path
-        media = MEDIA_TYPES.get(path.suffix.lstrip(".").lower())
-        try:
-            data = path.read_bytes() if media and path.stat().st_size <= MAX_EMBEDDED_BYTES else None
-        except OSError:
-            data = None
-        if data is None:
+        source = _image_source(file, out, folder)
+        if source is None:
             continue
         credit = file.attribution or "(no attribution given)"
         figures.append(
-            f"<figure><img alt='photo {file.photo_id}' "
-            f"src='data:{media};base64,{base64.b64encode(data).decode()}'>"
+            f"<figure><img alt='photo {file.photo_id}' src='{_e(source)}'>"
             f"<figcaption>{_e(credit)} · observation {file.observation_id}</figcaption></figure>"
         )
     if not figures:
         return "<p>No square photo on disk (harvest with --sizes square to see some here).</p>"
-    return f"<div class='grid' id='photos'>{''.join(figures)}</div>"
+    grid = f"<div class='grid' id='photos'>{''.join(figures)}</div>"
+    if store is None:
+        return grid
+    shown = (
+        "linked from that folder" if folder is not None else "shown from iNaturalist, where they came from"
+    )
+    return f"<p id='photos-store'>The photo files are in {_e(store)}: {shown}.</p>{grid}"
+
+
+def _image_source(file: SizedFile, out: Path, folder: Path | None) -> str | None:
+    """The img src of a photo: a data: URI from OUT, a path relative to OUT in another
+    folder, or its source URL (an object store's files are not read for a page)."""
+    if folder is None:
+        return file.url if file.url and file.url.startswith(("https://", "http://")) else None
+    path = folder / file.path
+    if folder != out:
+        return Path(os.path.relpath(path, out)).as_posix() if path.is_file() else None
+    media = MEDIA_TYPES.get(path.suffix.lstrip(".").lower())
+    try:
+        data = path.read_bytes() if media and path.stat().st_size <= MAX_EMBEDDED_BYTES else None
+    except OSError:
+        data = None
+    return f"data:{media};base64,{base64.b64encode(data).decode()}" if data is not None else None

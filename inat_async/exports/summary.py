@@ -21,11 +21,11 @@ class Summary:
     out: Path
     observations: int
     per_place: dict[int, int]
-    photos: dict[str, int]  # photo files by status (PhotoStatus): done, missing, skipped, failed, pending
-    bytes_on_disk: int  # of the photo files done
+    photos: dict[str, int]  # photo files by status, plain strings: done, missing, skipped, failed, pending
+    bytes_on_disk: int  # of the photo files done, in the store (OUT or ``store``); also "bytes_stored"
     api_requests: int  # this run
     api_requests_today: int | None  # by every harvest of this user in the last 24 h
-    bytes_this_run: int
+    bytes_this_run: int  # fetched this run (not the files found already stored)
     elapsed: float  # seconds, this run
     seconds_waiting: float  # wall time this run during which a budget or Retry-After held work
     waiting: dict[str, float] = field(default_factory=dict)  # the same, for each budget
@@ -38,6 +38,13 @@ class Summary:
     unfound: dict[str, int] = field(default_factory=dict)
     # Where the photo files are: the output folder, another folder or an object store's URL.
     store: str = ""
+    files_fetched: int = 0  # photo files fetched and stored this run
+    files_found: int = 0  # photo files this run found already stored whole (not fetched)
+    bytes_found: int = 0
+
+    def __post_init__(self) -> None:
+        # Plain strings (a PhotoStatus key printed or written shows as the enum), in one order.
+        self.photos = {str(status): count for status, count in sorted(self.photos.items())}
 
     @property
     def photos_failed(self) -> int:
@@ -47,6 +54,7 @@ class Summary:
         data = asdict(self)
         data["out"] = str(self.out)
         data["failed_examples"] = [list(row) for row in self.failed_examples]
+        data["bytes_stored"] = self.bytes_on_disk  # the name that holds for a bucket too
         return json.dumps(data, indent=2)
 
     def table(self) -> str:
@@ -63,9 +71,10 @@ class Summary:
         today = (
             f"; {self.api_requests_today:,} in the last 24 h" if self.api_requests_today is not None else ""
         )
+        found = f", {self.files_found:,} found already stored" if self.files_found else ""
         lines.append(
-            f"this run: {self.elapsed:,.0f} s, {self.api_requests:,} API requests{today}, "
-            f"{self.bytes_this_run / 1e6:,.1f} MB"
+            f"this run: {self.elapsed:,.0f} s, {_count(self.api_requests, 'API request')}{today}, "
+            f"{_count(self.files_fetched, 'photo file')} fetched ({self.bytes_this_run / 1e6:,.1f} MB){found}"
         )
         if self.waiting:
             lines.append(f"  held by budgets for {self.seconds_waiting:,.0f} s of it:")
@@ -88,9 +97,14 @@ class Summary:
         return "\n".join(lines)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def per_place(state: State, places: tuple[int, ...]) -> dict[int, int]:
-    """Observations in each requested place (one may count in several)."""
-    return state.observations_per_place(places)
+    """Observations in each requested place (one may count in several), by place id: the
+    same order whichever command or order of --place wrote it."""
+    return state.observations_per_place(sorted(places))
 
 
 def write_summary(summary: Summary) -> Path:

@@ -27,6 +27,7 @@ from inat_async.errors import SettingError, UsageError
 from inat_async.exports.taxonomy import RANKS, Lineages
 from inat_async.records import _lat_lng
 from inat_async.store.files import replacing
+from inat_async.store.objects import recorded_store
 from inat_async.store.state import State
 
 FOLDER = "webdataset"
@@ -90,6 +91,12 @@ def _check_files_of(state: State, out: Path, size: str) -> None:
     if sizes and size not in sizes:
         raise SettingError(
             "webdataset_size", f"this harvest has no {size} files; its sizes: {', '.join(sizes)}"
+        )
+    store = recorded_store(state)
+    if store is not None and next(state.files_of_size(size, limit=1), None) is not None:
+        raise UsageError(
+            f"the {size} files of {out} are in {store} (its --store), not in it: "
+            "the WebDataset is written from files in the output folder"
         )
     first = next(state.files_of_size(size, limit=1), None)
     if first is not None and not (out / first.path).is_file():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from inat_async.model import PhotoStatus
 from inat_async.pipeline.downloader import Downloader, Record, run_workers
+from inat_async.pipeline.progress import FOUND_STORED
 from inat_async.store.state import PhotoJob, State
 
 
@@ -58,7 +59,7 @@ class Feeders:
             on_disk = await asyncio.to_thread(self.downloader.on_disk, jobs) if jobs else {}
             for job in jobs:
                 if job.seq in on_disk:
-                    self.record(job, PhotoStatus.DONE, on_disk[job.seq], None)
+                    self.record(job, PhotoStatus.DONE, on_disk[job.seq], FOUND_STORED)
                 else:
                     await queue.put(job)
                 last_seq = job.seq

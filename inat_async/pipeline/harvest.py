@@ -32,7 +32,7 @@ from inat_async.pipeline.pager import Pager, queries
 from inat_async.pipeline.progress import Progress, report
 from inat_async.pipeline.sink import exports_to_store, store_downloader
 from inat_async.pipeline.taxonomy import resolve_taxonomy
-from inat_async.store.objects import file_remover, store_name
+from inat_async.store.objects import file_remover, store_name, tie_store
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
 
 if TYPE_CHECKING:
@@ -93,6 +93,8 @@ def run_state(settings: Settings, fingerprint: dict[str, object] | None = None) 
         state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
         if fingerprint is not None:
             state.check_fingerprint(fingerprint)
+        if not settings.no_photos:  # the store the photo files are in, recorded or checked
+            tie_store(state, settings.store, settings.out)
         state.retry_failed()
         yield state
 
@@ -203,6 +205,9 @@ def make_summary(
         failed_examples=state.failed_photos(),
         rejected=state.rejected_counts(),
         store=store_name(settings.store, settings.out),
+        files_fetched=progress.done,
+        files_found=progress.found,
+        bytes_found=progress.found_bytes,
     )
 
 
@@ -251,7 +256,7 @@ async def _run_stages(
 
     def record(job: PhotoJob, status: PhotoStatus, nbytes: int | None, reason: str | None) -> None:
         state.finish_photo(job.seq, status, nbytes, reason)
-        progress.finished(status, nbytes, job.host)
+        progress.finished(status, nbytes, job.host, reason)
 
     unfound: dict[str, int] = {}
 

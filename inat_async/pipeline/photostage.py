@@ -168,7 +168,7 @@ async def local_stage(settings: Settings, state: State, http: Http, progress: Pr
 
     def record(job: PhotoJob, status: PhotoStatus, nbytes: int | None, reason: str | None) -> None:
         state.finish_photo(job.seq, status, nbytes, reason)
-        progress.finished(status, nbytes, job.host)
+        progress.finished(status, nbytes, job.host, reason)
 
     paged = asyncio.Event()
     paged.set()

@@ -32,6 +32,10 @@ _RATE_MIN_SPAN = 5.0
 #: A budget that held work this share of the last _HOLD_WINDOW seconds is said to hold it.
 _HOLDS = 0.5
 _HOLD_WINDOW = 10.0
+#: The reason a photo stage gives with a DONE outcome for a file it found already stored whole
+#: (a rerun, a task run again), not fetched: counted apart, never as bytes fetched. The state
+#: keeps no reason for a file done.
+FOUND_STORED = "found already stored"
 
 
 @dataclass
@@ -49,10 +53,13 @@ class Progress:
     queued: int = 0  # photo files recorded this run, less those an update dropped
     finished_on_pages: int = 0  # of which finished as recorded (skipped), less those dropped
     outcomes: Counter[PhotoStatus] = field(default_factory=Counter)  # photo files finished this run
-    bytes: int = 0
+    bytes: int = 0  # fetched this run
+    found: int = 0  # files done this run that were found already stored, not fetched
+    found_bytes: int = 0
     pending: dict[str, int] | None = None  # files to fetch per host, as last read (None: not yet)
-    fetched: Counter[str] = field(default_factory=Counter)  # files finished this run per host
+    fetched: Counter[str] = field(default_factory=Counter)  # files fetched and finished this run per host
     fetched_bytes: Counter[str] = field(default_factory=Counter)
+    found_on: Counter[str] = field(default_factory=Counter)  # files found already stored per host
     waiting: str | None = None  # the budget the harvest waits on, while it waits
     retrying: str | None = None  # the reason of the last retry, while its backoff lasts
     retry_at: float = 0.0
@@ -63,6 +70,7 @@ class Progress:
     _holds: deque[tuple[float, dict[str, float]]] = field(default_factory=deque)
     # fetched per host and files to fetch recorded, when pending was last read
     _at_read: tuple[Counter[str], int] = field(default_factory=lambda: (Counter(), 0))
+    _found_at_read: Counter[str] = field(default_factory=Counter)
 
     # -- what the stages report ---------------------------------------------------------------
     def page_saved(self, observations: int, changes: Mapping[PhotoStatus, int]) -> None:
@@ -73,8 +81,17 @@ class Progress:
         self.queued += sum(changes.values())
         self.finished_on_pages += sum(n for status, n in changes.items() if status in FINISHED)
 
-    def finished(self, status: PhotoStatus, nbytes: int | None, host: str = "") -> None:
+    def finished(
+        self, status: PhotoStatus, nbytes: int | None, host: str = "", reason: str | None = None
+    ) -> None:
+        """A photo file's outcome; a file found already stored (``reason`` FOUND_STORED) is
+        done but not fetched: its bytes are not this run's."""
         self.outcomes[status] += 1
+        if reason == FOUND_STORED:
+            self.found += 1
+            self.found_bytes += nbytes or 0
+            self.found_on[host] += 1
+            return
         self.bytes += nbytes or 0
         self.fetched[host] += 1
         self.fetched_bytes[host] += nbytes or 0
@@ -95,6 +112,7 @@ class Progress:
         what is fetched and recorded after it is counted from the events, see _files_left)."""
         self.pending = per_host
         self._at_read = (Counter(self.fetched), self._to_fetch_recorded())
+        self._found_at_read = Counter(self.found_on)
 
     def _to_fetch_recorded(self) -> int:
         return self.queued - self.finished_on_pages
@@ -104,7 +122,7 @@ class Progress:
         recorded since, less those it fetched since."""
         fetched_then, recorded_then = self._at_read
         recorded = max(0, self._to_fetch_recorded() - recorded_then) * share
-        fetched = self.fetched[host] - fetched_then[host]
+        fetched = self.fetched[host] - fetched_then[host] + self.found_on[host] - self._found_at_read[host]
         return max(0.0, (self.pending or {}).get(host, 0) + recorded - fetched)
 
     def watch_holds(self, held: Callable[[], dict[str, float]]) -> None:
@@ -123,7 +141,8 @@ class Progress:
     # -- what the display shows -------------------------------------------------------------
     @property
     def done(self) -> int:
-        return self.outcomes[PhotoStatus.DONE]
+        """Files fetched and stored this run (not those found already stored)."""
+        return self.outcomes[PhotoStatus.DONE] - self.found
 
     @property
     def failed(self) -> int:
@@ -181,9 +200,12 @@ class Progress:
         status = f" | {said}" if said else ""
         return (
             f"observations {self.observations:,}{total} | photos {self.files:,}/{self.files_total:,}"
-            f" ({self.failed:,} failed) | {self.bytes / 1e6:,.1f} MB"
+            f" ({self.failed:,} failed) | {self.bytes / 1e6:,.1f} MB{self.found_note()}"
             f" | {self.done / self.elapsed():,.1f} files/s | {self.elapsed():,.0f} s{eta}{status}"
         )
+
+    def found_note(self) -> str:
+        return f", {self.found:,} found already stored" if self.found else ""
 
     # -- time left ------------------------------------------------------------------------------
     def sample(self) -> None:

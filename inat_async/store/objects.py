@@ -20,6 +20,8 @@ from typing import Any
 
 from inat_async.errors import SettingError
 from inat_async.image import HEAD, is_image
+from inat_async.model import PhotoStatus
+from inat_async.store.state import State
 
 #: Threads that PUT and check objects: each call blocks on the network, not the CPU.
 IO_THREADS = 16
@@ -34,6 +36,53 @@ def local_folder(store: str | None, out: Path) -> Path | None:
         return Path(store).expanduser()
     scheme, _, rest = store.partition("://")
     return Path(rest) if scheme == "file" else None
+
+
+#: The state's meta key holding where the harvest's photo files are (see tie_store).
+STORE_KEY = "photo_store"
+#: What STORE_KEY holds for OUT itself (so a harvest folder may be moved).
+IN_OUT = "."
+
+
+def store_record(store: str | None, out: Path) -> str:
+    """The store as the state records it: IN_OUT for OUT itself, a folder's absolute path,
+    or the URL (never its storage options: they may hold secrets)."""
+    folder = local_folder(store, out)
+    if folder is None:
+        return str(store).rstrip("/")
+    folder = folder.resolve()
+    return IN_OUT if folder == out.resolve() else str(folder)
+
+
+def tie_store(state: State, store: str | None, out: Path) -> None:
+    """Tie the harvest's photo files to the store this run writes them to: the first run that
+    stores photos records it in the state; a later run with another store (or none, or one
+    after none) is refused while the recorded one holds files the state counts as done
+    (they are there, and only there)."""
+    here = store_record(store, out)
+    recorded = state.meta(STORE_KEY)
+    if recorded is not None and recorded != here and state.photo_counts().get(PhotoStatus.DONE):
+        raise SettingError("store", _store_differs(recorded, out))
+    state.set_meta(STORE_KEY, here)
+
+
+def _store_differs(recorded: str, out: Path) -> str:
+    if recorded == IN_OUT:
+        return (
+            f"the photo files of {out} are in that folder itself (recorded when it first stored "
+            "photos), not in this store: run the same command without {store}, or harvest into a new folder"
+        )
+    return (
+        f"the photo files of {out} are in {recorded} (recorded when it first stored photos): "
+        f"pass {{store}} {recorded} and its {{storage_options}} again, or harvest into a new folder"
+    )
+
+
+def recorded_store(state: State) -> str | None:
+    """Where the state says its photo files are: None for OUT itself (or nothing recorded,
+    a harvest from before the store was recorded), else a folder's path or a URL."""
+    recorded = state.meta(STORE_KEY)
+    return None if recorded in (None, IN_OUT) else recorded
 
 
 def store_name(store: str | None, out: Path) -> str:
@@ -146,7 +195,7 @@ def _filesystem(url: str, options: Mapping[str, str]) -> tuple[Any, str]:
         raise SettingError("store", "an object store needs fsspec: pip install 'inat_async[dask]'") from None
     try:
         fs, root = fsspec.core.url_to_fs(url, **_typed(options))
-    except (ImportError, ValueError) as exc:
+    except (ImportError, ValueError, OSError) as exc:  # unknown, not installed, not reachable
         raise SettingError("store", f"{url}: {exc}") from None
     return fs, str(root).rstrip("/")
 

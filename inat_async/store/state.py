@@ -112,6 +112,7 @@ class SizedFile(NamedTuple):
     path: str
     license_code: str | None
     attribution: str | None
+    url: str | None = None  # where the API said the file is
 
 
 @dataclass(frozen=True)
@@ -812,7 +813,7 @@ class State:
         ``limit`` of them, or all."""
         self._write_done()
         sql = (
-            "SELECT observation_id, photo_id, path, license_code, attribution FROM photos"
+            "SELECT observation_id, photo_id, path, license_code, attribution, url FROM photos"
             f" WHERE status = 'done' AND size = ? ORDER BY {_PHOTO_ORDER} LIMIT ?"
         )
         cursor = self._db.execute(sql, (size, -1 if limit is None else limit))
