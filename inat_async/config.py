@@ -508,6 +508,8 @@ def _check_protocol(name: str, scheme: str) -> None:
     """A storage fsspec knows whose library is installed (its class imported, nothing sent)."""
     import fsspec
 
+    if scheme == "memory":  # nothing would be left of the files once the run ends
+        raise SettingError(name, "memory:// keeps files in this process only: give a folder or a lasting store")
     try:
         fsspec.get_filesystem_class(scheme)
     except ValueError:

@@ -4,8 +4,13 @@ photo stage alone on a folder paged with --no-photos."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import shutil
 import sqlite3
+from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -123,9 +128,41 @@ def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(s
     before = len(sim.log)
     again = run_cli(tmp_path, "photos", str(out), "--no-limits", *store)
     assert again.returncode == 0, again.stderr
-    fetched = [r.path for r in sim.log[before:] if r.host != "api"]
-    assert len(fetched) == 1 and str(damaged.photo_id) in fetched[0]
+    fetched = [r for r in sim.log[before:] if r.host != "api"]
+    assert len(fetched) == 1 and str(damaged.photo_id) in fetched[0].path
     assert _objects(s3, "harvest", "inat/run1/") == done_files(read_photos(out), WORLD)
+    # The rerun says what it fetched apart from what it found, the bytes the simulator served.
+    found = (photos.status == "done").sum() - 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["files_fetched"], summary["files_found"]) == (1, found)
+    assert (
+        summary["bytes_this_run"]
+        == fetched[0].nbytes
+        == len(WORLD.photo_bytes(int(damaged.photo_id), damaged["size"]))
+    )
+    assert (
+        f"1 photo file fetched ({fetched[0].nbytes / 1e6:,.1f} MB), {found} found already stored"
+        in again.stdout
+    )
+    # Neither the keys nor any storage option is kept in the state; the same store without
+    # its options is one, another bucket is refused.
+    assert b"testing" not in (out / "harvest.sqlite").read_bytes()
+    other = run_cli(tmp_path, "photos", str(out), "--no-limits", "--store", "s3://harvest/inat/run2",
+                    "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS)  # fmt: skip
+    _refused(other, "are in s3://harvest/inat/run1 (recorded when it first stored photos)",
+             "pass --store s3://harvest/inat/run1 and its --storage-option again")  # fmt: skip
+    # report.html: no file of the bucket is read for it; the photos shown from their source.
+    page = _report(out)
+    squares = photos[(photos.status == "done") & (photos["size"] == "square")]
+    assert page.images == list(squares.url[:48]) and page.images
+    assert "The photo files are in s3://harvest/inat/run1" in page.text["photos-store"]
+    assert page.text["store"] == "s3://harvest/inat/run1"
+    assert page.text["megabytes"] == f"{summary['bytes_on_disk'] / 1e6:,.1f}"
+    assert (
+        summary["bytes_stored"]
+        == summary["bytes_on_disk"]
+        == sum(len(data) for data in _objects(s3, "harvest", "inat/run1/").values())
+    )
 
 
 def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(paged, stored):
@@ -203,12 +240,39 @@ def test_update_deletes_the_objects_of_photos_that_no_longer_belong(start_simula
         ),
         (["--export-store"], "--export-store: given alone means the --store: give one, or a URL"),
         (["--scheduler", "lokal:2"], "--scheduler: 'lokal:2' is not local, local:N or a scheduler address"),
+        (["--store", "a-file"], "--store: a-file is a file, not a folder"),
+        (["--store", "a-file/photos"], "--store: a-file is a file, not a folder"),
+        (["--store", "file://a-file/photos"], "--store: a-file is a file, not a folder"),
+        (["--export-store", "a-file"], "--export-store: a-file is a file, not a folder"),
+        (["--store", "nosuch://bucket/x"], "--store: nosuch:// is not a storage fsspec knows"),
+        (["--store", "memory://x"], "--store: memory:// keeps files in this process only"),
+        (["--store", "s3://b", "--format", "csv,webdataset"], "--store: the WebDataset is written from"),
     ],
 )
 def test_store_and_scheduler_options_are_checked_before_any_request(tmp_path, args, message):
-    result = run_cli(tmp_path, "--place", "1", "--api-url", "http://127.0.0.1:9/v1", *args)
+    (tmp_path / "a-file").write_text("not a folder")
+    out = tmp_path / "o"
+    result = run_cli(tmp_path, "--place", "1", "--api-url", "http://127.0.0.1:9/v1", "--out", str(out), *args)
     assert result.returncode == 2
     assert message in error_line(result)
+    assert not out.exists()
+
+
+def test_a_store_whose_library_is_not_installed_is_refused_before_any_request(tmp_path):
+    """gs:// is a storage fsspec knows, but its library (gcsfs) is not the dask extra's: the
+    run said so only once it opened the store (and --export-store only after the harvest)."""
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed here")
+    for flag in ("--store", "--export-store"):
+        out = tmp_path / flag.strip("-")
+        result = run_cli(tmp_path, "--place", "1", "--api-url", "http://127.0.0.1:9/v1", "--out", str(out),
+                         "--storage-option", "token=anon", flag, "gs://bucket/inat")  # fmt: skip
+        assert result.returncode == 2
+        line = error_line(result)
+        assert line.startswith(f"inat-async: error: {flag}: gs:// needs a library that is not installed"), (
+            line
+        )
+        assert "gcsfs" in line and not out.exists()
 
 
 def test_photos_command_refuses_a_folder_without_a_harvest(tmp_path):
@@ -297,3 +361,93 @@ def test_opendata_with_another_store_than_its_first_run_is_refused(sim, tmp_path
     assert first.returncode == 0, first.stderr
     assert (read_photos(out).status == "done").any()
     _refused(run_cli(tmp_path, *args), f"are in {store.resolve()}", "--store")
+
+
+# -- What a run says it did: fetched apart from found already stored -----------------------------
+def test_a_rerun_after_the_state_lost_the_files_status_reports_them_found_not_fetched(sim, stored, tmp_path):
+    """Files stored, their rows pending again (a run killed before it recorded them): the same
+    command finds every one, fetches none, and says so; it counted them as fetched bytes."""
+    out, store, files = _into_folder(stored, tmp_path)
+    with sqlite3.connect(out / "harvest.sqlite") as db:
+        db.execute("UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'")
+    db.close()
+    before = len(sim.log)
+    again = run_cli(tmp_path, "--place", "3001", *local(sim, out, "--store", str(store)))
+    assert again.returncode == 0, again.stderr
+    assert [r for r in sim.log[before:] if r.host != "api"] == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["files_fetched"], summary["files_found"], summary["bytes_this_run"]) == (0, len(files), 0)
+    assert summary["bytes_found"] == summary["bytes_on_disk"] == sum(map(len, files.values()))
+    assert f"0 photo files fetched (0.0 MB), {len(files)} found already stored" in again.stdout
+    assert read_photos(out).query("status == 'done'").shape[0] == len(files)
+
+
+# -- report.html and summary.json of a harvest into another folder -----------------------------
+class _Page(HTMLParser):
+    """The report as a browser reads it: each element's text by id, and the img sources."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: dict[str, str] = {}
+        self.images: list[str] = []
+        self._open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "img":
+            self.images.append(found.get("src") or "")
+        elif tag not in ("br", "meta", "circle", "line", "rect"):
+            self._open.append(found.get("id") or "")
+            if found.get("id"):
+                self.text[found["id"] or ""] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and tag not in ("img", "br", "meta", "circle", "line", "rect"):
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        for key in filter(None, self._open):
+            self.text[key] += data
+
+
+def _report(out: Path) -> _Page:
+    page = _Page()
+    page.feed((out / "report.html").read_text(encoding="utf-8"))
+    return page
+
+
+def test_report_links_the_photos_of_another_folder_and_says_where_the_bytes_are(stored):
+    out, store = stored / "o", stored / "store"
+    photos = read_photos(out)
+    squares = photos[(photos.status == "done") & (photos["size"] == "square")]
+    page = _report(out)
+    assert page.images and len(page.images) == min(48, len(squares))
+    # Each image a path relative to OUT (as the page's own folder resolves it): the store's file.
+    for src, path in zip(page.images, squares.path, strict=False):
+        assert not src.startswith(("data:", "/", "http")) and os.path.samefile(out / src, store / path)
+    assert page.text["store"] == str(store.resolve())
+    summary = json.loads((out / "summary.json").read_text())
+    stored_bytes = sum(f.stat().st_size for f in (store / "photos").rglob("*") if f.is_file())
+    assert summary["bytes_on_disk"] == summary["bytes_stored"] == stored_bytes
+    assert page.text["megabytes"] == f"{stored_bytes / 1e6:,.1f}"
+
+
+# -- The summary's wording and order -----------------------------------------------------------
+def test_summary_places_in_one_order_and_plain_status_strings(start_simulator, tmp_path):
+    """Places given as 3012,3011: the main command listed them so, the photos command (from
+    the state) sorted; the statuses of Summary.photos were PhotoStatus members."""
+    from helpers import run_harvest
+
+    sim = start_simulator(World({3011: 3, 3012: 3}, seed=3, photo_scale=0.01))
+    out = tmp_path / "o"
+    first = run_cli(tmp_path, "--place", "3012,3011", *local(sim, out, "--no-photos"))
+    assert first.returncode == 0, first.stderr
+    photos = run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square")
+    assert photos.returncode == 0, photos.stderr
+    for said in (first.stdout, photos.stdout):
+        assert said.index("place 3011:") < said.index("place 3012:"), said
+    summary = run_harvest([3012, 3011], api_url=sim.api_url, out=tmp_path / "lib", sizes="square")
+    assert list(summary.per_place) == [3011, 3012]
+    assert "PhotoStatus" not in repr(summary) and all(type(k) is str for k in summary.photos)
+    assert "1 API request," in replace(summary, api_requests=1).table()
+    assert "2 API requests," in replace(summary, api_requests=2).table()
