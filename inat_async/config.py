@@ -509,7 +509,7 @@ def _check_protocol(name: str, scheme: str) -> None:
     import fsspec
 
     if scheme == "memory":  # nothing would be left of the files once the run ends
-        raise SettingError(name, "memory:// keeps files in this process only: give a folder or a lasting store")
+        raise SettingError(name, "memory:// keeps files in this process only: give a lasting store")
     try:
         fsspec.get_filesystem_class(scheme)
     except ValueError:
