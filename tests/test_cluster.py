@@ -5,6 +5,7 @@ binds kept across both workers, and a worker killed mid-run losing nothing."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -229,11 +230,21 @@ def test_ctrl_c_stops_a_cluster_run_at_once_keeping_every_object_stored_and_the_
     assert len(done) < len(done_files(read_photos(paged / "here"), WORLD))  # stopped part way
     stored = dict(_objects(s3, "stopped", "inat/"))
     assert {path: stored.get(path) for path in done} == done  # every file the state holds is stored
+    before = len(sim.log)
     again = run_cli(tmp_path, *command)
     assert again.returncode == 0, again.stderr
     photos = read_photos(out)
     assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
     assert sorted(_objects(s3, "stopped", "inat/")) == sorted(done_files(photos, WORLD).items())
+    # Files stored by the stopped shards are found, not counted as fetched: the bytes fetched
+    # are those the simulator served this run.
+    served = [r for r in _photo_log(sim, before) if r.status == 200]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["files_fetched"], summary["bytes_this_run"]) == (
+        len(served),
+        sum(r.nbytes for r in served),
+    )
+    assert summary["files_found"] == len(photos.query("status == 'done'")) - len(done) - len(served)
 
 
 def _wait_for_photos(sim, since: int, child, count: int) -> None:
