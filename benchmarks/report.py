@@ -649,14 +649,19 @@ def _latency(data: dict[str, Any], cfg: dict[str, Any], targets: list[list[str]]
     meta = data["metadata"]
     low, high = cfg["slow_api"]
     used = meta["budget_share"]
+    whole = meta.get("whole_run_share")
+    said = f"{used:.1%} first to last request" + (f", {whole:.1%} over the whole run" if whole else "")
     if not _target(
         targets,
-        f"pages at {low:g}-{high:g} s each: at least 95% of 60 a minute used",
-        f"{used:.1%}",
-        used >= 0.95,
+        f"pages at {low:g}-{high:g} s each: at least 95% of 60 a minute used, 0 violations",
+        f"{said}; {meta['violations']} violations",
+        used >= 0.95 and meta["violations"] == 0,
     ):
         why.append(
-            f"- budget at {low:g}-{high:g} s a page: {meta['per_window']:.1f} requests a minute (section 8)."
+            f"- budget at {low:g}-{high:g} s a page: {meta['per_window']:.1f} requests a minute from the "
+            f"first request to the last, {meta['violations']} violations (section 8). Each request is "
+            "counted over 61 s (a second of margin for jitter), so 60 a minute can use at most 98.4%; "
+            "what is lost beyond that is slots that came due while every range waited on an answer."
         )
     columns: Columns = [c for c in PHOTO_COLUMNS if c[0] not in ("files/s, all runs", "tree RSS MB")]
     meta_columns: Columns = [
@@ -665,6 +670,8 @@ def _latency(data: dict[str, Any], cfg: dict[str, Any], targets: list[list[str]]
         ("wall s", lambda r: r["wall"]),
         ("requests/min", lambda r: r["per_window"]),
         ("of budget", lambda r: f"{r['budget_share']:.1%}"),
+        ("requests/min, whole run", lambda r: r.get("whole_run_per_window", "")),
+        ("of budget, whole run", lambda r: f"{r['whole_run_share']:.1%}" if "whole_run_share" in r else ""),
         ("max in any 60 s", lambda r: r["max_in_window"]),
         ("violations", lambda r: r["violations"]),
         ("CPU s", lambda r: r["cpu"]),
@@ -682,8 +689,13 @@ whatever the size of the place: it ran on
 
 Metadata: every API answer takes between {low:g} and {high:g} s (drawn evenly), as
 iNaturalist's pages of 200 often do, and inat_async runs with its default budget of 60
-requests a minute (`--no-photos`, limits on, 4 id ranges): {cfg["slow_meta_observations"]:,} observations in
-the place. "of budget" is the rate from the first request to the last over 60 a minute; one
-cursor at 2 s a page could use at most half of it.
+requests a minute (`--no-photos`, limits on; a query this large is paged by 8 id ranges):
+{cfg["slow_meta_observations"]:,} observations in the place. "of budget" is the rate from the
+first request to the last (as the simulator saw them arrive) over 60 a minute; "whole run" is
+the requests over the command's whole wall time, start-up, the plan's two requests and the
+exports included. Each request is counted over 61 s (the second of margin for network jitter:
+README, iNaturalist's limits), so 60 a minute can use at most 98.4% of the published budget;
+"violations" are arrivals that found 60 already in the trailing 60 s. One cursor at 2 s a
+page could use at most half of it.
 
 {_columns(meta_columns, [meta])}"""

@@ -32,8 +32,10 @@ def test_parallel_ranges_keep_requests_in_flight_within_the_budget(tmp_path, sta
     latency = 0.25
     budget = ["--api-rpm", "60", "--budget-window-scale", "0.1"]
     sim = start_simulator(WORLD, api_latency=latency, api_limit=RateLimit(60, 6.0, enforce=False))
-    result = run_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "many", *budget, "--ranges", "8"))
+    # 100 pages of 20: a query large enough to be paged by 8 ranges by default.
+    result = run_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "many", *budget))
     many_times = [r.time for r in api_requests(sim.log)]
+    pages = [r.query for r in api_requests(sim.log) if r.query.get("per_page") == "20"]
     sim.clear_log()
     single = start_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "one", *budget, "--ranges", "1"))
     deadline = time.monotonic() + 30  # a loaded machine may take seconds to start it
@@ -48,6 +50,7 @@ def test_parallel_ranges_keep_requests_in_flight_within_the_budget(tmp_path, sta
     assert violations == 0
     assert _overlapping(single_times, latency) == 0  # one cursor waits for each answer
     assert _overlapping(many_times, latency) >= 0.5  # eight keep the budget's pace instead
+    assert len({q.get("id_below") for q in pages[:8]}) == 8  # the first page of each of 8 ranges
 
 
 def test_every_range_resumes_after_a_kill(tmp_path, start_simulator):

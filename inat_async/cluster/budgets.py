@@ -32,7 +32,7 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from inat_async.config import Settings
-from inat_async.net.budget import GUARD, GUARD_SECONDS, Ledger, Slot, Window
+from inat_async.net.budget import GUARD_SECONDS, Ledger, Slot, Window, margin
 from inat_async.net.politeness import Politeness
 
 #: A slot is the scheduler's time; its request goes when the answer has come back and the
@@ -81,7 +81,7 @@ class ByteBook:
         Before any file of the kind has answered, ``first`` (its cap: the most it can be)."""
         limit = min(w.limit for w in windows)
         shortest = min(windows, key=lambda w: w.span)
-        self._pace[key] = (shortest.span + max(shortest.span * GUARD, GUARD_SECONDS)) / shortest.limit
+        self._pace[key] = (shortest.span + margin(shortest.span)) / shortest.limit
         give_up = time.monotonic() + patience
         while True:
             async with self._turn:  # one booking at a time: each sees the turn the last set

@@ -32,12 +32,23 @@ T = TypeVar("T")
 Taken: TypeAlias = tuple[int | None, float, str | None]
 
 # Network delays can bring two requests closer at the server than they were sent (the first
-# delayed, the last not); each window is counted a little longer than it is to keep a margin:
-# 1% of it (0.6 s of a minute), and at least GUARD_SECONDS, since the delays of a busy machine
-# or network do not shrink with the window (at load 20 on 2 cores, a loopback server saw
-# arrivals up to 0.48 s later than they were sent, and 0.1 s let one exceed a 6 s window).
-GUARD = 0.01
+# delayed, the last not), and clients have seen 429 at exactly 60 requests a minute: each
+# request is counted over its window's span plus a margin, a second of a minute (1/60 of the
+# span, so --budget-window-scale scales it with the window: 61 s for the API's minute, and
+# 60 requests then take at least 61 s), and at least GUARD_SECONDS, since the delays of a busy
+# machine or network do not shrink with a scaled window (at load 20 on 2 cores, a loopback
+# server saw arrivals up to 0.48 s later than they were sent, and 0.1 s let one exceed a 6 s
+# window). At 60 a minute and 1 s of margin, 8 ranges with answers of 1 to 3 s sent 61
+# requests in one minute of arrivals with 0.6 s; none with 1 s (benchmarks, section 8).
+GUARD = 1 / 60
 GUARD_SECONDS = 0.5
+
+
+def margin(span: float) -> float:
+    """How much longer than ``span`` a window is counted: the margin for network jitter."""
+    return max(span * GUARD, GUARD_SECONDS)
+
+
 #: A booking further ahead than a booker may book (its ``lead``) by more than this was made
 #: by a clock ahead of this one (the clock went back, or a harvest ran with its clock ahead).
 FUTURE_SKEW = 5.0
@@ -260,7 +271,7 @@ class Ledger:
 
     def _earliest(self, key: str, window: Window, amount: float, slot: float) -> float:
         """The earliest time >= slot at which the window has room for ``amount`` more."""
-        span = window.span + max(window.span * GUARD, GUARD_SECONDS)
+        span = window.span + margin(window.span)
         rows = self._db.execute(
             "SELECT t, amount FROM spent WHERE key = ? AND t > ? ORDER BY t", (key, slot - span)
         ).fetchall()

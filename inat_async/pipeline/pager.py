@@ -30,6 +30,7 @@ from inat_async.config import Settings
 from inat_async.errors import ServerError
 from inat_async.model import Checked, PhotoStatus, check_observations, usable_id
 from inat_async.net.http import Http
+from inat_async.net.pace import parallel_ranges
 from inat_async.photos import PhotoFile, photo_files
 from inat_async.pipeline.progress import Progress
 from inat_async.pipeline.reconcile import Reconciler
@@ -154,8 +155,9 @@ class Pager:
         if all(r.done for r in ranges):
             return
         self.early = None
+        total = max((c.total or 0 for c in self.state.cursors(key)), default=0)
         async with asyncio.TaskGroup() as group:
-            for _ in range(self.settings.ranges):
+            for _ in range(self._parallel(total)):
                 group.create_task(self._take_ranges(ranges, params))
         early = self.early
         # Kept if no page was asked after it; a 0 is asked again (the API's transient empty
@@ -165,8 +167,7 @@ class Pager:
 
     async def _plan(self, key: str, params: dict[str, str]) -> list[Cursor]:
         """Split the query's id span into ranges, from its smallest and largest ids."""
-        n = self.settings.ranges
-        if n == 1:
+        if self.settings.ranges == 1:
             return [self.state.add_cursor(key, 0, None)]
         # Both at once; a TaskGroup, so that if one fails (a block, say) the other is cancelled.
         async with asyncio.TaskGroup() as group:
@@ -184,6 +185,7 @@ class Pager:
         if low == high and _int(total) > 1 and _int(oldest.get("total_results")) > 1:
             # Two or more match, yet the first id in ascending order is the first in descending.
             raise ServerError(f"the server at {self.url} {_NOT_LIKE_INAT}: it ignores order=asc")
+        n = self._parallel(_int(total))
         # Range i holds the ids in (bounds[i], bounds[i + 1]]; id_below is strict, hence + 1.
         bounds = [low - 1 + (high - low + 1) * i // n for i in range(n + 1)]
         spans: dict[int, int | None] = {lo: top + 1 for lo, top in itertools.pairwise(bounds) if top > lo}
@@ -192,6 +194,11 @@ class Pager:
         for lo, hi in spans.items():
             self.state.add_cursor(key, lo, hi, total if lo == low - 1 else None)
         return self.state.cursors(key)
+
+    def _parallel(self, total: int) -> int:
+        """Ranges paged at once for a query of ``total`` observations (net.pace.parallel_ranges)."""
+        s = self.settings
+        return parallel_ranges(s.ranges, s.limits, total / s.per_page)
 
     async def _take_ranges(self, ranges: list[_Range], params: dict[str, str]) -> None:
         while (r := self._claim(ranges)) is not None:
