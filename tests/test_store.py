@@ -4,19 +4,24 @@ photo stage alone on a folder paged with --no-photos."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import shutil
 import sqlite3
+import subprocess
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pytest
-from helpers import copy_paged, done_files, error_line, local, photo_statuses, read_photos, run_cli
+from helpers import copy_paged, done_files, error_line, local, photo_statuses, read_photos
 
+from inat_async.cli import main
 from inat_async.simulator import SimulatorThread, World
 
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
@@ -24,6 +29,23 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 WORLD = World({3001: 24}, seed=5, photo_scale=0.01)
 KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
+
+
+def run_here(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``inat-async ARGS`` as the CLI runs it (its exit status, what it prints and logs), but
+    in this process: starting an interpreter was most of each short run's time. From ``cwd``,
+    with a budget file there and no INAT_ variable of the caller's."""
+    out, err = io.StringIO(), io.StringIO()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INAT_")}
+    env["INAT_ASYNC_BUDGET_FILE"] = str(cwd / "budget.sqlite")
+    with (
+        mock.patch.dict(os.environ, env, clear=True),
+        contextlib.chdir(cwd),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["inat-async", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +58,9 @@ def sim():
 def paged(sim, tmp_path_factory):
     """A folder paged with --no-photos (copied by each test), and a full harvest to compare."""
     base = tmp_path_factory.mktemp("paged")
-    result = run_cli(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
+    result = run_here(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
     assert result.returncode == 0, result.stderr
-    result = run_cli(base, "--place", "3001", *local(sim, base / "full"))
+    result = run_here(base, "--place", "3001", *local(sim, base / "full"))
     assert result.returncode == 0, result.stderr
     return base
 
@@ -47,7 +69,7 @@ def paged(sim, tmp_path_factory):
 def stored(sim, tmp_path_factory):
     """A harvest (the main command) whose photos went to another folder: base/o, base/store."""
     base = tmp_path_factory.mktemp("stored")
-    result = run_cli(base, "--place", "3001", *local(sim, base / "o", "--store", str(base / "store")))
+    result = run_here(base, "--place", "3001", *local(sim, base / "o", "--store", str(base / "store")))
     assert result.returncode == 0, result.stderr
     (base / "stdout").write_text(result.stdout)
     return base
@@ -62,7 +84,7 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
 
 def test_photos_command_fetches_a_folder_paged_without_photos_as_a_harvest_would(sim, paged, tmp_path):
     out = copy_paged(paged, tmp_path)
-    result = run_cli(tmp_path, "photos", str(out), "--no-limits")
+    result = run_here(tmp_path, "photos", str(out), "--no-limits")
     assert result.returncode == 0, result.stderr
     photos, full = read_photos(out), read_photos(paged / "full")
     assert photo_statuses(photos) == photo_statuses(full)
@@ -72,7 +94,7 @@ def test_photos_command_fetches_a_folder_paged_without_photos_as_a_harvest_would
     assert "photo files: " in result.stdout
     # Again: every file is found in place and checked, none fetched again.
     before = len(sim.log)
-    again = run_cli(tmp_path, "photos", str(out), "--no-limits")
+    again = run_here(tmp_path, "photos", str(out), "--no-limits")
     assert again.returncode == 0, again.stderr
     assert [r for r in sim.log[before:] if r.host != "api"] == []
 
@@ -81,9 +103,9 @@ def test_photos_command_writes_again_the_exports_the_folder_has(sim, tmp_path):
     """Paged with --format csv,parquet: the photos command rewrites both (it rewrote only
     photos.csv, and photos.parquet kept no file done)."""
     out = tmp_path / "o"
-    paged = run_cli(tmp_path, "--place", "3001", *local(sim, out, "--no-photos", "--format", "csv,parquet"))
+    paged = run_here(tmp_path, "--place", "3001", *local(sim, out, "--no-photos", "--format", "csv,parquet"))
     assert paged.returncode == 0, paged.stderr
-    result = run_cli(tmp_path, "photos", str(out), "--no-limits")
+    result = run_here(tmp_path, "photos", str(out), "--no-limits")
     assert result.returncode == 0, result.stderr
     csv, parquet = read_photos(out), pd.read_parquet(out / "photos.parquet")
     assert (csv.status == "done").sum() > 0
@@ -93,9 +115,9 @@ def test_photos_command_writes_again_the_exports_the_folder_has(sim, tmp_path):
 def test_photos_command_with_another_size_adds_it_and_keeps_those_fetched(sim, paged, tmp_path):
     """README: "Another size later". The sizes fetched before keep their rows and files."""
     out = copy_paged(paged, tmp_path)
-    assert run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square").returncode == 0
+    assert run_here(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square").returncode == 0
     square = {path: (out / path).read_bytes() for path in done_files(read_photos(out), WORLD)}
-    result = run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "large")
+    result = run_here(tmp_path, "photos", str(out), "--no-limits", "--sizes", "large")
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
     assert set(photos["size"]) == {"square", "large"}
@@ -108,7 +130,7 @@ def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(s
     s3.create_bucket(Bucket="harvest")
     out = copy_paged(paged, tmp_path)
     store = ["--store", "s3://harvest/inat/run1", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
-    result = run_cli(tmp_path, "photos", str(out), "--no-limits", *store)
+    result = run_here(tmp_path, "photos", str(out), "--no-limits", *store)
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
     assert photo_statuses(photos) == photo_statuses(read_photos(paged / "full"))
@@ -126,7 +148,7 @@ def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(s
     conn.commit()
     conn.close()
     before = len(sim.log)
-    again = run_cli(tmp_path, "photos", str(out), "--no-limits", *store)
+    again = run_here(tmp_path, "photos", str(out), "--no-limits", *store)
     assert again.returncode == 0, again.stderr
     fetched = [r for r in sim.log[before:] if r.host != "api"]
     assert len(fetched) == 1 and str(damaged.photo_id) in fetched[0].path
@@ -147,7 +169,7 @@ def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(s
     # Neither the keys nor any storage option is kept in the state; the same store without
     # its options is one, another bucket is refused.
     assert b"testing" not in (out / "harvest.sqlite").read_bytes()
-    other = run_cli(tmp_path, "photos", str(out), "--no-limits", "--store", "s3://harvest/inat/run2",
+    other = run_here(tmp_path, "photos", str(out), "--no-limits", "--store", "s3://harvest/inat/run2",
                     "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS)  # fmt: skip
     _refused(other, "are in s3://harvest/inat/run1 (recorded when it first stored photos)",
              "pass --store s3://harvest/inat/run1 and its --storage-option again")  # fmt: skip
@@ -184,7 +206,7 @@ def test_export_store_alone_puts_the_exports_beside_the_photos_in_the_bucket(sim
     s3.create_bucket(Bucket="together")
     out = tmp_path / "o"
     store = ["--store", "s3://together/run", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
-    result = run_cli(tmp_path, "--place", "3001", *local(sim, out, *store, "--export-store"))
+    result = run_here(tmp_path, "--place", "3001", *local(sim, out, *store, "--export-store"))
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
     objects = _objects(s3, "together", "run/")
@@ -197,7 +219,7 @@ def test_export_store_url_gets_the_photo_commands_exports_while_photos_stay_in_o
     s3.create_bucket(Bucket="exports")
     out = copy_paged(paged, tmp_path)
     where = ["--export-store", "s3://exports/inat", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
-    result = run_cli(tmp_path, "photos", str(out), "--no-limits", "--format", "csv", *where)
+    result = run_here(tmp_path, "photos", str(out), "--no-limits", "--format", "csv", *where)
     assert result.returncode == 0, result.stderr
     expected = done_files(read_photos(out), WORLD)
     assert {path: (out / path).read_bytes() for path in expected} == expected
@@ -213,7 +235,7 @@ def test_update_deletes_the_objects_of_photos_that_no_longer_belong(start_simula
     out = tmp_path / "o"
     store = ["--store", "s3://updated/run", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
     args = ["--place", "3003", "--sizes", "square,small"]
-    first = run_cli(tmp_path, *args, *local(sim, out, *store))
+    first = run_here(tmp_path, *args, *local(sim, out, *store))
     assert first.returncode == 0, first.stderr
     done = read_photos(out).query("status == 'done'")
     gone = sorted(set(done.photo_id))[:2]
@@ -221,7 +243,7 @@ def test_update_deletes_the_objects_of_photos_that_no_longer_belong(start_simula
     assert {path for path in before if int(path.rpartition("/")[2].split("_")[0]) in gone}
     world.edit_photo(int(gone[0]), removed=True)
     world.edit_photo(int(gone[1]), placeholder=True)
-    update = run_cli(tmp_path, *args, "--update", *local(sim, out, *store))
+    update = run_here(tmp_path, *args, "--update", *local(sim, out, *store))
     assert update.returncode == 0, update.stderr
     photos = read_photos(out)
     assert not set(photos.query("status == 'done'").photo_id) & set(gone)
@@ -252,7 +274,9 @@ def test_update_deletes_the_objects_of_photos_that_no_longer_belong(start_simula
 def test_store_and_scheduler_options_are_checked_before_any_request(tmp_path, args, message):
     (tmp_path / "a-file").write_text("not a folder")
     out = tmp_path / "o"
-    result = run_cli(tmp_path, "--place", "1", "--api-url", "http://127.0.0.1:9/v1", "--out", str(out), *args)
+    result = run_here(
+        tmp_path, "--place", "1", "--api-url", "http://127.0.0.1:9/v1", "--out", str(out), *args
+    )
     assert result.returncode == 2
     assert message in error_line(result)
     assert not out.exists()
@@ -265,7 +289,7 @@ def test_a_store_whose_library_is_not_installed_is_refused_before_any_request(tm
         pytest.skip("gcsfs is installed here")
     for flag in ("--store", "--export-store"):
         out = tmp_path / flag.strip("-")
-        result = run_cli(tmp_path, "--place", "1", "--api-url", "http://127.0.0.1:9/v1", "--out", str(out),
+        result = run_here(tmp_path, "--place", "1", "--api-url", "http://127.0.0.1:9/v1", "--out", str(out),
                          "--storage-option", "token=anon", flag, "gs://bucket/inat")  # fmt: skip
         assert result.returncode == 2
         line = error_line(result)
@@ -276,7 +300,7 @@ def test_a_store_whose_library_is_not_installed_is_refused_before_any_request(tm
 
 
 def test_photos_command_refuses_a_folder_without_a_harvest(tmp_path):
-    result = run_cli(tmp_path, "photos", str(tmp_path))
+    result = run_here(tmp_path, "photos", str(tmp_path))
     assert result.returncode == 2
     assert "holds no harvest" in error_line(result)
 
@@ -321,7 +345,7 @@ def test_a_run_whose_store_is_not_the_one_holding_the_files_is_refused_in_one_li
     else:
         args = [*args[:2], *local(sim, out, *args[2:])]
     before = len(sim.log)
-    line = _refused(run_cli(tmp_path, *args), f"--store: the photo files of {out} are in {store.resolve()}",
+    line = _refused(run_here(tmp_path, *args), f"--store: the photo files of {out} are in {store.resolve()}",
                     f"pass --store {store.resolve()} and its --storage-option again")  # fmt: skip
     assert sim.log[before:] == []  # refused before any request
     assert not (out / "photos").exists() and not Path(other).exists()
@@ -333,18 +357,18 @@ def test_a_store_after_a_harvest_into_out_is_refused_and_the_same_store_goes_on(
     """The other way round: files in OUT, then a --store (the state would call its files done
     there too); and the same --store again after a store goes on."""
     out = copy_paged(paged, tmp_path)
-    assert run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square").returncode == 0
+    assert run_here(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square").returncode == 0
     store = tmp_path / "store"
-    refused = run_cli(tmp_path, "photos", str(out), "--no-limits", "--store", str(store))
+    refused = run_here(tmp_path, "photos", str(out), "--no-limits", "--store", str(store))
     _refused(refused, f"the photo files of {out} are in that folder itself", "without --store")
     assert not store.exists()
-    same = run_cli(tmp_path, "photos", str(out), "--no-limits", "--store", str(out))  # OUT named
+    same = run_here(tmp_path, "photos", str(out), "--no-limits", "--store", str(out))  # OUT named
     assert same.returncode == 0, same.stderr
 
 
 def test_export_of_a_webdataset_names_the_store_the_files_are_in(stored, tmp_path):
     out, store, _ = _into_folder(stored, tmp_path)
-    result = run_cli(tmp_path, "export", str(out), "--format", "webdataset", "--webdataset-size", "medium")
+    result = run_here(tmp_path, "export", str(out), "--format", "webdataset", "--webdataset-size", "medium")
     _refused(result, f"the medium files of {out} are in {store.resolve()}")
     assert not (out / "webdataset").exists()
 
@@ -357,10 +381,10 @@ def test_opendata_with_another_store_than_its_first_run_is_refused(sim, tmp_path
     out, store = tmp_path / "o", tmp_path / "store"
     args = ["opendata", "--dump", str(dump), "--out", str(out), "--api-url", sim.api_url,
             "--photo-base", sim.hosts["open"], "--no-limits", "--sizes", "square"]  # fmt: skip
-    first = run_cli(tmp_path, *args, "--store", str(store))
+    first = run_here(tmp_path, *args, "--store", str(store))
     assert first.returncode == 0, first.stderr
     assert (read_photos(out).status == "done").any()
-    _refused(run_cli(tmp_path, *args), f"are in {store.resolve()}", "--store")
+    _refused(run_here(tmp_path, *args), f"are in {store.resolve()}", "--store")
 
 
 # -- What a run says it did: fetched apart from found already stored -----------------------------
@@ -372,7 +396,7 @@ def test_a_rerun_after_the_state_lost_the_files_status_reports_them_found_not_fe
         db.execute("UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'")
     db.close()
     before = len(sim.log)
-    again = run_cli(tmp_path, "--place", "3001", *local(sim, out, "--store", str(store)))
+    again = run_here(tmp_path, "--place", "3001", *local(sim, out, "--store", str(store)))
     assert again.returncode == 0, again.stderr
     assert [r for r in sim.log[before:] if r.host != "api"] == []
     summary = json.loads((out / "summary.json").read_text())
@@ -410,17 +434,35 @@ class _Page(HTMLParser):
             self.text[key] += data
 
 
-def _report(out: Path) -> _Page:
+def _report(out: Path, dom: str | None = None) -> _Page:
     page = _Page()
-    page.feed((out / "report.html").read_text(encoding="utf-8"))
+    page.feed(dom if dom is not None else (out / "report.html").read_text(encoding="utf-8"))
     return page
 
 
-def test_report_links_the_photos_of_another_folder_and_says_where_the_bytes_are(stored):
+def _rendered(page: Path, tmp_path: Path) -> str | None:
+    """The page's DOM as headless Chromium renders it, with no console message (None where
+    there is no Chromium: the file as written is read instead)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        return None
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+         f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CONSOLE" not in result.stderr, result.stderr
+    return result.stdout
+
+
+def test_report_links_the_photos_of_another_folder_and_says_where_the_bytes_are(stored, tmp_path):
+    """report.html had an empty photo grid, and "MB on disk" of files not in OUT."""
     out, store = stored / "o", stored / "store"
     photos = read_photos(out)
     squares = photos[(photos.status == "done") & (photos["size"] == "square")]
-    page = _report(out)
+    page = _report(out, _rendered(out / "report.html", tmp_path))
     assert page.images and len(page.images) == min(48, len(squares))
     # Each image a path relative to OUT (as the page's own folder resolves it): the store's file.
     for src, path in zip(page.images, squares.path, strict=False):
@@ -440,9 +482,9 @@ def test_summary_places_in_one_order_and_plain_status_strings(start_simulator, t
 
     sim = start_simulator(World({3011: 3, 3012: 3}, seed=3, photo_scale=0.01))
     out = tmp_path / "o"
-    first = run_cli(tmp_path, "--place", "3012,3011", *local(sim, out, "--no-photos"))
+    first = run_here(tmp_path, "--place", "3012,3011", *local(sim, out, "--no-photos"))
     assert first.returncode == 0, first.stderr
-    photos = run_cli(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square")
+    photos = run_here(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square")
     assert photos.returncode == 0, photos.stderr
     for said in (first.stdout, photos.stdout):
         assert said.index("place 3011:") < said.index("place 3012:"), said
