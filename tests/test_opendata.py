@@ -406,7 +406,7 @@ def test_hydrate_gives_every_api_column_in_requests_of_200_and_a_dry_run_counts_
     assert in_process(tmp_path, monkeypatch, *args, "--dry-run") == 0
     said = capsys.readouterr().out
     assert f"{len(uuids)} observations selected" in said
-    assert "--hydrate: 1 API requests (200 observations each)" in said
+    assert "--hydrate: 1 API request (200 observations each)" in said  # one request, said so
     assert not out.exists()  # a dry run writes nothing
     every = opendata_args(
         sim, str(dump), out, *PLACE_QUERY, "--all-photos", "--sizes", "square", "-q", "--dry-run"

@@ -403,6 +403,7 @@ def test_a_rerun_after_the_state_lost_the_files_status_reports_them_found_not_fe
     assert (summary["files_fetched"], summary["files_found"], summary["bytes_this_run"]) == (0, len(files), 0)
     assert summary["bytes_found"] == summary["bytes_on_disk"] == sum(map(len, files.values()))
     assert f"0 photo files fetched (0.0 MB), {len(files)} found already stored" in again.stdout
+    assert f"| 0.0 MB, {len(files)} found already stored |" in again.stderr  # the progress line
     assert read_photos(out).query("status == 'done'").shape[0] == len(files)
 
 

@@ -304,7 +304,8 @@ async def dry_run(job: DumpHarvest) -> str:
             b = s.budgets
             seconds = max(requests / b.api_rpm * b.minute, (requests // b.api_daily) * b.day)
         lines.append(
-            f"--hydrate: {requests:,} API requests ({HYDRATE_PAGE} observations each), "
+            f"--hydrate: {requests:,} API request{'' if requests == 1 else 's'} "
+            f"({HYDRATE_PAGE} observations each), "
             f"about {seconds:,.0f} s under the API budget"
         )
     return "\n".join(lines)
