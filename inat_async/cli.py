@@ -369,6 +369,13 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
         default=setting_default("budget_scope"),
         help="photo budgets shared by the whole cluster (one egress IP) or each worker's own",
     )
+    many.add_argument(
+        "--worker-wait",
+        type=float,
+        default=setting_default("worker_wait"),
+        metavar="SECONDS",
+        help="how long the photo stage waits for a Dask worker when the cluster has none, then stops",
+    )
     # Photo files a cluster task fetches (tests make shards small).
     shard = setting_default("shard_files")
     many.add_argument("--shard-files", type=int, default=shard, help=argparse.SUPPRESS)
@@ -388,6 +395,7 @@ def _cluster_settings(args: argparse.Namespace) -> dict[str, Any]:
         "scheduler": args.scheduler,
         "budget_scope": args.budget_scope,
         "shard_files": args.shard_files,
+        "worker_wait": args.worker_wait,
     }
 
 

@@ -216,6 +216,9 @@ class Settings:
     scheduler: str | None = None
     budget_scope: str = "cluster"
     shard_files: int = 2000
+    # Seconds the cluster's driver waits for a Dask worker when the cluster has none (at the
+    # start, or after its workers died), before it ends the run.
+    worker_wait: float = 300.0
     # Where the exports, summary.json and report.html are copied once written in OUT (a
     # folder or an fsspec URL, with the same storage options; None: OUT alone).
     export_store: str | None = None
@@ -297,6 +300,7 @@ class HarvestOptions(TypedDict, total=False):
     scheduler: str | None
     budget_scope: str
     shard_files: int
+    worker_wait: float
     export_store: str | os.PathLike[str] | None
 
 
@@ -602,4 +606,5 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "budget_scope": _budget_scope,
     "export_store": _store,
     "shard_files": _whole_number,
+    "worker_wait": _positive_number,
 }

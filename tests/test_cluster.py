@@ -247,6 +247,78 @@ def test_ctrl_c_stops_a_cluster_run_at_once_keeping_every_object_stored_and_the_
     assert summary["files_found"] == len(photos.query("status == 'done'")) - len(done) - len(served)
 
 
+def test_a_cluster_left_without_any_worker_ends_the_run_with_one_line_and_the_next_run_finishes(
+    sim, paged, cluster, tmp_path
+):
+    """The driver once waited on the cluster for ever: now a cluster with no worker left for
+    --worker-wait seconds ends the run (exit 1, one line), keeping every file recorded."""
+    from distributed import LocalCluster
+
+    out, store = copy_paged(paged, tmp_path), tmp_path / "store"
+    options = ["--store", str(store), "--no-limits", "--shard-files", "4", "--workers", "1", "--sizes", "square"]
+    with LocalCluster(n_workers=1, processes=False, protocol="tcp://", dashboard_address=":0") as doomed:
+        sim.photo_latency = 0.05  # a shard takes a while: the worker leaves inside the run
+        try:
+            before = len(sim.log)
+            child = start_cli(tmp_path, "photos", str(out), "--scheduler", doomed.scheduler_address,
+                              "--worker-wait", "1", *options)  # fmt: skip
+            _wait_for_photos(sim, before, child, 6)
+            doomed.scale(0)  # its only worker leaves; none comes back
+            _, err = child.communicate(timeout=60)
+        finally:
+            sim.photo_latency = 0.0
+    assert child.returncode == 1, err
+    assert f"no Dask worker at {doomed.scheduler_address} for 1 s (--worker-wait)" in _one_error(err)
+    again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
+    assert again.returncode == 0, again.stderr
+    photos, here = read_photos(out), read_photos(paged / "here")
+    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
+    expected = done_files(photos, WORLD)
+    assert {path: (store / path).read_bytes() for path in expected} == expected
+
+
+def test_tasks_the_scheduler_cancels_mid_run_are_submitted_again_and_the_run_ends_complete(
+    sim, paged, cluster, tmp_path
+):
+    """A task lost to the driver (here cancelled on the scheduler by another client) is
+    submitted again, not taken as a result nor waited on for ever."""
+    from distributed import Client, Future
+
+    out = copy_paged(paged, tmp_path)
+    sim.photo_latency = 0.05
+    try:
+        before = len(sim.log)
+        child = start_cli(tmp_path, "photos", str(out), "--scheduler", cluster, "--no-limits", "--sizes", "square",
+                          "--shard-files", "4", "--workers", "1")  # fmt: skip
+        _wait_for_photos(sim, before, child, 4)
+        with Client(cluster) as other:
+            keys = other.run_on_scheduler(_running_photo_tasks)
+            assert keys
+            other.cancel([Future(key, other) for key in keys], force=True)
+        _, err = child.communicate(timeout=60)
+    finally:
+        sim.photo_latency = 0.0
+    assert child.returncode == 0, err
+    assert "submitted again: the scheduler cancelled it" in err
+    photos, here = read_photos(out), read_photos(paged / "here")
+    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
+    expected = done_files(photos, WORLD)
+    assert {path: (out / path).read_bytes() for path in expected} == expected
+
+
+def _running_photo_tasks(dask_scheduler) -> list[str]:
+    return [key for key, task in dask_scheduler.tasks.items() if str(key).startswith("inat-")
+            and task.state == "processing"]  # fmt: skip
+
+
+def _one_error(err: str) -> str:
+    """The one error line a run ended with, and no traceback before it."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("inat-async: error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
 def _wait_for_photos(sim, since: int, child, count: int) -> None:
     """Until ``count`` photo requests came since log entry ``since`` (or the run ended)."""
     deadline = time.monotonic() + 60

@@ -10,21 +10,27 @@ Dask runs its task again elsewhere, and the files it stored are found and checke
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shutil
+import time
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator
+from asyncio import CancelledError
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import cast
 
-from distributed import Client, LocalCluster, as_completed
+import pyarrow as pa
+from distributed import Client, Future, KilledWorker, LocalCluster
 
 from inat_async.cluster.budgets import BudgetPlugin
 from inat_async.cluster.manifest import MANIFEST, outcomes, write_manifest
 from inat_async.cluster.tasks import fetch_shard
 from inat_async.config import Settings
+from inat_async.errors import HarvestError
 from inat_async.model import PhotoStatus
 from inat_async.net.budget import default_budget_file
 from inat_async.net.http import Http
@@ -37,6 +43,19 @@ log = logging.getLogger("inat_async")
 _IN_FLIGHT_PER_THREAD = 2
 #: The fewest files a shard is cut to when shards are made smaller to fill the cluster.
 _FEWEST_FILES = 100
+#: Seconds between the driver's looks at its tasks when none ends.
+_LOOK_EVERY = 2.0
+#: The most seconds a finished task's outcome table may take to reach the driver.
+_FETCH_RESULT = 60.0
+#: Times a shard is submitted before the run ends with an error (each time its task was lost).
+_TRIES = 3
+#: What the scheduler says of a task whose future still waits when it is not on its way: its
+#: result is there, it erred, or the scheduler no longer has it.
+_NOT_ON_ITS_WAY = ("memory", "erred", "released", "forgotten", None)
+
+
+class ClusterError(HarvestError):
+    """The cluster cannot finish the photo stage: no worker left, a task lost again and again."""
 
 
 async def cluster_stage(settings: Settings, state: State, http: Http, progress: Progress) -> None:
@@ -49,6 +68,7 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
     # user's environment is).
     settings = replace(settings, budget_file=settings.budget_file or default_budget_file())
     async with _client(settings) as client:
+        await _some_worker(client, settings)
         threads = sum((await client.nthreads()).values())
         shards = write_manifest(state, settings.out, shard_files(pending, threads, settings.shard_files))
         log.info(
@@ -75,35 +95,135 @@ async def _run_shards(
     client: Client,
     settings: Settings,
     book: str | None,
-    shards: list[Any],
+    shards: list[Path],
     state: State,
     progress: Progress,
     window: int,
 ) -> None:
-    waiting = iter(shards)
-    run = uuid.uuid4().hex[:12]  # keys of this run's tasks, apart from any other's on the cluster
-
-    def submit(path: Any) -> Any:
-        # pure=False: a shard's task runs whenever asked (its outcome depends on the network).
-        return client.submit(
-            fetch_shard, path.read_bytes(), settings, book, key=f"inat-{run}-{path.stem}", pure=False
-        )
-
+    tasks = _Tasks(client, settings, book)
+    waiting = deque(shards)
     per_worker: Counter[str] = Counter()
-    running = as_completed([submit(path) for path in _take(waiting, window)], with_results=True)
-    async for _, table in running:
-        for seq, status, nbytes, reason, host, worker in outcomes(table):
-            state.finish_photo(seq, PhotoStatus(status), nbytes, reason)  # a status of ours, or refused
-            progress.finished(PhotoStatus(status), nbytes, host, reason)
-            per_worker[worker] += 1
-        state.photo_counts()  # the batch of done files written: a shard's outcomes are kept
-        for path in _take(waiting, 1):
-            running.add(submit(path))
+    while waiting or tasks.running:
+        while waiting and len(tasks.running) < window:
+            tasks.submit(waiting.popleft())
+        for table in await tasks.ended(_LOOK_EVERY):
+            for seq, status, nbytes, reason, host, worker in outcomes(table):
+                state.finish_photo(seq, PhotoStatus(status), nbytes, reason)  # a status of ours, or refused
+                progress.finished(PhotoStatus(status), nbytes, host, reason)
+                per_worker[worker] += 1
+            state.photo_counts()  # the batch of done files written: a shard's outcomes are kept
+        await tasks.look_for_stalls()
     log.info("files per worker: %s", ", ".join(f"{w} {n:,}" for w, n in sorted(per_worker.items())))
 
 
-def _take(items: Any, n: int) -> list[Any]:
-    return [item for _, item in zip(range(n), items, strict=False)]
+class _Tasks:
+    """The shards' tasks on the cluster, each one's outcome taken once. The driver never
+    waits on the cluster for ever: a task whose result cannot be had (cancelled, lost with
+    its worker, forgotten by the scheduler, or finished there while the driver never heard)
+    is submitted again (its files already stored are found, not fetched), at most
+    ``_TRIES`` times; a cluster left without any worker for ``--worker-wait`` ends the run."""
+
+    def __init__(self, client: Client, settings: Settings, book: str | None) -> None:
+        self.client = client
+        self.settings = settings
+        self.book = book
+        self.running: dict[Future[pa.Table], Path] = {}
+        self._run = uuid.uuid4().hex[:12]  # keys of this run's tasks, apart from any other's
+        self._tries: Counter[Path] = Counter()
+        self._woken = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._odd: dict[str, str] = {}  # key -> what the scheduler said at the last look
+        self._no_worker_since: float | None = None
+
+    def submit(self, path: Path) -> None:
+        self._tries[path] += 1
+        # pure=False: a shard's task runs whenever asked (its outcome depends on the network).
+        future = self.client.submit(
+            fetch_shard, path.read_bytes(), self.settings, self.book,
+            key=f"inat-{self._run}-{path.stem}-{self._tries[path]}", pure=False,
+        )  # fmt: skip
+        future.add_done_callback(lambda _: self._loop.call_soon_threadsafe(self._woken.set))
+        self.running[future] = path
+
+    async def ended(self, patience: float) -> list[pa.Table]:
+        """The outcome tables of the tasks ended by now, waiting up to ``patience`` seconds
+        for one; tasks that ended without a table are submitted again."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), patience)
+        self._woken.clear()
+        tables = []
+        for future in [f for f in self.running if f.status in ("finished", "error", "cancelled")]:
+            table = await self._outcome(future)
+            if table is not None:
+                tables.append(table)
+        return tables
+
+    async def _outcome(self, future: Future[pa.Table]) -> pa.Table | None:
+        path = self.running.pop(future)
+        self._odd.pop(str(future.key), None)
+        if future.status == "error":
+            error = await future.exception()
+            if isinstance(error, HarvestError):
+                raise error  # blocked, a setting the store refuses: the run's own end
+            if not isinstance(error, KilledWorker):
+                raise ClusterError(f"a photo task failed on the cluster: {type(error).__name__}: {error}")
+            self._again(path, future, "its workers died")
+        elif future.status == "cancelled":
+            self._again(path, future, "the scheduler cancelled it")
+        else:
+            try:
+                table: pa.Table = await asyncio.wait_for(future.result(), _FETCH_RESULT)
+            except (TimeoutError, OSError, CancelledError, KilledWorker) as exc:  # lost on its way
+                self._again(path, future, f"its result did not come ({type(exc).__name__})")
+            else:
+                return table
+        return None
+
+    def _again(self, path: Path, future: Future[pa.Table], why: str) -> None:
+        future.release()
+        if self._tries[path] >= _TRIES:
+            raise ClusterError(
+                f"the photo task of {path.name} was lost {_TRIES} times ({why}); run the same command again"
+            )
+        log.warning("the photo task of %s submitted again: %s", path.name, why)
+        self.submit(path)
+
+    async def look_for_stalls(self) -> None:
+        """What the driver cannot see from its futures alone: a cluster with no worker left,
+        and tasks the scheduler finished or forgot while their futures still wait."""
+        if not await self.client.nthreads():
+            now = time.monotonic()
+            self._no_worker_since = self._no_worker_since or now
+            if now - self._no_worker_since > self.settings.worker_wait:
+                raise ClusterError(_no_worker(self.settings))
+            return
+        self._no_worker_since = None
+        waiting = {str(f.key): f for f in self.running if f.status in ("pending", "lost")}
+        scheduler = self.client.scheduler
+        assert scheduler is not None
+        said = await scheduler.get_task_status(keys=list(waiting))
+        odd = {key: str(said.get(key)) for key in waiting if said.get(key) in _NOT_ON_ITS_WAY}
+        for key, state in odd.items():
+            if self._odd.get(key) == state:  # so at two looks in a row: not a message in transit
+                self._again(self.running.pop(waiting[key]), waiting[key], f"the scheduler has it {state}")
+        self._odd = odd
+
+
+async def _some_worker(client: Client, settings: Settings) -> None:
+    """Until the cluster has a worker (a queued job's may take a while), at most
+    ``--worker-wait`` seconds."""
+    try:
+        # An asynchronous client's call is awaitable, though typed as the blocking one.
+        await cast(Awaitable[None], client.wait_for_workers(1, timeout=settings.worker_wait))
+    except TimeoutError:
+        raise ClusterError(_no_worker(settings)) from None
+
+
+def _no_worker(settings: Settings) -> str:
+    return (
+        f"no Dask worker at {settings.scheduler} for {settings.worker_wait:g} s "
+        "({worker_wait}): start workers and run the same command again"
+    )
 
 
 async def _budget_book(client: Client, settings: Settings) -> str | None:
