@@ -11,10 +11,12 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
-from helpers import copy_paged, done_files, local, photo_statuses, read_photos, run_cli, start_cli
+from helpers import cli_env, copy_paged, done_files, local, photo_statuses, read_photos, run_cli, start_cli
 
 from inat_async.simulator import ByteLimit, RateLimit, SimulatorThread, World, byte_violations, max_in_window
 
@@ -29,6 +31,7 @@ MINUTE = 1.0  # a scaled "minute" of photo requests
 RPM = 8  # photo requests per host in any such minute: binds (about 25 square files on one host)
 HOUR = 1.0  # a scaled "hour" of photo bytes
 BYTES = 10_000  # photo bytes per host in any such hour: binds (about 30 KB of medium files on one host)
+KEPT = "every file stored so far is kept. Run the same command again."
 KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
 
 
@@ -125,25 +128,6 @@ def test_a_binding_byte_budget_is_never_exceeded_by_the_files_in_flight_on_both_
     assert {path: (out / path).read_bytes() for path in expected} == expected
 
 
-def test_the_issues_command_stores_every_file_in_the_bucket_byte_exact_as_a_local_run_would(
-    sim, paged, s3, tmp_path
-):
-    """`photos OUT --scheduler local:2 --store s3://bucket/prefix --storage-option
-    endpoint_url=http://127.0.0.1:PORT`: a LocalCluster of its own, objects in moto's S3."""
-    s3.create_bucket(Bucket="bucket")
-    out = copy_paged(paged, tmp_path)
-    result = run_cli(
-        tmp_path, "photos", str(out), "--scheduler", "local:2", "--store", "s3://bucket/prefix",
-        "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--no-limits", "--shard-files", "16",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    photos = read_photos(out)
-    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
-    assert sorted(_objects(s3, "bucket", "prefix/")) == sorted(done_files(photos, WORLD).items())
-    assert "photo files in s3://bucket/prefix: " in result.stdout
-    assert not (out / "manifest").exists()  # spent once every shard's outcomes are in the state
-
-
 def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_byte_exact(
     sim, paged, s3, cluster, tmp_path
 ):
@@ -203,50 +187,6 @@ def test_the_main_command_pages_here_and_downloads_on_the_cluster_each_worker_in
     assert {path: (out / path).read_bytes() for path in expected} == expected
 
 
-def test_ctrl_c_stops_a_cluster_run_at_once_keeping_every_object_stored_and_the_same_command_ends_it(
-    sim, paged, s3, cluster, tmp_path
-):
-    s3.create_bucket(Bucket="stopped")
-    out = copy_paged(paged, tmp_path)
-    command = [
-        "photos", str(out), "--scheduler", cluster, "--store", "s3://stopped/inat",
-        "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--no-limits", "--shard-files", "4",
-        "--workers", "2",
-    ]  # fmt: skip
-    sim.photo_latency = 0.05  # a shard takes a while: Ctrl-C lands inside the run
-    try:
-        before = len(sim.log)
-        child = start_cli(tmp_path, *command)
-        _wait_for_photos(sim, before, child, 16)
-        child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=30)
-    finally:
-        sim.photo_latency = 0.0
-    assert child.returncode == 130, err
-    assert "interrupted; every file stored so far is kept" in err
-    with sqlite3.connect(out / "harvest.sqlite") as db:  # the state: photos.csv is the next run's
-        rows = db.execute("SELECT path, photo_id, size FROM photos WHERE status = 'done'").fetchall()
-    done = {path: WORLD.photo_bytes(photo_id, size) for path, photo_id, size in rows}
-    assert len(done) < len(done_files(read_photos(paged / "here"), WORLD))  # stopped part way
-    stored = dict(_objects(s3, "stopped", "inat/"))
-    assert {path: stored.get(path) for path in done} == done  # every file the state holds is stored
-    before = len(sim.log)
-    again = run_cli(tmp_path, *command)
-    assert again.returncode == 0, again.stderr
-    photos = read_photos(out)
-    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
-    assert sorted(_objects(s3, "stopped", "inat/")) == sorted(done_files(photos, WORLD).items())
-    # Files stored by the stopped shards are found, not counted as fetched: the bytes fetched
-    # are those the simulator served this run.
-    served = [r for r in _photo_log(sim, before) if r.status == 200]
-    summary = json.loads((out / "summary.json").read_text())
-    assert (summary["files_fetched"], summary["bytes_this_run"]) == (
-        len(served),
-        sum(r.nbytes for r in served),
-    )
-    assert summary["files_found"] == len(photos.query("status == 'done'")) - len(done) - len(served)
-
-
 def test_a_cluster_left_without_any_worker_ends_the_run_with_one_line_and_the_next_run_finishes(
     sim, paged, cluster, tmp_path
 ):
@@ -255,7 +195,8 @@ def test_a_cluster_left_without_any_worker_ends_the_run_with_one_line_and_the_ne
     from distributed import LocalCluster
 
     out, store = copy_paged(paged, tmp_path), tmp_path / "store"
-    options = ["--store", str(store), "--no-limits", "--shard-files", "4", "--workers", "1", "--sizes", "square"]
+    options = ["--store", str(store), "--no-limits", "--shard-files", "4", "--workers", "1"]
+    options += ["--sizes", "square"]
     with LocalCluster(n_workers=1, processes=False, protocol="tcp://", dashboard_address=":0") as doomed:
         sim.photo_latency = 0.05  # a shard takes a while: the worker leaves inside the run
         try:
@@ -288,8 +229,8 @@ def test_tasks_the_scheduler_cancels_mid_run_are_submitted_again_and_the_run_end
     sim.photo_latency = 0.05
     try:
         before = len(sim.log)
-        child = start_cli(tmp_path, "photos", str(out), "--scheduler", cluster, "--no-limits", "--sizes", "square",
-                          "--shard-files", "4", "--workers", "1")  # fmt: skip
+        child = start_cli(tmp_path, "photos", str(out), "--scheduler", cluster, "--no-limits",
+                          "--sizes", "square", "--shard-files", "4", "--workers", "1")  # fmt: skip
         _wait_for_photos(sim, before, child, 4)
         with Client(cluster) as other:
             keys = other.run_on_scheduler(_running_photo_tasks)
@@ -304,6 +245,103 @@ def test_tasks_the_scheduler_cancels_mid_run_are_submitted_again_and_the_run_end
     assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
     expected = done_files(photos, WORLD)
     assert {path: (out / path).read_bytes() for path in expected} == expected
+
+
+def test_ctrl_c_to_the_issues_command_says_one_line_leaves_no_worker_and_the_same_command_stores_every_file(
+    sim, paged, s3, tmp_path
+):
+    """`photos OUT --scheduler local:2 --store s3://bucket/prefix --storage-option
+    endpoint_url=http://127.0.0.1:PORT` (a LocalCluster of its own, objects in moto's S3),
+    stopped by Ctrl-C at a terminal: SIGINT to the whole process group, the driver and its
+    Dask workers. Exit 130 with one line, no traceback (there were thousands of lines of
+    Dask's), no worker left; then the same command stores every file byte-exact, with the
+    photos.csv statuses of a local run."""
+    s3.create_bucket(Bucket="bucket")
+    out = copy_paged(paged, tmp_path)
+    command = [
+        "photos", str(out), "--scheduler", "local:2", "--store", "s3://bucket/prefix",
+        "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--no-limits", "--shard-files", "8",
+    ]  # fmt: skip
+    ctrl_c = lambda child: os.killpg(child.pid, signal.SIGINT)  # noqa: E731
+    err, workers = _stopped(sim, tmp_path, [*command, "-q"], ctrl_c)
+    _stopped_cleanly(err, workers)
+    again = run_cli(tmp_path, *command)
+    assert again.returncode == 0, again.stderr
+    photos = read_photos(out)
+    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
+    assert sorted(_objects(s3, "bucket", "prefix/")) == sorted(done_files(photos, WORLD).items())
+    assert "photo files in s3://bucket/prefix: " in again.stdout
+    assert not (out / "manifest").exists()  # spent once every shard's outcomes are in the state
+
+
+def test_sigterm_to_the_driver_alone_stops_its_local_cluster_at_once_keeping_every_file_it_recorded(
+    sim, paged, cluster, tmp_path
+):
+    """SIGTERM to the driver of a `--scheduler local:2` run (its workers not signalled): the
+    same one line and exit status as Ctrl-C, its workers gone, every file the state says is
+    done is stored, and the same command (here on a running scheduler) finishes the rest."""
+    out, store = copy_paged(paged, tmp_path), tmp_path / "store"
+    options = ["--store", str(store), "--no-limits", "--shard-files", "4", "--workers", "2"]
+    options += ["--sizes", "square"]
+    err, workers = _stopped(sim, tmp_path, ["photos", str(out), "--scheduler", "local:2", *options, "-q"],
+                            lambda child: child.send_signal(signal.SIGTERM))  # fmt: skip
+    _stopped_cleanly(err, workers)
+    with sqlite3.connect(out / "harvest.sqlite") as db:  # the state: photos.csv is the next run's
+        rows = db.execute("SELECT path, photo_id, size FROM photos WHERE status = 'done'").fetchall()
+    done = {path: WORLD.photo_bytes(photo_id, size) for path, photo_id, size in rows}
+    here = read_photos(paged / "here")
+    assert len(done) < len(done_files(here[here["size"] == "square"], WORLD))  # stopped part way
+    assert {path: (store / path).read_bytes() for path in done} == done  # every file recorded is stored
+    before = len(sim.log)
+    again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
+    assert again.returncode == 0, again.stderr
+    photos = read_photos(out)
+    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
+    expected = done_files(photos, WORLD)
+    assert {path: (store / path).read_bytes() for path in expected} == expected
+    # Files stored by the stopped shards are found, not counted as fetched: the bytes fetched
+    # are those the simulator served this run.
+    served = [r for r in _photo_log(sim, before) if r.status == 200]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["files_fetched"], summary["bytes_this_run"]) == (
+        len(served),
+        sum(r.nbytes for r in served),
+    )
+    assert summary["files_found"] == len(photos.query("status == 'done'")) - len(done) - len(served)
+
+
+def _stopped(sim, tmp_path, args: list[str], stop) -> tuple[str, list]:
+    """The CLI started in a process group of its own (as a terminal starts it), stopped by
+    ``stop(child)`` once photos flow: its stderr, and the processes it had started."""
+    import psutil
+
+    sim.photo_latency = 0.05  # a shard takes a while: the stop lands inside the run
+    try:
+        before = len(sim.log)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "inat_async", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=cli_env(tmp_path), cwd=tmp_path, process_group=0,
+        )  # fmt: skip
+        _wait_for_photos(sim, before, child, 8)
+        workers = psutil.Process(child.pid).children(recursive=True)
+        stop(child)
+        _, err = child.communicate(timeout=60)
+    finally:
+        sim.photo_latency = 0.0
+    assert child.returncode == 130, err
+    return err, workers
+
+
+def _stopped_cleanly(err: str, workers: list) -> None:
+    """One line (-q: no progress lines), no traceback, and no process of the run left."""
+    import psutil
+
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len(lines) <= 2, err
+    assert lines[-1] == f"inat-async: interrupted; {KEPT}"
+    assert workers  # the LocalCluster's worker processes
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, alive
 
 
 def _running_photo_tasks(dask_scheduler) -> list[str]:

@@ -152,7 +152,7 @@ class _Tasks:
             await asyncio.wait_for(self._woken.wait(), patience)
         self._woken.clear()
         tables = []
-        for future in [f for f in self.running if f.status in ("finished", "error", "cancelled")]:
+        for future in [f for f in self.running if f.done()]:
             table = await self._outcome(future)
             if table is not None:
                 tables.append(table)
@@ -198,7 +198,7 @@ class _Tasks:
                 raise ClusterError(_no_worker(self.settings))
             return
         self._no_worker_since = None
-        waiting = {str(f.key): f for f in self.running if f.status in ("pending", "lost")}
+        waiting = {str(f.key): f for f in self.running if not f.done()}
         scheduler = self.client.scheduler
         assert scheduler is not None
         said = await scheduler.get_task_status(keys=list(waiting))
@@ -250,6 +250,10 @@ async def _client(settings: Settings) -> AsyncIterator[Client]:
                 processes=True,
                 dashboard_address=":0",
                 asynchronous=True,
+                # Ctrl-C is the driver's to handle (it closes the cluster), and the workers
+                # say only errors: their warnings of tasks cancelled at a stop are no news.
+                preload=["inat_async.cluster.preload"],
+                silence_logs=logging.ERROR,
             ) as cluster,
             Client(cluster, asynchronous=True) as client,
         ):
