@@ -92,13 +92,13 @@ def _check_files_of(state: State, out: Path, size: str) -> None:
         raise SettingError(
             "webdataset_size", f"this harvest has no {size} files; its sizes: {', '.join(sizes)}"
         )
+    first = next(state.files_of_size(size, limit=1), None)
     store = recorded_store(state)
-    if store is not None and next(state.files_of_size(size, limit=1), None) is not None:
+    if first is not None and store is not None:
         raise UsageError(
             f"the {size} files of {out} are in {store} (its --store), not in it: "
             "the WebDataset is written from files in the output folder"
         )
-    first = next(state.files_of_size(size, limit=1), None)
     if first is not None and not (out / first.path).is_file():
         raise UsageError(
             f"the {size} files of {out} are not in it (stored elsewhere with --store?): "
