@@ -331,6 +331,7 @@ def _refused(result, *said: str) -> str:
         ["photos"],
         ["photos", "--store", "{other}"],  # another store than the one the files are in
         ["--place", "3001", "--store", "{other}"],
+        ["--place", "3001", "--dry-run"],  # its estimate said nothing was left to fetch
     ],
 )
 def test_a_run_whose_store_is_not_the_one_holding_the_files_is_refused_in_one_line(

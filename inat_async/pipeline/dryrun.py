@@ -31,6 +31,7 @@ from inat_async.photos import host_of
 from inat_async.pipeline.harvest import update_since
 from inat_async.pipeline.pager import files_of, queries
 from inat_async.pipeline.taxonomy import missing_ancestors, observed_taxa, requests_for
+from inat_async.store.objects import STORE_KEY, check_store
 from inat_async.store.state import STATE_FILE
 from inat_async.store.state import read_stored as read_stored_state
 
@@ -89,6 +90,8 @@ def read_stored(settings: Settings) -> Stored:
         return Stored()
     held = read_stored_state(path)
     _check_settings(settings, json.loads(held.meta.get("fingerprint", "{}")))
+    if not settings.no_photos:  # a run with another store than the files' is refused
+        check_store(held.meta.get(STORE_KEY), settings.store, settings.out, held.done > 0)
     stored = Stored(held.observations, held.files_left, held.paged, fetched=held.fetched, taxa=held.taxa)
     if settings.update:
         stored.since = update_since(held.meta.get, settings.out)

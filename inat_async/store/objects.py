@@ -59,11 +59,18 @@ def tie_store(state: State, store: str | None, out: Path) -> None:
     stores photos records it in the state; a later run with another store (or none, or one
     after none) is refused while the recorded one holds files the state counts as done
     (they are there, and only there)."""
-    here = store_record(store, out)
     recorded = state.meta(STORE_KEY)
-    if recorded is not None and recorded != here and state.photo_counts().get(PhotoStatus.DONE):
+    done = bool(recorded is not None and state.photo_counts().get(PhotoStatus.DONE))
+    state.set_meta(STORE_KEY, check_store(recorded, store, out, done))
+
+
+def check_store(recorded: str | None, store: str | None, out: Path, done: bool) -> str:
+    """The store as the state records it (see store_record), once checked against the one
+    ``recorded`` before: another is refused while the state holds files ``done`` there."""
+    here = store_record(store, out)
+    if recorded is not None and recorded != here and done:
         raise SettingError("store", _store_differs(recorded, out))
-    state.set_meta(STORE_KEY, here)
+    return here
 
 
 def _store_differs(recorded: str, out: Path) -> str:

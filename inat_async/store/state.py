@@ -900,6 +900,7 @@ class StoredHarvest:
     paged: bool  # every range paged to its end
     fetched: set[tuple[int, str]]  # (photo id, size) of the files finished
     taxa: set[int]  # taxa named (or asked for) already
+    done: int = 0  # photo files done (in the store the meta names)
 
 
 def read_stored(path: Path) -> StoredHarvest:
@@ -920,6 +921,9 @@ def read_stored(path: Path) -> StoredHarvest:
                     ).fetchall()
                 ),
                 taxa=_named_taxa(db),
+                done=db.execute(
+                    "SELECT COUNT(*) FROM photos WHERE status = ?", (PhotoStatus.DONE,)
+                ).fetchone()[0],
             )
     except sqlite3.Error as exc:
         raise UsageError(f"{path} is not a readable harvest state ({exc})") from exc
