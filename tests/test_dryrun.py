@@ -130,3 +130,17 @@ def test_the_bytes_of_a_harvest_of_several_places_are_estimated_within_a_tenth(t
     assert abs(estimate - truth) <= 0.1 * truth, (estimate, truth)
     pages = [r for r in sim.log if r.host == "api" and r.query.get("per_page") == "200"]
     assert {r.query["order"] for r in pages} == {"asc", "desc"} and len(pages) == 4
+
+
+def test_a_dry_run_asks_its_sample_pages_at_the_harvests_per_page(tmp_path, start_simulator):
+    """--per-page 50 for a heavy query: the sample pages asked 200 anyway, past a result
+    window (here 100) the harvest itself never meets."""
+    world = World({9601: 300}, seed=61, result_window=100)
+    sim = start_simulator(world)
+    args = ["--place", "9601", "--dry-run", "--per-page", "50"]
+    result = run_cli(tmp_path, *args, *local(sim, tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    count = world.count({**DEFAULTS, "place_id": "9601"})
+    assert re.search(rf"^9601\s+{count:,}$", result.stdout, re.M), result.stdout
+    asked = {r.query.get("per_page") for r in sim.log if r.host == "api" and r.path.endswith("/observations")}
+    assert asked == {"0", "50"}, asked

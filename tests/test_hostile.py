@@ -234,3 +234,34 @@ def test_a_gzipped_ip_block_page_still_stops_the_harvest_at_once(tmp_path):
     assert result.returncode == 4, result.stderr
     assert "blocked" in error_line(result)
     assert api.requests == 1
+
+
+# -- An error answer is said as the API said it, once --------------------------------------
+
+
+def test_a_403_past_the_result_window_is_said_in_the_apis_words_and_not_retried(tmp_path):
+    """The 403 JSON of the 10,000-result wall (here a wall of 100, below one page of 200):
+    its body was read to look for the block page, and was then reported as 'not JSON' and
+    retried eight times."""
+    world = World({9601: 300}, seed=61, result_window=100)
+    with SimulatorThread(world) as sim:
+        args = ["--place", "9601", "--api-url", sim.api_url, "--out", str(tmp_path / "o"), "--ranges", "1"]
+        result = run_cli(tmp_path, *args, *_fast(), timeout=60)
+        pages = [r for r in sim.log if r.path.endswith("/observations") and r.query.get("per_page") != "0"]
+    asked = [r.status for r in pages]
+    assert result.returncode == 5, result.stderr
+    said = "inat-async: error: the API answered HTTP 403: Result window is too large"
+    assert error_line(result).startswith(said)
+    assert asked == [403], asked
+
+
+def test_an_html_error_page_from_the_api_is_said_with_its_status_and_not_retried(tmp_path):
+    async def not_found(request: web.Request) -> web.Response:
+        body = b"<html><body><h1>404 Not Found</h1>\n<p>nginx</p></body></html>"
+        return web.Response(status=404, body=body, headers={"Content-Type": "text/html"})
+
+    result, api = _api_harvest(tmp_path, not_found)
+    assert result.returncode == 5, result.stderr
+    assert "the API answered HTTP 404: 404 Not Found nginx" in error_line(result)
+    assert "not JSON" not in result.stderr
+    assert api.requests == 1

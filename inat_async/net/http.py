@@ -14,6 +14,7 @@ import contextlib
 import email.utils
 import errno
 import logging
+import re
 import socket
 import time
 import zlib
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 USER_AGENT = f"inat_async/{__version__}"
 RETRYABLE = (TransientError, aiohttp.ClientError, asyncio.TimeoutError)
 _BLOCKED = "This IP has been blocked"
+_TAG = re.compile(r"<[^>]*>")  # an HTML page's markup, left out of the message it makes
 # A host that never answered and cannot be reached this way is given few tries: a wrong URL
 # or a network that is down is said in seconds. Once it has answered, every try is spent.
 UNREACHABLE = frozenset({"name does not resolve", "connection refused"})
@@ -193,17 +195,24 @@ class Http:
         self._photos: aiohttp.ClientSession | None = None
         self._blocked: BlockedError | None = None
 
-    async def check_status(self, response: aiohttp.ClientResponse) -> None:
+    async def check_status(self, response: aiohttp.ClientResponse, *, api: bool = False) -> None:
         """Raise what an answer's status says before its body is used: TransientError for
-        429 and 5xx, BlockedError (remembered) for iNaturalist's "IP blocked" page."""
+        429 and 5xx, BlockedError (remembered) for iNaturalist's "IP blocked" page, and for
+        another 403 of the ``api`` ServerError with the API's own message (its body, read
+        here to tell, is not there for the caller to read)."""
         if (error := _transient_for(response)) is not None:
             raise error
-        if response.status == 403 and _BLOCKED in await _head_text(response, 65536):
+        if response.status != 403:
+            return
+        head = await _head_text(response, 65536)
+        if _BLOCKED in head:
             self._blocked = BlockedError(
                 f"{host_of(str(response.url))} says this IP has been blocked; stopping at once. "
                 "Do not retry from this address: contact help@inaturalist.org"
             )
             raise self._blocked
+        if api:
+            raise ServerError(f"the API answered HTTP 403: {error_message(head.encode())}")
 
     def stop_if_blocked(self) -> None:
         """Before a request: once one answer said blocked, no other request goes out."""
@@ -377,7 +386,7 @@ class Http:
                 self.deadline() as deadline,
                 self.session.get(url, params=params, trace_request_ctx=sent) as response,
             ):
-                await self.check_status(response)
+                await self.check_status(response, api=True)
                 return await _api_json(response, deadline, raw_results)
 
         try:
@@ -418,11 +427,22 @@ async def _api_json(
     except BodyTooLarge as exc:
         raise TransientError(f"HTTP {response.status} answer is {exc}, not an observations page") from None
     if response.status != 200:
-        message = decode_page(body, error=True).get("error")
+        message = error_message(bytes(body))
         if response.status == 422:
-            raise UsageError(f"iNaturalist rejected the query: {message or 'HTTP 422'}")
-        raise ServerError(f"the API answered HTTP {response.status}: {str(message)[:200]}")
+            raise UsageError(f"iNaturalist rejected the query: {message}")
+        raise ServerError(f"the API answered HTTP {response.status}: {message}")
     return decode_page(body, raw_results=raw_results)
+
+
+def error_message(body: bytes) -> str:
+    """An error answer's own words, at most 200 characters on one line: its JSON's "error"
+    (v1's shape, see the API notes), else the start of its text (an HTML page from a proxy)."""
+    try:
+        message = decode_page(body, error=True).get("error")
+    except TransientError:
+        message = None
+    text = str(message) if message else _TAG.sub(" ", body.decode("utf-8", "replace"))
+    return " ".join(text.split())[:200] or "no message"
 
 
 @dataclass

@@ -172,8 +172,9 @@ class _Sampler:
     async def _sample_page(
         self, params: dict[str, str], order: str, id_above: int | None = None
     ) -> tuple[int, list[dict[str, Any]]]:
-        """(total_results, the page's observations that fit) of a page of 200 by id."""
-        query = {**params, "order_by": "id", "order": order, "per_page": "200"}
+        """(total_results, the page's observations that fit) of a page by id, of --per-page
+        observations as the harvest asks (a smaller page helps a heavy query here too)."""
+        query = {**params, "order_by": "id", "order": order, "per_page": str(self.settings.per_page)}
         if id_above is not None:
             query["id_above"] = str(id_above)
         page = await self._timed("api", self.http.get_json(self.url, query, raw_results=True))
