@@ -134,7 +134,8 @@ def decode_page(body: bytes | bytearray, *, error: bool = False, raw_results: bo
         raise TransientError(f"the answer is JSON but not an observations page ({exc})") from None
     except msgspec.DecodeError:
         # An HTML error page with status 200 happens behind proxies: worth another try.
-        raise TransientError("the answer is not JSON") from None
+        start = " ".join(bytes(body[:80]).decode("utf-8", "replace").split())
+        raise TransientError(f"the answer is not JSON (it starts {start!r})") from None
     return {"total_results": page.total_results, "results": page.results}
 
 

@@ -78,6 +78,10 @@ def test_every_retry_is_logged_with_its_reason_and_wait_and_counted_in_the_summa
         r"retrying \S+: .+, next try in [\d.]+ s \(\d of \d tries\)", (tmp_path / "log.txt").read_text()
     )
     assert len(logged) == sum(want.values())
+    # Each names what it asked, and a body that is not JSON what it starts with.
+    urls = [re.match(r"retrying (\S+): ", line)[1] for line in logged]
+    assert any(u.endswith("/v1/observations") for u in urls) and any("/photos/" in u for u in urls), urls
+    assert re.search(r"the answer is not JSON \(it starts '<", "\n".join(logged)), logged
     assert "10 retries:" in result.stdout and "HTTP 500" in result.stdout
 
 
@@ -109,8 +113,8 @@ def test_a_name_that_does_not_resolve_fails_in_three_tries_with_that_reason(tmp_
     result = run_cli(tmp_path, "--place", "9601", "--api-url", url, "--out", str(tmp_path / "o"),
                      "--retry-wait", "0.01", "-v")  # fmt: skip
     assert result.returncode == 5, result.stderr
-    tries = re.findall(r"retrying no-such-host.invalid: name does not resolve, .* \((\d) of 3 tries\)",
-                       result.stderr)  # fmt: skip
+    said = r"retrying http://no-such-host.invalid/\S*: name does not resolve, .* \((\d) of 3 tries\)"
+    tries = re.findall(said, result.stderr)
     assert sorted(tries) == ["1", "1", "2", "2"]
     assert "name does not resolve; check --api-url" in result.stderr.strip().splitlines()[-1]
 

@@ -255,10 +255,13 @@ class Http:
         assert self._photos is not None
         return self._photos
 
-    async def retrying(self, host: str, attempts: int, call: Callable[[], Awaitable[T]]) -> T:
-        """Run ``call`` until it succeeds, retrying RETRYABLE failures with backoff. The first
-        try goes outside tenacity (setting up its loop cost more CPU than a photo file's own
-        request); its failure is handed to tenacity as the first attempt."""
+    async def retrying(
+        self, host: str, attempts: int, call: Callable[[], Awaitable[T]], *, url: str | None = None
+    ) -> T:
+        """Run ``call`` (a request to ``host``, of ``url`` when given: the log names it) until
+        it succeeds, retrying RETRYABLE failures with backoff. The first try goes outside
+        tenacity (setting up its loop cost more CPU than a photo file's own request); its
+        failure is handed to tenacity as the first attempt."""
         try:
             result = await call()
         except RETRYABLE as exc:
@@ -266,14 +269,14 @@ class Http:
         else:
             self._succeeded(host)
             return result
-        return await self._retry(host, attempts, call, first)
+        return await self._retry(host, attempts, call, first, url or host)
 
     def _succeeded(self, host: str) -> None:
         self._reached.add(host)
         self.politeness.succeeded(host)
 
     async def _retry(
-        self, host: str, attempts: int, call: Callable[[], Awaitable[T]], first: BaseException
+        self, host: str, attempts: int, call: Callable[[], Awaitable[T]], first: BaseException, url: str
     ) -> T:
         """Tenacity's loop after a failed first try, which it sees as its first attempt."""
         from tenacity import AsyncRetrying, retry_if_exception_type  # here: only a retry needs it (start-up)
@@ -312,7 +315,7 @@ class Http:
             assert exc is not None
             quick = host not in self._reached and retry_reason(exc) in UNREACHABLE
             tries = min(attempts, _UNREACHABLE_TRIES) if quick else attempts
-            self._tell_retry(host, exc, state.upcoming_sleep, state.attempt_number, tries)
+            self._tell_retry(url, exc, state.upcoming_sleep, state.attempt_number, tries)
             if isinstance(exc, TransientError) and exc.throttled:
                 self.politeness.throttled(host, exc.retry_after)
 
@@ -328,14 +331,14 @@ class Http:
         self._succeeded(host)
         return result
 
-    def _tell_retry(self, host: str, exc: BaseException, wait: float, tried: int, attempts: int) -> None:
+    def _tell_retry(self, url: str, exc: BaseException, wait: float, tried: int, attempts: int) -> None:
         """Count a retry by its reason, log it (at info the first time of its kind, then at
         debug) and show it while its backoff lasts."""
         reason = retry_reason(exc)
         level = logging.DEBUG if self.retries[reason] else logging.INFO
         self.retries[reason] += 1
         said = str(exc) if isinstance(exc, TransientError) else reason  # ours have their details
-        log.log(level, "retrying %s: %s, next try in %.1f s (%d of %d tries)", host, said, wait, tried,
+        log.log(level, "retrying %s: %s, next try in %.1f s (%d of %d tries)", url, said, wait, tried,
                 attempts)  # fmt: skip
         self._on_retry(reason, wait)
 
@@ -390,7 +393,7 @@ class Http:
                 return await _api_json(response, deadline, raw_results)
 
         try:
-            return await self.retrying(host, self.settings.api_attempts, once)
+            return await self.retrying(host, self.settings.api_attempts, once, url=url)
         except RETRYABLE as exc:
             if host not in self._reached:
                 raise ServerError(
@@ -478,7 +481,9 @@ def retry_reason(exc: BaseException) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """A retryable failure in a few words, for a message or photos.csv."""
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
+    """A retryable failure in a few words, for a message or photos.csv: ours with their
+    details, aiohttp's by their kind (its own text names its internals: the 400 of
+    'ContentLengthError: 400' is no HTTP status)."""
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ClientError):
+        return retry_reason(exc)
     return str(exc) or type(exc).__name__

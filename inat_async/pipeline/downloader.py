@@ -99,7 +99,10 @@ class Downloader:
         cap = self._cap(job)
         try:
             nbytes = await self.http.retrying(
-                job.host, self.settings.photo_attempts, lambda: self._attempt(job.url, final, cap)
+                job.host,
+                self.settings.photo_attempts,
+                lambda: self._attempt(job.url, final, cap),
+                url=job.url,
             )
         except PermanentError as exc:
             return PhotoStatus(exc.status), None, exc.reason
