@@ -344,6 +344,32 @@ def _stopped_cleanly(err: str, workers: list) -> None:
     assert not alive, alive
 
 
+def test_a_photo_host_that_stalls_mid_body_holds_no_cluster_task_past_the_files_deadline(
+    sim, paged, cluster, tmp_path
+):
+    """A worker was seen stuck for minutes on a photo socket: a photo host that sends half a
+    body and then nothing (for 60 s here) costs an attempt its deadline (--timeout, then a
+    minimum throughput), as on one machine; the file is tried again and the run ends as usual."""
+    from inat_async.simulator import Faults
+
+    out = copy_paged(paged, tmp_path)
+    sim.faults = Faults(slow_delay=60.0)
+    sim.faults.inject("photo", "stall", "stall")
+    try:
+        before = len(sim.log)
+        child = start_cli(tmp_path, "photos", str(out), "--scheduler", cluster, "--no-limits",
+                          "--sizes", "square", "--timeout", "1", "--retry-wait", "0.05")  # fmt: skip
+        _, err = child.communicate(timeout=30)  # the stalls would hold it a minute
+    finally:
+        sim.faults = None
+    assert child.returncode == 0, err
+    assert [r.fault for r in _photo_log(sim, before)].count("stall") == 2
+    photos, here = read_photos(out), read_photos(paged / "here")
+    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
+    expected = done_files(photos, WORLD)
+    assert {path: (out / path).read_bytes() for path in expected} == expected
+
+
 def _running_photo_tasks(dask_scheduler) -> list[str]:
     return [key for key, task in dask_scheduler.tasks.items() if str(key).startswith("inat-")
             and task.state == "processing"]  # fmt: skip

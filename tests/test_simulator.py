@@ -451,6 +451,8 @@ def test_each_fault_kind_is_observable(world: World) -> None:
                 assert status == 429 and "Retry-After" not in headers
             if kind in ("reset", "truncated"):
                 assert error is not None, kind
+            if kind == "stall":  # half the body, then nothing for slow_delay, then a close
+                assert error is not None and elapsed >= 0.3
             if kind == "slow":
                 assert status == 200 and elapsed >= 0.3
             if kind == "html":

@@ -26,15 +26,16 @@ FAULT_KINDS: tuple[str, ...] = (
     "reset",  # headers and half the body, then a TCP reset
     "truncated",  # a body shorter than its Content-Length, then a clean close
     "slow",  # the normal answer after ``slow_delay`` seconds
+    "stall",  # headers and half the body, then silence for ``slow_delay`` seconds, then a close
     "html",  # an HTML page with status 200 where JSON or an image was expected
     # Paging quirks of the API (a photo request drawing one is answered normally):
     "empty",  # a page request (per_page >= 1) answered {"total_results":0,"page":1,"per_page":N,"results":[]}
     "zero",  # the same answer to any API request, so a per_page=0 count says 0 too
     "unordered",  # a page with its last two results swapped: not in the order asked for
 )
-#: Faults :meth:`Faults.uniform` leaves out unless named: "slow" (long by design) and
-#: "unordered" (the harvester rightly stops at it, it cannot be survived).
-NOT_UNIFORM: tuple[str, ...] = ("slow", "unordered")
+#: Faults :meth:`Faults.uniform` leaves out unless named: "slow" and "stall" (long by design)
+#: and "unordered" (the harvester rightly stops at it, it cannot be survived).
+NOT_UNIFORM: tuple[str, ...] = ("slow", "stall", "unordered")
 
 GROUPS: tuple[str, ...] = ("api", "photo")
 

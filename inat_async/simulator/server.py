@@ -330,8 +330,9 @@ class Simulator:
                 response = _reply(exc.status, (exc.text or "").encode(), "text/plain")
         if fault == "html":
             return _reply(200, _HTML_200, _HTML)
-        if fault in ("reset", "truncated") and isinstance(response, web.Response):
-            return await self._cut(request, response, reset=fault == "reset")
+        if fault in ("reset", "truncated", "stall") and isinstance(response, web.Response):
+            stall = faults.slow_delay if fault == "stall" and faults is not None else 0.0
+            return await self._cut(request, response, reset=fault == "reset", stall=stall)
         return response
 
     def _too_many(self, group: str, retry_after: str | None) -> web.Response:
@@ -364,13 +365,17 @@ class Simulator:
             return self._too_many(group, None)
         return None
 
-    async def _cut(self, request: web.Request, response: web.Response, *, reset: bool) -> web.StreamResponse:
-        """Send the headers and half the body, then reset (RST) or close (FIN) the connection."""
+    async def _cut(
+        self, request: web.Request, response: web.Response, *, reset: bool, stall: float = 0.0
+    ) -> web.StreamResponse:
+        """Send the headers and half the body, then (after ``stall`` seconds of silence)
+        reset (RST) or close (FIN) the connection."""
         body = bytes(response.body or b"")  # type: ignore[arg-type]
         cut = web.StreamResponse(status=response.status, headers=response.headers)
         cut.content_length = len(body)
         await cut.prepare(request)
         await cut.write(body[: len(body) // 2])
+        await asyncio.sleep(stall)
         transport = request.transport
         if transport is not None:
             for _ in range(50):
