@@ -310,6 +310,33 @@ def test_sigterm_to_the_driver_alone_stops_its_local_cluster_at_once_keeping_eve
     assert summary["files_found"] == len(photos.query("status == 'done'")) - len(done) - len(served)
 
 
+def test_files_stored_but_not_recorded_are_found_on_the_workers_and_said_found_not_fetched(
+    sim, paged, cluster, tmp_path
+):
+    """Every file of a finished folder stored, the state's rows pending again (a driver killed
+    before it recorded them): the workers find each file, fetch none, and the summary says
+    so (it counted their bytes as fetched this run)."""
+    out = tmp_path / "o"
+    shutil.copytree(paged / "here", out)
+    with sqlite3.connect(out / "harvest.sqlite") as db:
+        found = db.execute(
+            "UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'"
+        ).rowcount
+    db.close()
+    before = len(sim.log)
+    again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, "--no-limits")
+    assert again.returncode == 0, again.stderr
+    assert _photo_log(sim, before) == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert (
+        (summary["files_fetched"], summary["bytes_this_run"], summary["files_found"])
+        == (0, 0, found)
+        != (0, 0, 0)
+    )
+    assert f"0 photo files fetched (0.0 MB), {found} found already stored" in again.stdout
+    assert photo_statuses(read_photos(out)) == photo_statuses(read_photos(paged / "here"))
+
+
 def _stopped(sim, tmp_path, args: list[str], stop) -> tuple[str, list]:
     """The CLI started in a process group of its own (as a terminal starts it), stopped by
     ``stop(child)`` once photos flow: its stderr, and the processes it had started."""
