@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -38,13 +39,18 @@ def run_here(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     out, err = io.StringIO(), io.StringIO()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INAT_")}
     env["INAT_ASYNC_BUDGET_FILE"] = str(cwd / "budget.sqlite")
-    with (
-        mock.patch.dict(os.environ, env, clear=True),
-        contextlib.chdir(cwd),
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-    ):
-        code = main(list(args))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level  # the CLI's logging set up, undone after
+    try:
+        with (
+            mock.patch.dict(os.environ, env, clear=True),
+            contextlib.chdir(cwd),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            code = main(list(args))
+    finally:
+        root.handlers[:], root.level = handlers, level
     return subprocess.CompletedProcess(["inat-async", *args], code, out.getvalue(), err.getvalue())
 
 
