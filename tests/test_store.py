@@ -50,7 +50,8 @@ def run_here(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         ):
             code = main(list(args))
     finally:
-        root.handlers[:], root.level = handlers, level
+        root.handlers[:] = handlers
+        root.setLevel(level)
     return subprocess.CompletedProcess(["inat-async", *args], code, out.getvalue(), err.getvalue())
 
 
