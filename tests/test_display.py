@@ -189,6 +189,24 @@ def test_a_photo_rate_that_paces_every_request_is_said_while_it_holds_the_run(tm
     assert re.search(r"waiting: 60 photo requests a 3 s to 127\.0\.0\.1:\d+ \(at that pace\)", _text(output))
 
 
+@pytest.mark.slow
+def test_a_photo_host_slowed_by_its_429s_is_said_as_that_not_as_the_budget(tmp_path, start_simulator):
+    """After 429s a host is paced at a fraction of its budget: its waits were booked to the
+    budget ("120 photo requests a 3 s"), which the display says while it holds the run and
+    the summary lists, blaming a rate the run was far below. They are the slowed host's now."""
+    faults = Faults(photo={"429-no-retry-after": 0.25}, seed=3)
+    sim = start_simulator(World({9650: 90}, seed=65, photo_scale=0.01), faults=faults)
+    budget = ["--media-rpm", "120", "--budget-window-scale", "0.05", "--retry-wait", "0.01"]
+    out = ["--api-url", sim.api_url, "--out", str(tmp_path / "o")]
+    result = run_cli(tmp_path, "--place", "9650", "--sizes", "square", *out, *budget)
+    assert result.returncode in (0, 3), result.stderr
+    waits = json.loads((tmp_path / "o" / "summary.json").read_text())["waiting"]
+    said = r"photo requests to 127\.0\.0\.1:\d+ slowed down after its 429s"
+    slowed = [budget for budget in waits if re.fullmatch(said, budget)]
+    assert slowed and sum(waits[b] for b in slowed) > 0, waits
+    assert re.search(r"\d+ s  photo requests to \S+ slowed down after its 429s", result.stdout), result.stdout
+
+
 def _render(progress: Progress, width: int = 80, photos: bool = True) -> list[str]:
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     display = Display(console, photos)

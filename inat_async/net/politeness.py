@@ -191,12 +191,20 @@ class Politeness:
                     if state.limiter is None:
                         rpm = max(1.0, self.budgets.media_rpm * state.factor)
                         state.limiter = AsyncLimiter(1, self.budgets.minute / rpm)
-                    b = self.budgets
-                    with self.clock.held(f"{b.media_rpm} photo requests a {_span(b.minute)} to {host}"):
+                    with self.clock.held(self._media_pace(host, state)):
                         await state.limiter.acquire()
                     if state.not_before <= time.monotonic():
                         break
                 yield None
+
+    def _media_pace(self, host: str, state: _Host) -> str:
+        """The budget a photo host's pacing holds work for: its rate, or, once its 429s have
+        slowed it, that (the rate then is a fraction of the budget: naming the budget would
+        blame it for waits it does not cause)."""
+        b = self.budgets
+        if state.factor < 1:
+            return f"photo requests to {host} slowed down after its 429s"
+        return f"{b.media_rpm} photo requests a {_span(b.minute)} to {host}"
 
     async def spent_bytes(self, host: str, nbytes: int, booked: object = None) -> None:
         """A GET's answer came with ``nbytes`` (its Content-Length; 0 for any other answer)."""
