@@ -210,6 +210,8 @@ def test_a_cluster_left_without_any_worker_ends_the_run_with_one_line_and_the_ne
             sim.photo_latency = 0.0
     assert child.returncode == 1, err
     assert f"no Dask worker at {doomed.scheduler_address} for 1 s (--worker-wait)" in _one_error(err)
+    done = _recorded_done(out)
+    assert {path: (store / path).read_bytes() for path in done} == done  # what it recorded is stored
     again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
     assert again.returncode == 0, again.stderr
     photos, here = read_photos(out), read_photos(paged / "here")
@@ -286,9 +288,7 @@ def test_sigterm_to_the_driver_alone_stops_its_local_cluster_at_once_keeping_eve
     err, workers = _stopped(sim, tmp_path, ["photos", str(out), "--scheduler", "local:2", *options, "-q"],
                             lambda child: child.send_signal(signal.SIGTERM))  # fmt: skip
     _stopped_cleanly(err, workers)
-    with sqlite3.connect(out / "harvest.sqlite") as db:  # the state: photos.csv is the next run's
-        rows = db.execute("SELECT path, photo_id, size FROM photos WHERE status = 'done'").fetchall()
-    done = {path: WORLD.photo_bytes(photo_id, size) for path, photo_id, size in rows}
+    done = _recorded_done(out)
     here = read_photos(paged / "here")
     assert len(done) < len(done_files(here[here["size"] == "square"], WORLD))  # stopped part way
     assert {path: (store / path).read_bytes() for path in done} == done  # every file recorded is stored
@@ -335,6 +335,13 @@ def test_files_stored_but_not_recorded_are_found_on_the_workers_and_said_found_n
     )
     assert f"0 photo files fetched (0.0 MB), {found} found already stored" in again.stdout
     assert photo_statuses(read_photos(out)) == photo_statuses(read_photos(paged / "here"))
+
+
+def _recorded_done(out) -> dict[str, bytes]:
+    """The bytes each file the state records as done must hold (photos.csv is the next run's)."""
+    with sqlite3.connect(out / "harvest.sqlite") as db:
+        rows = db.execute("SELECT path, photo_id, size FROM photos WHERE status = 'done'").fetchall()
+    return {path: WORLD.photo_bytes(photo_id, size) for path, photo_id, size in rows}
 
 
 def _stopped(sim, tmp_path, args: list[str], stop) -> tuple[str, list]:
