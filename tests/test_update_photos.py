@@ -10,6 +10,7 @@ of a fresh harvest into another folder.
 from __future__ import annotations
 
 import sqlite3
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -57,6 +58,30 @@ def _rows(out: Path, photo_id: int) -> list[tuple]:
         ).fetchall()
 
 
+def _webdataset(out: Path) -> tuple[dict[str, bytes], list[str]]:
+    """The shards' members (name -> bytes) and the keys index.parquet lists."""
+    pd = pytest.importorskip("pandas")
+    members: dict[str, bytes] = {}
+    for shard in sorted((out / "webdataset").glob("shard-*.tar")):
+        with tarfile.open(shard) as tar:
+            for info in tar.getmembers():
+                assert info.name not in members, info.name
+                members[info.name] = tar.extractfile(info).read()  # type: ignore[union-attr]
+    return members, sorted(pd.read_parquet(out / "webdataset" / "index.parquet")["key"])
+
+
+def _assert_webdataset_of_fresh(out: Path, fresh: Path, gone: set[int]) -> None:
+    """The shards after --update hold what a fresh harvest's hold: no sample of a photo gone,
+    every json today's, and the index lists exactly the samples of the shards."""
+    ours, keys = _webdataset(out)
+    theirs, fresh_keys = _webdataset(fresh)
+    assert sorted(ours) == sorted(theirs)
+    for name in ours:
+        assert ours[name] == theirs[name], name
+    assert keys == fresh_keys == sorted({name.rsplit(".", 1)[0] for name in ours})
+    assert not {int(key.split("_")[1]) for key in keys} & gone
+
+
 @pytest.fixture(scope="module")
 def updated(tmp_path_factory):
     """Run 1, the photos changed, --update; and a fresh harvest of the changed world."""
@@ -66,7 +91,9 @@ def updated(tmp_path_factory):
     world.edit_photo(chosen["moved"][1], moved=True)  # files on the open bucket, listed on static
     out, fresh = tmp / "out", tmp / "fresh"
     with SimulatorThread(world) as sim:
-        args = ["--place", str(PLACE), "--all-photos", "--sizes", SIZES, "--format", "csv,dwca,parquet"]
+        formats = "csv,dwca,parquet,webdataset"
+        args = ["--place", str(PLACE), "--all-photos", "--sizes", SIZES, "--format", formats,
+                "--shard-size", "4", "--webdataset-size", "square"]  # fmt: skip
         first = run_cli(tmp, *args, *local(sim, out))
         before = {kind: _rows(out, photo_id) for kind, (_, photo_id) in chosen.items()}
         files_before = _files(out)
@@ -152,6 +179,14 @@ def test_every_export_holds_the_new_rows(updated):
     pd.testing.assert_frame_equal(ours, theirs)
 
 
+def test_webdataset_after_update_holds_no_removed_photo_and_todays_metadata(updated):
+    """Removed and hidden photos leave the shards and the index; a relicensed or re-attributed
+    photo's json is today's (the shards once held them, complete)."""
+    chosen = updated["chosen"]
+    gone = {chosen["hidden"][1], chosen["removed"][1]}
+    _assert_webdataset_of_fresh(updated["out"], updated["fresh"], gone)
+
+
 def test_with_photo_license_a_photo_relicensed_out_of_the_list_loses_its_file(tmp_path, start_simulator):
     """--photo-license cc-by: one photo loses its licence (its file goes, its row is skipped),
     a skipped one gains cc-by (it is fetched); the same as a fresh harvest."""
@@ -161,7 +196,8 @@ def test_with_photo_license_a_photo_relicensed_out_of_the_list_loses_its_file(tm
     gained = next(p["id"] for p in first.values() if p["license_code"] is None)
     out, fresh = tmp_path / "out", tmp_path / "fresh"
     sim = start_simulator(world)
-    args = ["--place", str(PLACE), "--sizes", "square", "--photo-license", "CC-BY"]
+    args = ["--place", str(PLACE), "--sizes", "square", "--photo-license", "CC-BY",
+            "--format", "csv,webdataset", "--shard-size", "2", "--webdataset-size", "square"]  # fmt: skip
     assert run_cli(tmp_path, *args, *local(sim, out)).returncode == 0
     assert [row[4] for row in _rows(out, dropped)] == ["done"]
     assert [row[4] for row in _rows(out, gained)] == ["skipped"]
@@ -175,3 +211,4 @@ def test_with_photo_license_a_photo_relicensed_out_of_the_list_loses_its_file(tm
     assert [row[4] for row in _rows(out, dropped)] == ["skipped"]
     assert (out / "photos.csv").read_bytes() == (fresh / "photos.csv").read_bytes()
     assert _files(out) == _files(fresh)
+    _assert_webdataset_of_fresh(out, fresh, {dropped})

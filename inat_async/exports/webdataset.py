@@ -7,14 +7,19 @@ samples follow the exports' photo order. Shards are ``shard-000000.tar``, ... of
 ``--shard-size`` samples (the last one may hold fewer), and ``index.parquet`` lists each
 sample's shard, key and label (the taxon id) with its name.
 
-A shard once complete is never written again: a later run keeps the complete shards its index
-lists (when their files are still there and the shard size is the same), and puts the samples
-they do not hold (photos finished since, and those of the last, incomplete shard) into new
-shards after them. Every file is written under a temporary name and renamed into place.
+A complete shard is not written again while its samples stay as they are: a later run keeps
+the complete shards its index lists (when their files are still there, the shard size is the
+same and each of their samples is still one of today's with the same json, which the index's
+digest of it tells), and puts the samples they do not hold (photos finished since, those of the
+last, incomplete shard and those of a shard that had a photo removed, relicensed or otherwise
+changed by an --update) into new shards after them. So no sample of a photo no longer done or
+selected survives, and every json is today's. Every file is written under a temporary name and
+renamed into place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -32,6 +37,8 @@ from inat_async.store.state import State
 
 FOLDER = "webdataset"
 INDEX = "index.parquet"
+COLUMNS = ("shard", "key", "label", "name", "digest")
+IndexRow = tuple[str, int | None, str | None, str]  # key, label, name, digest
 MISSING_PYARROW = "WebDataset needs pyarrow for its index: pip install 'inat_async[webdataset]'"
 
 
@@ -40,6 +47,15 @@ class Sample:
     key: str
     path: str  # the image, relative to the output folder
     meta: dict[str, Any]  # the json member
+
+    @property
+    def text(self) -> bytes:
+        return json.dumps(self.meta, ensure_ascii=False, sort_keys=True).encode()
+
+    @property
+    def digest(self) -> str:
+        """What a kept shard's sample is compared by: its json and its image's path."""
+        return hashlib.sha256(self.text + b"\0" + self.path.encode()).hexdigest()[:32]
 
     @property
     def ext(self) -> str:
@@ -56,9 +72,9 @@ def write_webdataset(state: State, out: Path, size: str, shard_size: int) -> Pat
     _check_files_of(state, out, size)
     folder = out / FOLDER
     folder.mkdir(exist_ok=True)
-    kept = _complete_shards(folder, shard_size, size)
-    held = {key for keys in kept.values() for key, _, _ in keys}
-    rows = [(shard, key, label, name) for shard, keys in kept.items() for key, label, name in keys]
+    kept = _unchanged(_complete_shards(folder, shard_size, size), state, out, size)
+    held = {row[0] for keys in kept.values() for row in keys}
+    rows = [(shard, *row) for shard, keys in kept.items() for row in keys]
     batch: list[Sample] = []
     numbers = _free_numbers(set(kept))
     for sample in _samples(state, out, size):
@@ -72,9 +88,15 @@ def write_webdataset(state: State, out: Path, size: str, shard_size: int) -> Pat
         rows += _write_shard(folder, out, next(numbers), batch)
     rows.sort(key=lambda row: row[0])
     table = pa.table(
-        {name: [row[i] for row in rows] for i, name in enumerate(("shard", "key", "label", "name"))},
+        {name: [row[i] for row in rows] for i, name in enumerate(COLUMNS)},
         schema=pa.schema(
-            [("shard", pa.int64()), ("key", pa.string()), ("label", pa.int64()), ("name", pa.string())],
+            [
+                ("shard", pa.int64()),
+                ("key", pa.string()),
+                ("label", pa.int64()),
+                ("name", pa.string()),
+                ("digest", pa.string()),
+            ],
             metadata={"inat_async.shard_size": str(shard_size), "inat_async.size": size},
         ),
     )
@@ -127,11 +149,23 @@ def _free_numbers(taken: set[int]) -> Iterator[int]:
         number += 1
 
 
-def _complete_shards(
-    folder: Path, shard_size: int, size: str
-) -> dict[int, list[tuple[str, int | None, str | None]]]:
-    """The shards an earlier run completed: (key, label, name) of each, by shard number; none
-    when there is no index or it was written with another shard size or photo size."""
+def _unchanged(
+    shards: dict[int, list[IndexRow]], state: State, out: Path, size: str
+) -> dict[int, list[IndexRow]]:
+    """The complete shards each of whose samples is one of today's with the same digest: a
+    shard holding a photo removed, no longer selected or changed (licence, attribution,
+    taxon...) is not kept, and its other samples go into new shards."""
+    if not shards:
+        return {}
+    listed = {row[0]: row[3] for keys in shards.values() for row in keys}
+    same = {s.key for s in _samples(state, out, size) if listed.get(s.key) == s.digest}
+    return {shard: keys for shard, keys in shards.items() if all(row[0] in same for row in keys)}
+
+
+def _complete_shards(folder: Path, shard_size: int, size: str) -> dict[int, list[IndexRow]]:
+    """The shards an earlier run completed: (key, label, name, digest) of each, by shard number;
+    none when there is no index, it was written with another shard size or photo size, or
+    before the index had digests."""
     import pyarrow.parquet as pq
 
     index = folder / INDEX
@@ -146,11 +180,11 @@ def _complete_shards(
         return {}
     if written.get(b"inat_async.size") != size.encode():
         return {}
-    shards: dict[int, list[tuple[str, int | None, str | None]]] = {}
-    for shard, key, label, name in zip(
-        *(table.column(c).to_pylist() for c in ("shard", "key", "label", "name")), strict=True
-    ):
-        shards.setdefault(shard, []).append((key, label, name))
+    if "digest" not in table.column_names:
+        return {}
+    shards: dict[int, list[IndexRow]] = {}
+    for shard, *row in zip(*(table.column(c).to_pylist() for c in COLUMNS), strict=True):
+        shards.setdefault(shard, []).append((row[0], row[1], row[2], row[3]))
     return {
         shard: keys
         for shard, keys in shards.items()
@@ -167,9 +201,8 @@ def _write_shard(folder: Path, out: Path, number: int, samples: list[Sample]) ->
         for sample in samples:
             image = out / sample.path
             _add(tar, f"{sample.key}.{sample.ext}", image.read_bytes(), image.stat().st_mtime)
-            text = json.dumps(sample.meta, ensure_ascii=False, sort_keys=True).encode()
-            _add(tar, f"{sample.key}.json", text, image.stat().st_mtime)
-    return [(number, s.key, s.meta["taxon_id"], s.meta["scientific_name"]) for s in samples]
+            _add(tar, f"{sample.key}.json", sample.text, image.stat().st_mtime)
+    return [(number, s.key, s.meta["taxon_id"], s.meta["scientific_name"], s.digest) for s in samples]
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
