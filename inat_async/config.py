@@ -335,18 +335,45 @@ def setting_default(name: str) -> Any:
 _ID = re.compile(r"[0-9]+")
 # An iNaturalist place page (any of its network's sites, with or without the scheme), the id
 # ending its path or followed by more of it, a query or a fragment.
-_PLACE_URL = re.compile(r"(?:https?://)?[^/\s]+/places/([0-9]+)(?:[/?#]\S*)?", re.IGNORECASE)
+_PLACE_URL = re.compile(
+    r"(?:https?://)?([^/\s]+)(?:/[a-z]{2}(?:-[a-z0-9]{2,4})?)?/places/([0-9]+)(?:[/?#]\S*)?", re.IGNORECASE
+)  # host, an optional locale (/es, /pt-BR), the id
+# The iNaturalist Network's sites (any subdomain or locale of each): a place URL elsewhere is
+# not iNaturalist's, whatever its path says.
+INAT_SITES = (
+    "inaturalist.org", "inaturalist.ca", "inaturalist.nz", "naturalista.mx", "inaturalist.ala.org.au",
+    "biodiversity4all.org", "argentinat.org", "inaturalist.lu", "inaturalist.laji.fi", "naturalista.uy",
+    "inaturalist.mma.gob.cl", "inaturalist.se",
+)  # fmt: skip
 
 
 def place_id(text: str) -> int | None:
-    """The place id in '128892' or a place URL (https://www.inaturalist.org/places/128892),
-    or None when ``text`` is neither."""
+    """The place id in '128892' or an iNaturalist place URL
+    (https://www.inaturalist.org/places/128892), or None when ``text`` is neither (a place URL
+    of another host included: see :func:`foreign_host`)."""
     text = text.strip()
-    match = _ID.fullmatch(text) or _PLACE_URL.fullmatch(text)
-    if match is None:
+    if match := _ID.fullmatch(text):
+        number = int(match.group(0))
+    elif (match := _PLACE_URL.fullmatch(text)) and _inat_host(match.group(1)):
+        number = int(match.group(2))
+    else:
         return None
-    number = int(match.group(match.lastindex or 0))
     return number if number > 0 else None
+
+
+def _inat_host(authority: str) -> bool:
+    host = authority.rpartition("@")[2].partition(":")[0].lower().rstrip(".")
+    return any(host == site or host.endswith("." + site) for site in INAT_SITES)
+
+
+def not_a_place(text: str) -> str:
+    """Why ``text`` is not a place: a place URL of another host is named as such."""
+    text = text.strip()
+    match = _PLACE_URL.fullmatch(text)
+    if match is not None and not _inat_host(match.group(1)):
+        host = match.group(1).rpartition("@")[2]
+        return f"{text[:80]!r} is not an iNaturalist place URL: {host[:60]} is not inaturalist.org"
+    return f"{text[:80]!r} is not a place id (a positive integer) or URL"
 
 
 def parse_places(values: Places) -> tuple[int, ...]:
@@ -357,14 +384,15 @@ def parse_places(values: Places) -> tuple[int, ...]:
     places: dict[int, None] = {}
     for value in values:
         text = str(value)
-        for part in [text] if "/places/" in text else text.split(","):
+        parts = [text] if "/places/" in text else text.split(",")
+        if len(parts) > 1 and not all(part.strip() for part in parts):
+            raise SettingError("places", f"{text[:80]!r} has an empty item: give ids between the commas")
+        for part in parts:
             if not part.strip():
                 continue
             number = place_id(part)
             if number is None:
-                raise SettingError(
-                    "places", f"{part.strip()[:80]!r} is not a place id (a positive integer) or URL"
-                )
+                raise SettingError("places", not_a_place(part))
             places[number] = None
     return tuple(places)
 
@@ -393,10 +421,10 @@ def read_places_file(path: Path) -> list[str]:
             continue
         place = place_id(value)
         if place is None:
-            raise SettingError(
-                "places_file", f"line {number} of {path} is not a place id or URL: {value[:60]!r}"
-            )
+            raise SettingError("places_file", f"line {number} of {path}: {not_a_place(value)}")
         places.append(str(place))
+    if not places:
+        raise SettingError("places_file", f"{path} has no place id or URL (only blank lines or comments)")
     return places
 
 

@@ -77,6 +77,10 @@ def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tm
     assert unchanged.returncode == 0, unchanged.stderr
     assert "photo files to fetch (left by earlier runs):" in unchanged.stdout
     assert "(;" not in unchanged.stdout and "from 0 observations" not in unchanged.stdout
+    for nothing in (unchanged.stdout, finished.stdout):  # no files weigh 0.00 GB, not '? GB'
+        assert re.search(r"^  square\s+0 files\s+0\.00 GB$", nothing, re.M), nothing
+        assert re.search(r"^  all\s+0 files\s+0\.00 GB: ", nothing, re.M), nothing
+        assert "? GB" not in nothing
     added = world.add_observations(8101, 30)
     sim.clear_log()
     update = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update")

@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 from helpers import api_requests, error_line, local, read_observations, read_photos, run_cli, run_harvest
 
+from inat_async.cli import main
 from inat_async.config import PHOTO_LICENSES, make_settings, parse_places, read_places_file
 from inat_async.errors import UsageError
 from inat_async.simulator import SimulatorThread, World
 
 PLACE = 128892
 OTHER = 1001
+NOWHERE = "http://127.0.0.1:9/v1"  # refused before any request
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,54 @@ def test_place_takes_a_place_url_as_the_file_does(value, places):
 def test_what_is_not_a_place_id_or_url_is_refused(value):
     with pytest.raises(UsageError, match="not a place id"):
         parse_places([value])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1,,2", "'1,,2' has an empty item: give ids between the commas"),
+        ("128892,", "'128892,' has an empty item: give ids between the commas"),
+        (
+            "https://evil.example.com/places/128892",
+            "'https://evil.example.com/places/128892' is not an iNaturalist place URL: "
+            "evil.example.com is not inaturalist.org",
+        ),
+        (
+            "https://inaturalist.org.evil.com/places/128892",
+            "'https://inaturalist.org.evil.com/places/128892' is not an iNaturalist place URL: "
+            "inaturalist.org.evil.com is not inaturalist.org",
+        ),
+    ],
+)
+def test_an_empty_item_or_a_place_url_of_another_host_is_refused(tmp_path, capsys, value, message):
+    out = tmp_path / "o"
+    status = main(["--place", value, "--out", str(out), "--api-url", NOWHERE])
+    assert status == 2 and _one_line(capsys) == f"inat-async: error: --place: {message}"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "value", ["https://es.inaturalist.org/places/128892", "https://www.inaturalist.org/es/places/128892"]
+)
+def test_a_place_url_of_any_inaturalist_subdomain_or_locale_is_taken(value):
+    assert parse_places([value]) == (128892,)
+
+
+def test_an_empty_places_file_is_named(tmp_path, capsys):
+    empty, comments = tmp_path / "empty.txt", tmp_path / "comments.txt"
+    empty.write_text("")
+    comments.write_text("# marine parks, to come\n\n")
+    for path in (empty, comments):
+        status = main(["--places-file", str(path), "--out", str(tmp_path / "o"), "--api-url", NOWHERE])
+        assert status == 2 and _one_line(capsys) == (
+            f"inat-async: error: --places-file: {path} has no place id or URL (only blank lines or comments)"
+        )
+
+
+def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
 
 
 def test_places_given_as_urls_harvest_those_places(sim, tmp_path):

@@ -281,9 +281,19 @@ def test_bad_input_is_one_line(sim, dump: Path, tmp_path: Path, capsys: pytest.C
     (tmp_path / "not.geojson").write_text('{"type": "Point", "coordinates": [0, 0]}')
     cases = {
         ("--polygon", str(tmp_path / "not.geojson")): "--polygon: must be a GeoJSON Polygon or MultiPolygon",
-        ("--bbox", "10,0,5,1"): "--bbox: needs",
+        ("--bbox", "0,5,1,1"): "--bbox: needs",  # SOUTH above NORTH
         ("--quality-grade", "best"): "--quality-grade: choose from research, needs_id, casual",
         ("--observed-from", "2020-13-01"): "--observed-from: '2020-13-01' is not a date",
+        ("--observed-from", "2024-01-01", "--observed-to", "2020-01-01"): (
+            "--observed-to: 2020-01-01 is before --observed-from 2024-01-01: nothing can match"
+        ),
+        ("--observed-from", "2024-06-02", "--observed-to", "2024-06-01"): "is before --observed-from",
+        # a box across the antimeridian: what to do instead is said
+        ("--bbox", "170,-50,-170,-30"): (
+            "--bbox: crosses the antimeridian (WEST 170 > EAST -170): select its two halves in two runs "
+            "into two folders (170,-50,180,-30 and -180,-50,-170,-30), or give --polygon a GeoJSON "
+            "MultiPolygon of the two boxes"
+        ),
     }
     cases[("--bbox=0,0,1,1", "--dump", str(tmp_path / "nowhere"))] = "has no readable observations.csv.gz"
     # --storage-option once named the dump's options: alone, it is said which is which

@@ -290,10 +290,10 @@ def _photo_lines(settings: Settings, e: Estimate, seconds: float | None) -> list
     source = f"estimated from {e.sampled:,} observations" if e.sampled else "left by earlier runs"
     lines = [f"photo files to fetch ({source}):"]
     for size, count in e.files.items():
-        lines.append(f"  {size:<9} {count:>12,} files  {_gigabytes(e.bytes.get(size))}")
+        lines.append(f"  {size:<9} {count:>12,} files  {_gigabytes(e.bytes.get(size), count)}")
     files = sum(e.files.values())
     total = None if any(not e.bytes.get(size) for size, n in e.files.items() if n) else sum(e.bytes.values())
-    lines.append(f"  all       {files:>12,} files  {_gigabytes(total)}: {_time(seconds)}")
+    lines.append(f"  all       {files:>12,} files  {_gigabytes(total, files)}: {_time(seconds)}")
     terms = [", ".join(f"{share:.0%} from {host}" for host, share in e.host_share.items())]
     if settings.limits:
         hourly, daily = f"{b.media_gb_per_hour:g} GB/hour", f"{b.media_gb_per_day:g} GB/day"
@@ -306,9 +306,12 @@ def _photo_lines(settings: Settings, e: Estimate, seconds: float | None) -> list
     return lines
 
 
-def _gigabytes(nbytes: float | None) -> str:
-    """Bytes as GB; unknown (no file of the size could be sampled) said so, not as 0."""
-    return f"{nbytes / 1e9:>9.2f} GB" if nbytes else f"{'? GB':>12}"
+def _gigabytes(nbytes: float | None, files: int) -> str:
+    """Bytes as GB; unknown (no file of the size could be sampled) said so, not as 0; no
+    files are 0.00 GB."""
+    if not files:
+        nbytes = 0.0
+    return f"{nbytes / 1e9:>9.2f} GB" if nbytes is not None and (nbytes or not files) else f"{'? GB':>12}"
 
 
 def _time(seconds: float | None) -> str:

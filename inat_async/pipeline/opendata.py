@@ -320,6 +320,13 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
         west, south, east, north = (float(part) for part in text.split(","))
     except ValueError:
         raise SettingError("bbox", f"{text[:80]!r} is not WEST,SOUTH,EAST,NORTH in degrees") from None
+    if -180 <= east < west <= 180 and -90 <= south < north <= 90:  # across the antimeridian
+        raise SettingError(
+            "bbox",
+            f"crosses the antimeridian (WEST {west:g} > EAST {east:g}): select its two halves in two "
+            f"runs into two folders ({west:g},{south:g},180,{north:g} and "
+            f"-180,{south:g},{east:g},{north:g}), or give --polygon a GeoJSON MultiPolygon of the two boxes",
+        )
     if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
         raise SettingError("bbox", "needs -180 <= WEST < EAST <= 180 and -90 <= SOUTH < NORTH <= 90")
     return west, south, east, north
@@ -332,6 +339,14 @@ def parse_date(name: str, text: str | None) -> str | None:
         return date.fromisoformat(text.strip()).isoformat()
     except ValueError:
         raise SettingError(name, f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _dates(observed_from: str | None, observed_to: str | None) -> dict[str, str | None]:
+    """--observed-from and --observed-to, the first not after the second (else nothing matches)."""
+    first, last = parse_date("observed_from", observed_from), parse_date("observed_to", observed_to)
+    if first is not None and last is not None and first > last:
+        raise SettingError("observed_to", f"{last} is before {{observed_from}} {first}: nothing can match")
+    return {"observed_from": first, "observed_to": last}
 
 
 def parse_grades(text: str | None) -> tuple[str, ...] | None:
@@ -414,8 +429,7 @@ def job_from_args(args: Any, budgets: Any, photo_store: dict[str, Any]) -> DumpH
         bbox=parse_bbox(args.bbox),
         taxon=args.taxon,
         grades=parse_grades(args.quality_grade),
-        observed_from=parse_date("observed_from", args.observed_from),
-        observed_to=parse_date("observed_to", args.observed_to),
+        **_dates(args.observed_from, args.observed_to),
         photo_base=args.photo_base or source.PHOTO_BASE,
         hydrate=args.hydrate,
     )
