@@ -269,6 +269,8 @@ def test_ctrl_c_to_the_issues_command_says_one_line_leaves_no_worker_and_the_sam
     _stopped_cleanly(err, workers)
     again = run_cli(tmp_path, *command)
     assert again.returncode == 0, again.stderr
+    # Said before the seconds the processes take to start, while the bars stand still.
+    assert "starting a local Dask cluster of 2 worker processes" in again.stderr
     photos = read_photos(out)
     assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
     assert sorted(_objects(s3, "bucket", "prefix/")) == sorted(done_files(photos, WORLD).items())

@@ -243,6 +243,8 @@ async def _client(settings: Settings) -> AsyncIterator[Client]:
     address = str(settings.scheduler)
     if address.startswith("local"):
         workers = int(address.partition(":")[2] or 2)
+        # Said first: the processes take seconds to start, while the bars stand still.
+        log.info("starting a local Dask cluster of %d worker processes", workers)
         async with (
             LocalCluster(
                 n_workers=workers,
@@ -259,5 +261,6 @@ async def _client(settings: Settings) -> AsyncIterator[Client]:
         ):
             yield client
         return
+    log.info("connecting to the Dask scheduler at %s", address)
     async with Client(address, asynchronous=True) as client:
         yield client
