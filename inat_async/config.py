@@ -56,12 +56,29 @@ def _kind(value: object) -> str:
     return f"{value!r:.60} ({type(value).__name__})"
 
 
+#: The largest value of each count setting (Settings' and Budgets'): far above any use, far
+#: below what would take the machine's memory or hammer a server.
+COUNT_LIMITS = {
+    "workers": 1000,
+    "ranges": 1000,
+    "per_page": 200,  # the API's own limit
+    "shard_size": 100_000,
+    "shard_files": 100_000,
+    "api_attempts": 100,
+    "photo_attempts": 100,
+    "api_rpm": 1_000_000,
+    "api_daily": 1_000_000_000,
+    "media_rpm": 10_000_000,
+    "media_concurrency": 1000,
+}
+
+
 def _whole_number(name: str, value: object, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise SettingError(name, f"must be a whole number, not {_kind(value)}")
     number = int(value)
     if high is not None and not 1 <= number <= high:
-        raise SettingError(name, f"must be from 1 to {high}")
+        raise SettingError(name, f"must be from 1 to {high:,}")
     if number < 1:
         raise SettingError(name, "must be positive")
     return number
@@ -161,8 +178,12 @@ class Budgets:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            check = _whole_number if f.type == "int" else _positive_number
-            object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
+            value = getattr(self, f.name)
+            if f.type == "int":
+                value = _whole_number(f.name, value, COUNT_LIMITS[f.name])
+            else:
+                value = _positive_number(f.name, value)
+            object.__setattr__(self, f.name, value)
 
 
 def api_url_default() -> str:
@@ -465,7 +486,7 @@ def parse_one_size(value: object) -> str:
 
 
 def parse_shard_size(value: object) -> int:
-    return _whole_number("shard_size", value)
+    return _count("shard_size", value)
 
 
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -594,8 +615,10 @@ def _budget_scope(name: str, value: object) -> str:
     return str(value)
 
 
-def _whole_number_to(high: int) -> Callable[[str, object], int]:
-    return lambda name, value: _whole_number(name, value, high)
+def _count(name: str, value: object) -> int:
+    """A count with its upper bound (COUNT_LIMITS): a huge one would make the process take
+    the machine's memory (a task, a range or a sample each) before it said anything."""
+    return _whole_number(name, value, COUNT_LIMITS[name])
 
 
 # Every Settings field's check, in one place; __post_init__ runs them in field order.
@@ -613,18 +636,18 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "taxonomy": _yes_no,
     "shard_size": lambda _, value: parse_shard_size(value),
     "webdataset_size": lambda _, value: parse_one_size(value),
-    "workers": _whole_number,
+    "workers": _count,
     "limits": _yes_no,
     "budgets": _budgets,
     "budget_file": _optional_folder,
     "budget_lock_wait": _not_negative,
-    "per_page": _whole_number_to(200),
-    "ranges": _whole_number,
+    "per_page": _count,
+    "ranges": _count,
     "max_photo_bytes": _whole_number,
     "request_timeout": _positive_number,
     "connect_timeout": _positive_number,
-    "api_attempts": _whole_number,
-    "photo_attempts": _whole_number,
+    "api_attempts": _count,
+    "photo_attempts": _count,
     "backoff_initial": _not_negative,
     "max_backoff": _not_negative,
     "progress_interval": _positive_number,
@@ -633,6 +656,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "scheduler": _scheduler,
     "budget_scope": _budget_scope,
     "export_store": _store,
-    "shard_files": _whole_number,
+    "shard_files": _count,
     "worker_wait": _positive_number,
 }

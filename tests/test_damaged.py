@@ -4,6 +4,7 @@ point 4): a damaged state, a damaged or busy budget file, and a disk still full 
 from __future__ import annotations
 
 import random
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -12,7 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import error_line, local, metadata_args, run_cli, start_cli
+from helpers import (
+    cli_env,
+    error_line,
+    expected_ids,
+    local,
+    metadata_args,
+    read_observations,
+    run_cli,
+    start_cli,
+)
 from test_crash import small_disk  # noqa: F401 - a fixture
 
 from inat_async.net.budget import Ledger
@@ -169,3 +179,33 @@ def test_a_rerun_while_the_disk_is_still_full_says_the_disk_is_full(tmp_path, sm
     assert again.returncode == 6, again.stderr
     assert "no space left" in error_line(again)
     assert (out / "harvest.sqlite").exists()  # the resume point is kept
+
+
+def _file_size_limit(limit: int):
+    """What `ulimit -f` does in a shell: files cannot grow past ``limit`` bytes, and the
+    write that would is refused (EFBIG) rather than killing the process (SIGXFSZ ignored)."""
+
+    def limit_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limit_files
+
+
+@pytest.mark.parametrize("limit", [300_000, 40_000], ids=["mid-paging", "at-its-creation"])
+def test_a_file_size_limit_on_the_state_says_so_and_the_same_command_finishes(tmp_path, shared_sim, limit):
+    """(ulimit -f 2000; inat-async ...) said 'harvest.sqlite cannot be used (disk I/O error); it is
+    left as it is' (exit 2), as if it were damaged; the state was fine and the next run finished."""
+    out = tmp_path / "o"
+    args = ["--place", "9801", "--no-photos", "--per-page", "20", "--format", "csv", *local(shared_sim, out)]
+    limited = subprocess.run(
+        [sys.executable, "-m", "inat_async", *args], capture_output=True, text=True, timeout=120,
+        env=cli_env(tmp_path), cwd=tmp_path, preexec_fn=_file_size_limit(limit),
+    )  # fmt: skip
+    assert limited.returncode == 6, limited.stderr
+    line = error_line(limited)
+    assert line.startswith(f"inat-async: error: could not write {out / 'harvest.sqlite'} (")
+    assert "nothing is damaged" in line and line.endswith("run the same command again")
+    again = run_cli(tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    assert sorted(read_observations(out)["id"]) == expected_ids(WORLD, [9801])

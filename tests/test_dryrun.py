@@ -50,8 +50,9 @@ def test_dry_run_numbers_match_the_simulator_and_nothing_is_written(tmp_path, st
     higher = {a for o in served for a in o["taxon"]["ancestor_ids"]} - leaves
     taxa = math.ceil(len(higher) / 30)
     assert re.search(rf"^  of which {taxa} name the observations' higher taxa", text, re.M), text
-    # one page of results, a count ending each range, the plan, the open range, reconciling
-    assert requests == 1 + 4 + 2 + 1 + 1 + taxa
+    # one page of results, a count ending its one range (never more ranges than pages), the
+    # plan, the open range, reconciling
+    assert requests == 1 + 1 + 2 + 1 + 1 + taxa
     assert "nothing was downloaded or written" in text
     assert not out.exists()
     api = [r for r in log if r.host == "api"]
@@ -96,8 +97,9 @@ def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tm
     text = update.stdout
     changed = len(set(added) & set(expected_ids(world, [8101])))
     assert re.search(rf"^all \(once each\)\s+{changed:,}$", text, re.M), text
-    # one page, a count ending each of 4 ranges, the plan, the open range's count, reconciling
-    assert re.search(r"^API requests: 9: about 9 s at 60/minute", text, re.M)
+    # one page, a count ending its one range (one page: one range), the plan, the open range's
+    # count, reconciling
+    assert re.search(r"^API requests: 6: about 6 s at 60/minute", text, re.M), text
     new_files = [o for o in added if o in expected_ids(world, [8101]) and world.photo_ids(o)]
     fetchable = [o for o in new_files if not world.photo_info(world.photo_ids(o)[0]).placeholder]
     assert re.search(rf"^  square\s+{len(fetchable):,} files", text, re.M), text
@@ -148,3 +150,29 @@ def test_a_dry_run_asks_its_sample_pages_at_the_harvests_per_page(tmp_path, star
     assert re.search(rf"^9601\s+{count:,}$", result.stdout, re.M), result.stdout
     asked = {r.query.get("per_page") for r in sim.log if r.host == "api" and r.path.endswith("/observations")}
     assert asked == {"0", "50"}, asked
+
+
+def test_ranges_never_outnumber_the_pages_of_the_query_and_the_dry_run_agrees(tmp_path, start_simulator):
+    """--ranges 1000 on a place of 325 observations: 4,939 requests once, against 13 by default;
+    now at most a range a page, in the run and in the dry run's estimate (and with --per-page 50,
+    7 pages: at most 7 ranges)."""
+    world = World({8201: 325}, seed=23, photo_scale=0.01)
+    sim = start_simulator(world)
+    requests, estimates = {}, {}
+    for name, extra in {
+        "default": (),
+        "many": ("--ranges", "1000"),
+        "small pages": ("--ranges", "1000", "--per-page", "50"),
+    }.items():
+        args = ("--place", "8201", "--no-photos", "--no-taxonomy", "--no-limits", *extra)
+        dry = run_cli(tmp_path, *args, *local(sim, tmp_path / f"dry {name}"), "--dry-run")
+        sim.clear_log()
+        run = run_cli(tmp_path, *args, *local(sim, tmp_path / name))
+        assert dry.returncode == run.returncode == 0, dry.stderr + run.stderr
+        requests[name] = len([r for r in sim.log if r.host == "api"])
+        estimates[name] = int(re.search(r"^API requests: (\d+):", dry.stdout, re.M).group(1))
+    pages = math.ceil(len(expected_ids(world, [8201])) / 200)
+    assert pages == 2
+    assert requests["many"] == requests["default"] <= 2 * pages + 6
+    assert estimates["many"] == estimates["default"]
+    assert requests["small pages"] <= 2 * 7 + 6 and estimates["small pages"] <= 2 * 7 + 6

@@ -42,19 +42,27 @@ BAD = [
     ("photo_licenses", "CC-BY-4.0", ["--photo-license", "CC-BY-4.0"], "--photo-license",
      "'cc-by-4.0' is not a licence code; choose from cc0, cc-by, cc-by-nc, cc-by-sa, cc-by-nd, "
      "cc-by-nc-sa, cc-by-nc-nd, pd, gfdl, all-rights-reserved", None),
-    ("ranges", 0, ["--ranges", "0"], "--ranges", "must be positive", None),
-    ("workers", 0, ["--workers", "0"], "--workers", "must be positive", None),
-    ("workers", -3, ["--workers", "-3"], "--workers", "must be positive", None),
+    ("ranges", 0, ["--ranges", "0"], "--ranges", "must be from 1 to 1,000", None),
+    ("workers", 0, ["--workers", "0"], "--workers", "must be from 1 to 1,000", None),
+    ("workers", -3, ["--workers", "-3"], "--workers", "must be from 1 to 1,000", None),
+    # a huge count took the machine's memory (23.6 GB) or raised a MemoryError
+    ("workers", 99999999999999999999, ["--workers", "99999999999999999999"], "--workers",
+     "must be from 1 to 1,000", None),
+    ("ranges", 100_000_000, ["--ranges", "100000000"], "--ranges", "must be from 1 to 1,000", None),
+    ("shard_size", 10**9, ["--shard-size", str(10**9)], "--shard-size", "must be from 1 to 100,000", None),
+    ("media_concurrency", lambda: Budgets(media_concurrency=10**6), ["--media-concurrency", str(10**6)],
+     "--media-concurrency", "must be from 1 to 1,000", None),
     ("request_timeout", 0, ["--timeout", "0"], "--timeout", "must be positive", None),
     ("request_timeout", -5.0, ["--timeout", "-5"], "--timeout", "must be positive", None),
     ("request_timeout", math.nan, ["--timeout", "nan"], "--timeout", "must be a finite number", None),
     ("max_photo_bytes", 0, ["--max-photo-mb", "0"], "--max-photo-mb", "must be positive", None),
     ("backoff_initial", -1.0, ["--retry-wait", "-1"], "--retry-wait", "must not be negative", None),
-    ("api_rpm", lambda: Budgets(api_rpm=0), ["--api-rpm", "0"], "--api-rpm", "must be positive", None),
+    ("api_rpm", lambda: Budgets(api_rpm=0), ["--api-rpm", "0"], "--api-rpm",
+     "must be from 1 to 1,000,000", None),
     ("media_gb_per_day", lambda: Budgets(media_gb_per_day=-1.0), ["--media-gb-per-day", "-1"],
      "--media-gb-per-day", "must be positive", None),
     ("media_concurrency", lambda: Budgets(media_concurrency=0), ["--media-concurrency", "0"],
-     "--media-concurrency", "must be positive", None),
+     "--media-concurrency", "must be from 1 to 1,000", None),
     ("api_url", "ftp://x", ["--api-url", "ftp://x"], "--api-url", "'ftp://x' is not an http(s) URL", None),
     ("api_url", "http://", ["--api-url", "http://"], "--api-url", "'http://' is not an http(s) URL", None),
     ("sizes", "square,huge", ["--sizes", "square,huge"], "--sizes",
@@ -197,7 +205,7 @@ def test_places_as_one_string_are_that_place_not_its_digits(sim, tmp_path):
 def test_ready_settings_with_a_bad_option_are_refused_before_any_request(sim, tmp_path):
     sim.clear_log()
     settings = make_settings([PLACE], out=tmp_path / "o", api_url=sim.api_url, limits=False)
-    with pytest.raises(SettingError, match=r"^ranges: must be positive$"):
+    with pytest.raises(SettingError, match=r"^ranges: must be from 1 to 1,000$"):
         inat_async.harvest_blocking(settings, ranges=0)
     assert sim.log == []
 

@@ -25,7 +25,7 @@ from inat_async.config import Settings
 from inat_async.errors import UsageError
 from inat_async.model import PhotoStatus, check_observations
 from inat_async.net.http import Http
-from inat_async.net.pace import Pace, duration
+from inat_async.net.pace import Pace, duration, parallel_ranges
 from inat_async.net.politeness import Politeness
 from inat_async.photos import host_of
 from inat_async.pipeline.harvest import update_since
@@ -143,7 +143,9 @@ class _Sampler:
             to_page, requests = 0, 0
         else:  # a resumed harvest goes on with the ranges it planned
             to_page = max(0, matching - stored.observations)
-            requests = math.ceil(to_page / s.per_page) + s.ranges
+            requests = math.ceil(to_page / s.per_page) + parallel_ranges(
+                s.ranges, s.limits, matching / s.per_page
+            )
         result = Estimate(per_place, matching, to_page, requests, 0, stored)
         if not s.no_photos or (s.taxonomy and to_page):
             observations = await self._sample(chunks[0])

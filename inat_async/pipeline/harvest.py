@@ -314,6 +314,11 @@ def _disk_full(error: BaseException, out: Path) -> BaseException:
     )
     if full:
         return DiskFullError(f"no space left in {out}: free some and run the same command again")
+    if isinstance(error, OSError) and error.errno == errno.EFBIG:  # a file-size limit (ulimit -f)
+        return DiskFullError(
+            f"could not write in {out} ({error.strerror}): a file-size limit (ulimit -f) or quota stopped "
+            "it; nothing is damaged: lift it or free space and run the same command again"
+        )
     return error
 
 

@@ -948,10 +948,16 @@ def read_meta(path: Path, key: str) -> str | None:
 
 def state_error(exc: sqlite3.Error, path: Path) -> HarvestError:
     """What an error of the state database means for the user, in one line: the disk is
-    full (exit 6), or the file is damaged or unusable (exit 2), left as it is."""
+    full or a write was refused (exit 6: nothing is damaged, the same command goes on), or the
+    file is damaged or unusable (exit 2), left as it is."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_is_full(path)):
         return DiskFullError(f"no space left in {path.parent}: free some and run the same command again")
+    if code == sqlite3.SQLITE_IOERR:  # a write refused: a file-size limit, a quota, the device
+        return DiskFullError(
+            f"could not write {path} ({exc}); nothing is damaged, the unfinished write was rolled "
+            "back: free space (or lift a file-size limit, ulimit -f, or quota) and run the same command again"
+        )
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or type(exc) is sqlite3.DatabaseError:
         return UsageError(
             f"{path} is damaged, not a readable harvest state ({exc}); it is left as it is: "
