@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import stat
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -37,6 +39,84 @@ SPILL = 1024 * 1024
 FILE_THREADS = 8
 
 
+def _load_syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2), which writes out every file of one file system in one call: files
+    done meanwhile are synced together (group commit) instead of one fsync each, which cost
+    0.34 ms of CPU a file here (against 0.05 for a syncfs each 64). None elsewhere: each file
+    is then synced alone."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        syncfs: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return syncfs
+
+
+_SYNCFS = _load_syncfs()
+#: Files waiting for a group commit, each with the future its worker awaits.
+_Batch = list[tuple["_Part", "asyncio.Future[None]"]]
+
+
+class _GroupCommit:
+    """Whole temporaries synced together and then renamed into place, one batch at a time:
+    a file that comes while a batch is being synced goes in the next, with every other that
+    came meanwhile (the batch grows with the load, and waits for no timer). A final name
+    still only ever holds a file that was synced before it was renamed."""
+
+    def __init__(self, root: Path, files: ThreadPoolExecutor, syncfs: Callable[[int], int]):
+        self._root = root
+        self._files = files
+        self._syncfs = syncfs
+        self._turn = asyncio.Lock()
+        self._waiting: _Batch = []
+
+    async def commit(self, part: _Part) -> None:
+        """Return once ``part`` is synced and renamed into place (or raise why not)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((part, done))
+        async with self._turn:
+            if not done.done() and self._waiting:
+                batch, self._waiting = self._waiting, []
+                work = asyncio.get_running_loop().run_in_executor(self._files, self._sync_and_rename, batch)
+                # The batch's waiters are told when the thread ends, even if this one is cancelled.
+                work.add_done_callback(lambda w: _settle(batch, w))
+                await asyncio.shield(work)
+        await done
+
+    def _sync_and_rename(self, batch: _Batch) -> list[BaseException | None]:
+        fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if self._syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+        outcomes: list[BaseException | None] = []
+        for part, _ in batch:
+            try:
+                part.rename()
+            except (PermanentError, OSError) as exc:
+                part.discard()
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+
+def _settle(batch: _Batch, work: asyncio.Future[list[BaseException | None]]) -> None:
+    """Each waiter of a batch told its file's outcome (the batch's error, if it failed whole)."""
+    failed = OSError("the sync was cancelled") if work.cancelled() else work.exception()
+    outcomes = [failed] * len(batch) if failed is not None else work.result()
+    for (_, done), outcome in zip(batch, outcomes, strict=True):
+        if done.done():
+            continue
+        if outcome is None:
+            done.set_result(None)
+        else:
+            done.set_exception(outcome)
+
+
 class Downloader:
     """Fetches one :class:`PhotoJob` at a time; returns (status, bytes, reason). Files go
     under the folder ``out``, or with ``objects`` to that object store, each in one PUT."""
@@ -58,6 +138,13 @@ class Downloader:
         # written, synced and renamed in one step (two hand-offs a file cost the event loop
         # about 8% more CPU a file at 64 in flight).
         self._files = ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="inat_async-files")
+        self._group: _GroupCommit | None = None  # made in the event loop, on first use
+
+    def group_commit(self) -> _GroupCommit | None:
+        """The batches files are synced and renamed in (None: each file synced alone)."""
+        if self._group is None and _SYNCFS is not None:
+            self._group = _GroupCommit(self._root, self._files, _SYNCFS)
+        return self._group
 
     def close(self) -> None:
         """Wait for the writes, syncs and clean-ups handed to the threads; end them."""
@@ -141,7 +228,7 @@ class Downloader:
                     f"body shorter than its Content-Length ({deadline.received} of {length} bytes)"
                 )
             self._check_head(head, response, final=True)
-            await part.run(self._files, part.finish, chunks)
+            await part.finish_all(chunks)
         except BodyTooLarge:
             part.discard_later()
             raise PermanentError(
@@ -205,7 +292,7 @@ class _Whole:
     def write(self, chunks: list[bytes]) -> None:
         self._chunks += chunks
 
-    async def finish(self, chunks: list[bytes]) -> None:
+    async def finish_all(self, chunks: list[bytes]) -> None:
         self._chunks += chunks
         await self._objects.put(self._path, b"".join(self._chunks))
         self._chunks = []
@@ -250,13 +337,30 @@ class _Part:
             self._file = os.fdopen(fd, "wb")
         self._file.writelines(chunks)
 
-    def finish(self, chunks: list[bytes]) -> None:
-        """The last chunks written, the file synced, closed and renamed into place."""
+    async def finish_all(self, chunks: list[bytes]) -> None:
+        """The last chunks written and the file synced and renamed into place: with the
+        others done meanwhile where the system syncs a file system at once, else alone."""
+        group = self._downloader.group_commit()
+        if group is None:
+            await self.run(self._downloader._files, self.finish, chunks, True)
+            return
+        await self.run(self._downloader._files, self.finish, chunks, False)
+        await group.commit(self)
+
+    def finish(self, chunks: list[bytes], sync_and_rename: bool) -> None:
+        """The last chunks written, the file closed; synced and renamed into place too when
+        ``sync_and_rename`` (else its group commit does both)."""
         self.write(chunks)
         assert self._file is not None
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if sync_and_rename:
+            os.fsync(self._file.fileno())
         self._close()
+        if sync_and_rename:
+            self.rename()
+
+    def rename(self) -> None:
+        """The complete, synced temporary renamed into place."""
         try:
             os.replace(self._path, self.final)
         except IsADirectoryError:
