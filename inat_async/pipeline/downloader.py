@@ -315,6 +315,8 @@ class _Part:
         self._file: BinaryIO | None = None
         self._path = ""
         self._pending: Future[Any] | None = None
+        # A group commit renames in one thread what a cancelled worker may discard in another.
+        self._renaming = threading.Lock()
 
     async def run(self, executor: ThreadPoolExecutor, step: Callable[..., object], *args: Any) -> None:
         """One step on this file in a thread, awaited (and remembered: see discard_later)."""
@@ -363,7 +365,13 @@ class _Part:
             self.rename()
 
     def rename(self) -> None:
-        """The complete, synced temporary renamed into place."""
+        """The complete, synced temporary renamed into place (unless its worker gave it up
+        and it was discarded meanwhile)."""
+        with self._renaming:
+            if self._path:
+                self._rename()
+
+    def _rename(self) -> None:
         try:
             os.replace(self._path, self.final)
         except IsADirectoryError:
@@ -373,11 +381,12 @@ class _Part:
         self._path = ""
 
     def discard(self) -> None:
-        self._close()
-        if self._path:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._path)
-            self._path = ""
+        with self._renaming:
+            self._close()
+            if self._path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._path)
+                self._path = ""
 
     def _close(self) -> None:
         if self._file is not None:
