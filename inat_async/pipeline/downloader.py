@@ -326,11 +326,16 @@ class _Part:
     def discard_later(self) -> None:
         """Remove the temporary after the step on it a thread may be doing still (a
         cancelled await does not stop the thread), never before it."""
-        files = self._downloader._files
         if self._pending is None:
-            files.submit(self.discard)
+            self._discard_in_a_thread()
         else:
-            self._pending.add_done_callback(lambda _: files.submit(self.discard))
+            self._pending.add_done_callback(lambda _: self._discard_in_a_thread())
+
+    def _discard_in_a_thread(self) -> None:
+        try:
+            self._downloader._files.submit(self.discard)
+        except RuntimeError:  # the run is ending and its pool shut: here, once the step is done
+            self.discard()
 
     def write(self, chunks: list[bytes]) -> None:
         if self._file is None:
