@@ -90,10 +90,10 @@ def test_the_cluster_ledger_keeps_the_same_margin(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("retry_after", [0.7, "http-date", None])
 def test_a_stricter_server_is_respected_and_retry_after_honoured(tmp_path, retry_after, start_simulator):
-    # We allow 40 a "minute" of 2 s, the server only 10: it answers 429 past that.
-    limit = RateLimit(10, 2.0, retry_after=retry_after)
+    # We allow 40 a "minute" of 1 s, the server only 10: it answers 429 past that.
+    limit = RateLimit(10, 1.0, retry_after=retry_after)
     sim = start_simulator(WORLD, api_limit=limit)
-    budget = ["--api-rpm", "40", "--budget-window-scale", f"{2 / 60}"]
+    budget = ["--api-rpm", "40", "--budget-window-scale", f"{1 / 60}"]
     args = [*budget, "--retry-wait", "0.2", "--per-page", "40"]
     result = run_cli(tmp_path, *metadata_args(sim, "3001", tmp_path / "o", *args))
     log = api_requests(sim.log)

@@ -26,12 +26,12 @@ def _overlapping(times: list[float], latency: float) -> float:
 
 
 def test_parallel_ranges_keep_requests_in_flight_within_the_budget(tmp_path, start_simulator):
-    # 60 per 6 s: one each 0.1 s, with answers taking 0.25 s: one cursor can use at most 40%
+    # 60 per 3 s: one each 0.05 s, with answers taking 0.125 s: one cursor can use at most 40%
     # of the budget, so ranges must keep several requests in flight, and never exceed it.
     # (How much of the budget they use is a speed figure: benchmarks/, not an assertion here.)
-    latency = 0.25
-    budget = ["--api-rpm", "60", "--budget-window-scale", "0.1"]
-    sim = start_simulator(WORLD, api_latency=latency, api_limit=RateLimit(60, 6.0, enforce=False))
+    latency = 0.125
+    budget = ["--api-rpm", "60", "--budget-window-scale", "0.05"]
+    sim = start_simulator(WORLD, api_latency=latency, api_limit=RateLimit(60, 3.0, enforce=False))
     # 100 pages of 20: a query large enough to be paged by 8 ranges by default.
     result = run_cli(tmp_path, *metadata_args(sim, PLACES, tmp_path / "many", *budget))
     many_times = [r.time for r in api_requests(sim.log)]
