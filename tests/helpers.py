@@ -162,3 +162,21 @@ def done_files(photos: pd.DataFrame, world: World) -> dict[str, bytes]:
     done = photos[photos.status == "done"]
     rows = zip(done.path, done.photo_id, done["size"], strict=True)
     return {path: world.photo_bytes(pid, size) for path, pid, size in rows}
+
+
+def rendered_dom(page: Path, tmp_path: Path) -> str | None:
+    """``page``'s DOM as headless Chromium renders it, after checking the page logged not one
+    console message; None where there is no Chromium (.ci/run installs Debian's chromium).
+    Nothing outside the page is reachable: every host name resolves to nothing."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        return None
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+         f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "CONSOLE" not in result.stderr, result.stderr
+    return result.stdout

@@ -20,7 +20,7 @@ from unittest import mock
 
 import pandas as pd
 import pytest
-from helpers import copy_paged, done_files, error_line, local, photo_statuses, read_photos
+from helpers import copy_paged, done_files, error_line, local, photo_statuses, read_photos, rendered_dom
 
 from inat_async.cli import main
 from inat_async.simulator import SimulatorThread, World
@@ -449,29 +449,12 @@ def _report(out: Path, dom: str | None = None) -> _Page:
     return page
 
 
-def _rendered(page: Path, tmp_path: Path) -> str | None:
-    """The page's DOM as headless Chromium renders it, with no console message (None where
-    there is no Chromium: the file as written is read instead)."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        return None
-    result = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-         f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "CONSOLE" not in result.stderr, result.stderr
-    return result.stdout
-
-
 def test_report_links_the_photos_of_another_folder_and_says_where_the_bytes_are(stored, tmp_path):
     """report.html had an empty photo grid, and "MB on disk" of files not in OUT."""
     out, store = stored / "o", stored / "store"
     photos = read_photos(out)
     squares = photos[(photos.status == "done") & (photos["size"] == "square")]
-    page = _report(out, _rendered(out / "report.html", tmp_path))
+    page = _report(out, rendered_dom(out / "report.html", tmp_path))
     assert page.images and len(page.images) == min(48, len(squares))
     # Each image a path relative to OUT (as the page's own folder resolves it): the store's file.
     for src, path in zip(page.images, squares.path, strict=False):
