@@ -170,6 +170,13 @@ def _add_places(what: argparse._ArgumentGroup) -> None:
     )
 
 
+def _add_count(group: argparse._ActionsContainer, flag: str, help: str) -> None:
+    """An integer option of a setting named as the flag is (--per-page: per_page): its default
+    and its bounds (config.COUNT_LIMITS, checked by Settings) are the setting's."""
+    default = setting_default(flag.removeprefix("--").replace("-", "_"))
+    group.add_argument(flag, type=int, default=default, metavar="N", help=help)
+
+
 def _add_photo_choices(what: argparse._ArgumentGroup) -> None:
     """Which photo files, and how many observations a request."""
     what.add_argument(
@@ -178,13 +185,7 @@ def _add_photo_choices(what: argparse._ArgumentGroup) -> None:
         metavar="LIST",
         help=f"photo sizes, comma separated, of {', '.join(SIZES)}",
     )
-    what.add_argument(
-        "--per-page",
-        type=int,
-        default=setting_default("per_page"),
-        metavar="N",
-        help="observations per API request (at most 200; smaller helps a heavy query)",
-    )
+    _add_count(what, "--per-page", "observations per API request (at most 200; smaller helps a heavy query)")
     what.add_argument(
         "--photo-license",
         metavar="LIST",
@@ -231,13 +232,7 @@ def _add_where(where: argparse._ArgumentGroup) -> None:
         action="store_true",
         help="do not name each observation's kingdom .. genus (fewer API requests)",
     )
-    where.add_argument(
-        "--shard-size",
-        type=int,
-        default=setting_default("shard_size"),
-        metavar="N",
-        help="samples per WebDataset shard (--format webdataset)",
-    )
+    _add_count(where, "--shard-size", "samples per WebDataset shard (--format webdataset)")
     where.add_argument(
         "--webdataset-size",
         default=setting_default("webdataset_size"),
@@ -255,21 +250,10 @@ def _add_where(where: argparse._ArgumentGroup) -> None:
 def _add_pace(speed: argparse._ArgumentGroup, paging: bool = True) -> None:
     """Concurrency and the budgets every harvest of the user shares; without ``paging`` (the
     photos command) none of the API's."""
-    speed.add_argument(
-        "--workers",
-        type=int,
-        default=setting_default("workers"),
-        metavar="N",
-        help="photo downloads at once, all hosts together",
-    )
+    _add_count(speed, "--workers", "photo downloads at once, all hosts together")
     if paging:
-        speed.add_argument(
-            "--ranges",
-            type=int,
-            default=setting_default("ranges"),
-            metavar="N",
-            help="id ranges of a query paged at once, so API latency leaves no request budget unused",
-        )
+        ranges = "id ranges of a query paged at once, so API latency leaves no request budget unused"
+        _add_count(speed, "--ranges", ranges)
     _add_budgets(speed, api=paging)
 
 
@@ -377,8 +361,7 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
         help="how long the photo stage waits for a Dask worker when the cluster has none, then stops",
     )
     # Photo files a cluster task fetches (tests make shards small).
-    shard = setting_default("shard_files")
-    many.add_argument("--shard-files", type=int, default=shard, help=argparse.SUPPRESS)
+    _add_count(many, "--shard-files", argparse.SUPPRESS)
 
 
 _SAME_STORE = "\0the store"  # --export-store given alone
@@ -558,8 +541,7 @@ def _export_main(argv: list[str]) -> int:
         metavar="URL",
         help="the source named in the Darwin Core metadata (default: the URL the folder was harvested from)",
     )
-    p.add_argument("--shard-size", type=int, default=setting_default("shard_size"), metavar="N",
-                   help="samples per WebDataset shard")  # fmt: skip
+    _add_count(p, "--shard-size", "samples per WebDataset shard")
     p.add_argument("--webdataset-size", default=setting_default("webdataset_size"), metavar="SIZE",
                    help="the photo size of WebDataset samples (its files must be in the folder)")  # fmt: skip
     args = p.parse_args(argv)
@@ -629,8 +611,7 @@ def _opendata_parser() -> argparse.ArgumentParser:
     )
     where.add_argument("--api-url", default=api_url_default(), metavar="URL", help="API base URL (--place)")
     speed = p.add_argument_group("speed and politeness")
-    speed.add_argument("--workers", type=int, default=setting_default("workers"), metavar="N",
-                       help="photo downloads at once")  # fmt: skip
+    _add_count(speed, "--workers", "photo downloads at once")
     _add_budgets(speed)
     _add_cluster_options(p)
     _add_output(p.add_argument_group("output"))
