@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import cli_env, copy_paged, done_files, local, photo_statuses, read_photos, run_cli, start_cli
@@ -91,10 +92,7 @@ def test_a_binding_photo_budget_holds_across_both_workers_into_a_local_folder(si
     assert len(bucket) > 2 * RPM and bucket[-1] - bucket[0] > 2 * MINUTE
     per_worker = next(line for line in result.stderr.splitlines() if "files per worker:" in line)
     assert per_worker.count("tcp://") == 2, per_worker  # both workers fetched
-    photos, here = read_photos(out), read_photos(paged / "here")
-    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
-    expected = done_files(photos, WORLD)
-    assert {path: (store / path).read_bytes() for path in expected} == expected
+    expected = _squares_stored(out, paged, store)
     assert sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()) == sorted(expected)
 
 
@@ -214,10 +212,7 @@ def test_a_cluster_left_without_any_worker_ends_the_run_with_one_line_and_the_ne
     assert {path: (store / path).read_bytes() for path in done} == done  # what it recorded is stored
     again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
     assert again.returncode == 0, again.stderr
-    photos, here = read_photos(out), read_photos(paged / "here")
-    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
-    expected = done_files(photos, WORLD)
-    assert {path: (store / path).read_bytes() for path in expected} == expected
+    _squares_stored(out, paged, store)
 
 
 def test_tasks_the_scheduler_cancels_mid_run_are_submitted_again_and_the_run_ends_complete(
@@ -243,10 +238,7 @@ def test_tasks_the_scheduler_cancels_mid_run_are_submitted_again_and_the_run_end
         sim.photo_latency = 0.0
     assert child.returncode == 0, err
     assert "submitted again: the scheduler cancelled it" in err
-    photos, here = read_photos(out), read_photos(paged / "here")
-    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
-    expected = done_files(photos, WORLD)
-    assert {path: (out / path).read_bytes() for path in expected} == expected
+    _squares_stored(out, paged, out)
 
 
 def test_ctrl_c_to_the_issues_command_says_one_line_leaves_no_worker_and_the_same_command_stores_every_file(
@@ -297,10 +289,8 @@ def test_sigterm_to_the_driver_alone_stops_its_local_cluster_at_once_keeping_eve
     before = len(sim.log)
     again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
     assert again.returncode == 0, again.stderr
+    _squares_stored(out, paged, store)
     photos = read_photos(out)
-    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
-    expected = done_files(photos, WORLD)
-    assert {path: (store / path).read_bytes() for path in expected} == expected
     # Files stored by the stopped shards are found, not counted as fetched: the bytes fetched
     # are those the simulator served this run.
     served = [r for r in _photo_log(sim, before) if r.status == 200]
@@ -337,6 +327,16 @@ def test_files_stored_but_not_recorded_are_found_on_the_workers_and_said_found_n
     )
     assert f"0 photo files fetched (0.0 MB), {found} found already stored" in again.stdout
     assert photo_statuses(read_photos(out)) == photo_statuses(read_photos(paged / "here"))
+
+
+def _squares_stored(out: Path, paged: Path, store: Path) -> dict[str, bytes]:
+    """Check that the square-only photo run in ``out`` ended with a local run's photos.csv
+    statuses and every done file byte-exact under ``store``; returns those files by path."""
+    photos, here = read_photos(out), read_photos(paged / "here")
+    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
+    expected = done_files(photos, WORLD)
+    assert {path: (store / path).read_bytes() for path in expected} == expected
+    return expected
 
 
 def _recorded_done(out) -> dict[str, bytes]:
@@ -400,10 +400,7 @@ def test_a_photo_host_that_stalls_mid_body_holds_no_cluster_task_past_the_files_
         sim.faults = None
     assert child.returncode == 0, err
     assert [r.fault for r in _photo_log(sim, before)].count("stall") == 2
-    photos, here = read_photos(out), read_photos(paged / "here")
-    assert photo_statuses(photos) == photo_statuses(here[here["size"] == "square"])
-    expected = done_files(photos, WORLD)
-    assert {path: (out / path).read_bytes() for path in expected} == expected
+    _squares_stored(out, paged, out)
 
 
 def _running_photo_tasks(dask_scheduler) -> list[str]:
