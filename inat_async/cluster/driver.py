@@ -174,6 +174,9 @@ class _Tasks:
             try:
                 table: pa.Table = await asyncio.wait_for(future.result(), _FETCH_RESULT)
             except (TimeoutError, OSError, CancelledError, KilledWorker) as exc:  # lost on its way
+                task = asyncio.current_task()
+                if isinstance(exc, CancelledError) and task is not None and task.cancelling():
+                    raise  # the run itself is stopping (Ctrl-C, SIGTERM): no result was lost
                 self._again(path, future, f"its result did not come ({type(exc).__name__})")
             else:
                 return table
