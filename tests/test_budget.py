@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from inat_async.net.budget import GUARD, GUARD_SECONDS, Ledger, Window
+from inat_async.net.budget import GUARD, GUARD_SECONDS, Ledger, Window, margin
 from inat_async.simulator import max_in_window
 
 
@@ -62,3 +62,20 @@ def test_keys_are_counted_apart(tmp_path):
     assert ledger.reserve("api a", w, 0.0)[0] < now + 1
     assert ledger.reserve("api b", w, 0.0)[0] < now + 1
     assert ledger.reserve("api a", w, 0.0)[0] >= now + 60
+
+
+def test_bytes_counted_from_their_answer_have_room_again_a_span_later_not_a_margin_more(tmp_path):
+    """A request's slot is counted over its window plus a margin (arrivals may come closer
+    than booked); bytes are settled after their answer, so they count over the span alone:
+    a full hour of bytes frees its room an hour after it was settled, not an hour and a minute."""
+    ledger = Ledger(tmp_path / "b.sqlite")
+    hour = 3600.0
+    for jitter, extra in ((False, 0.0), (True, margin(hour))):
+        bytes_hour = [Window(5e9, hour, "5 GB of photos an hour", jitter=jitter)]
+        row, _, _ = ledger.take(f"bytes {jitter}", bytes_hour, 4e9)
+        assert row is not None
+        ledger.settle(row, 5e9)  # the answer held more than booked: the window is full
+        settled = time.time()
+        row, wait, full = ledger.take(f"bytes {jitter}", bytes_hour, 1.0)
+        assert row is None and full == "5 GB of photos an hour"
+        assert hour + extra - 1 <= wait <= hour + extra + (time.time() - settled)

@@ -77,7 +77,7 @@ def test_the_cluster_ledger_keeps_the_same_margin(tmp_path):
     plugin = BudgetPlugin()
 
     async def book() -> list[float]:
-        window = [(60.0, 60.0, "60 photo requests a minute")]
+        window = [(60.0, 60.0, "60 photo requests a minute", True)]
         book_file = str(tmp_path / "budget.sqlite")
         return [(await plugin.reserve(book_file, 1e9, "media h", window, 1.0))[0] for _ in range(121)]
 

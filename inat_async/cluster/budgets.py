@@ -9,8 +9,9 @@ spaced, never over a window), so N workers together send no more than one machin
 Bytes are booked before a request, not when its answer comes (files in flight would
 otherwise overshoot a window): at the size expected of a file of its size (the largest seen
 so far; its cap, the most it can be, for the first), then set to its Content-Length when it
-answers. A
-request waits on the scheduler until its window has room, woken by every answer settled.
+answers and counted from then, over the window alone: the server saw the request between its
+booking and its answer, so no margin for network jitter is needed (requests' slots have one).
+A request waits on the scheduler until its window has room, woken by every answer settled.
 
 Each host's downloads at once are leases of a Dask ``Semaphore`` of its own. Nothing here
 trusts a worker's clock: a slot comes back as a wait. With ``--budget-scope worker``
@@ -32,8 +33,8 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from inat_async.config import Settings
-from inat_async.net.budget import GUARD_SECONDS, Ledger, Slot, Window, margin
-from inat_async.net.politeness import Politeness
+from inat_async.net.budget import GUARD_SECONDS, Ledger, Slot, Window
+from inat_async.net.politeness import Politeness, span_name
 
 #: A slot is the scheduler's time; its request goes when the answer has come back and the
 #: wait has passed, so later by the answer's way back, which varies from worker to worker:
@@ -44,7 +45,7 @@ _REPLY_MARGIN = 0.3
 _PATIENCE = 5.0
 PLUGIN_NAME = "inat_async-budgets"
 
-WindowSpec = tuple[float, float, str]  # (limit, span, name): a Window as a message carries it
+WindowSpec = tuple[float, float, str, bool]  # (limit, span, name, jitter): a Window in a message
 
 
 @dataclass
@@ -81,7 +82,7 @@ class ByteBook:
         Before any file of the kind has answered, ``first`` (its cap: the most it can be)."""
         limit = min(w.limit for w in windows)
         shortest = min(windows, key=lambda w: w.span)
-        self._pace[key] = (shortest.span + margin(shortest.span)) / shortest.limit
+        self._pace[key] = shortest.counted / shortest.limit
         give_up = time.monotonic() + patience
         while True:
             async with self._turn:  # one booking at a time: each sees the turn the last set
@@ -173,11 +174,11 @@ class BudgetPlugin(SchedulerPlugin):
 
 
 def _windows(specs: Sequence[WindowSpec]) -> list[Window]:
-    return [Window(float(limit), float(span), str(name)) for limit, span, name in specs]
+    return [Window(float(limit), float(span), str(name), bool(jitter)) for limit, span, name, jitter in specs]
 
 
 def _specs(windows: Sequence[Window]) -> list[WindowSpec]:
-    return [(w.limit, w.span, w.name) for w in windows]
+    return [(w.limit, w.span, w.name, w.jitter) for w in windows]
 
 
 class _OnScheduler:
@@ -274,11 +275,7 @@ class ClusterPoliteness(Politeness):
     async def _book_bytes(self, host: str, kind: str, cap: int | None) -> Booking:
         """Bytes of one file booked in the host's byte budgets (an hour and a day) before its
         request, waiting on the scheduler until both have room."""
-        b = self.budgets
-        windows = [
-            Window(limit_gb * 1e9, span, f"{limit_gb:g} GB of photos a {_span(span)} from {host}")
-            for limit_gb, span in ((b.media_gb_per_hour, b.hour), (b.media_gb_per_day, b.day))
-        ]
+        windows = self.byte_windows(host)
         key = f"bytes {host}"
         while True:
             with self.clock.held(windows[0].name):
@@ -298,7 +295,7 @@ class ClusterPoliteness(Politeness):
         a Retry-After came meanwhile (the slot is given up, as for the API)."""
         b = self.budgets
         rpm = max(1.0, b.media_rpm * state.factor)
-        name = f"{b.media_rpm} photo requests a {_span(b.minute)} to {host}"
+        name = f"{b.media_rpm} photo requests a {span_name(b.minute)} to {host}"
         window = Window(int(rpm), b.minute + _REPLY_MARGIN, name)
         answer = await self._ask(
             "inat_budget_reserve", key=f"media {host}", windows=_specs([window]), interval=b.minute / rpm
@@ -337,8 +334,3 @@ class ClusterPoliteness(Politeness):
             lease = Semaphore(max_leases=slots, name=f"inat_async media {host}{self._lease_scope}")
             self._leases[host] = (lease, asyncio.Semaphore(slots))
         return self._leases[host]
-
-
-def _span(seconds: float) -> str:
-    names = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
-    return names.get(seconds, f"{seconds:g} s")

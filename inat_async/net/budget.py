@@ -58,11 +58,23 @@ _BUSY_SLICE = 1.0
 
 @dataclass(frozen=True)
 class Window:
-    """At most ``limit`` units in any ``span`` seconds; ``name`` is what a waiting user reads."""
+    """At most ``limit`` units in any ``span`` seconds; ``name`` is what a waiting user reads.
+
+    ``jitter``: whether what it counts is booked before it reaches the server (a request's
+    slot), so network delays can bring two closer there than booked: each is then counted
+    over the span plus :func:`margin`. Not so for amounts counted from their answer (bytes:
+    booked before the request and settled, or recorded, when it answers, after it arrived):
+    the server cannot have seen one later than it is counted."""
 
     limit: float
     span: float
     name: str
+    jitter: bool = True
+
+    @property
+    def counted(self) -> float:
+        """Seconds over which each booking counts: the span, plus the margin for jitter."""
+        return self.span + margin(self.span) if self.jitter else self.span
 
 
 class Slot(NamedTuple):
@@ -271,7 +283,7 @@ class Ledger:
 
     def _earliest(self, key: str, window: Window, amount: float, slot: float) -> float:
         """The earliest time >= slot at which the window has room for ``amount`` more."""
-        span = window.span + margin(window.span)
+        span = window.counted
         rows = self._db.execute(
             "SELECT t, amount FROM spent WHERE key = ? AND t > ? ORDER BY t", (key, slot - span)
         ).fetchall()

@@ -145,9 +145,9 @@ class Politeness:
     async def _api_slot(self, host: str, state: _Host) -> float | None:
         b = self.budgets
         rpm = max(1.0, b.api_rpm * state.factor)
-        daily = f"{b.api_daily} API requests a {_span(b.day)}"
+        daily = f"{b.api_daily} API requests a {span_name(b.day)}"
         windows = (
-            Window(int(rpm), b.minute, f"{int(rpm)} API requests a {_span(b.minute)}"),
+            Window(int(rpm), b.minute, f"{int(rpm)} API requests a {span_name(b.minute)}"),
             Window(b.api_daily, b.day, daily),
         )
         assert self._ledger is not None
@@ -156,7 +156,7 @@ class Politeness:
             self._ledger.reserve, key, windows, b.minute / rpm
         )
         # Spacing and the minute window are one budget, however far a 429 has slowed it.
-        budget = daily if reason == daily else f"{b.api_rpm} API requests a {_span(b.minute)}"
+        budget = daily if reason == daily else f"{b.api_rpm} API requests a {span_name(b.minute)}"
         longest = max(w.span for w in windows) * 1.02
         if not booked:  # too far ahead to book: wait until it is near, then ask again
             await self._sleep(wait - b.minute, longest, reason, "API", budget)
@@ -204,7 +204,7 @@ class Politeness:
         b = self.budgets
         if state.factor < 1:
             return f"photo requests to {host} slowed down after its 429s"
-        return f"{b.media_rpm} photo requests a {_span(b.minute)} to {host}"
+        return f"{b.media_rpm} photo requests a {span_name(b.minute)} to {host}"
 
     async def spent_bytes(self, host: str, nbytes: int, booked: object = None) -> None:
         """A GET's answer came with ``nbytes`` (its Content-Length; 0 for any other answer)."""
@@ -212,13 +212,21 @@ class Politeness:
         if self._ledger and nbytes:
             await asyncio.to_thread(self._ledger.record, f"bytes {host}", nbytes)
 
+    def byte_windows(self, host: str) -> list[Window]:
+        """The host's byte budgets (an hour and a day). Bytes are counted from their answer,
+        after the request reached the server: no margin for jitter (see Window)."""
+        b = self.budgets
+        name = "{:g} GB of photos a {} from {}"
+        return [
+            Window(limit_gb * 1e9, span, name.format(limit_gb, span_name(span), host), jitter=False)
+            for limit_gb, span in ((b.media_gb_per_hour, b.hour), (b.media_gb_per_day, b.day))
+        ]
+
     async def _wait_for_bytes(self, host: str) -> None:
         assert self._ledger is not None
-        b = self.budgets
-        for limit_gb, span in ((b.media_gb_per_hour, b.hour), (b.media_gb_per_day, b.day)):
-            window = Window(limit_gb * 1e9, span, f"{limit_gb:g} GB of photos a {_span(span)} from {host}")
+        for window in self.byte_windows(host):
             wait = await asyncio.to_thread(self._ledger.wait_for_room, f"bytes {host}", window)
-            await self._sleep(wait, span * 1.02, window.name, "media", window.name)
+            await self._sleep(wait, window.span * 1.02, window.name, "media", window.name)
 
     # -- feedback from responses ------------------------------------------------------------
     def throttled(self, host: str, retry_after: float | None) -> None:
@@ -278,7 +286,8 @@ class Politeness:
         return int(self._ledger.used(f"api {host}", self.budgets.day))
 
 
-def _span(seconds: float) -> str:
+def span_name(seconds: float) -> str:
+    """A window's span as a user reads it: "minute", "hour", "day", else seconds."""
     names = {60.0: "minute", 3600.0: "hour", 86400.0: "day"}
     return names.get(seconds, f"{seconds:g} s")
 
