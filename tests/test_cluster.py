@@ -5,9 +5,11 @@ binds kept across both workers, and a worker killed mid-run losing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 from helpers import cli_env, copy_paged, done_files, local, photo_statuses, read_photos, run_cli, start_cli
 
+from inat_async.model import PhotoStatus
 from inat_async.simulator import ByteLimit, RateLimit, SimulatorThread, World, byte_violations, max_in_window
 
 pytestmark = pytest.mark.slow  # a LocalCluster of worker processes: seconds a test
@@ -432,3 +435,35 @@ def test_shards_are_cut_so_that_every_worker_thread_gets_two():
     assert shard_files(50, threads=4, most=2_000) == 100  # a task has its cost: not fewer
     assert shard_files(1_000_000, threads=8, most=2_000) == 2_000
     assert shard_files(1_479, threads=2, most=4) == 4  # --shard-files is the most
+
+
+def test_the_driver_shows_the_files_of_a_shard_while_its_task_runs_and_the_waits_of_its_workers(
+    sim, paged, cluster, tmp_path, caplog
+):
+    """One shard, its task paced by a binding photo budget for seconds: the driver's progress
+    lines count its files as they come (the task's reports, Dask events), not all at once
+    when its table comes, and the summary names the budget that held the workers."""
+    from inat_async.api import photos
+    from inat_async.config import Budgets
+
+    out = copy_paged(paged, tmp_path)
+    with caplog.at_level(logging.INFO, logger="inat_async"):
+        summary = asyncio.run(
+            photos(
+                out, scheduler=cluster, sizes="square", budgets=Budgets(media_rpm=RPM, minute=MINUTE),
+                budget_file=tmp_path / "budget.sqlite", progress_interval=0.2,
+            )
+        )  # fmt: skip
+    said = [r.getMessage() for r in caplog.records]
+    assert any(" files in 1 shards on " in line for line in said), said
+    counts = [
+        int(m.group(1).replace(",", "")) for line in said if (m := re.search(r"\| photos ([\d,]+)/", line))
+    ]
+    # Before the task's table came, its files were not counted: a count between none of them
+    # and all of them was seen while the only task ran, and none ever went back.
+    finished = sum(summary.photos.values()) - summary.photos.get(PhotoStatus.PENDING, 0)
+    before = finished - summary.files_fetched
+    assert any(before < n < finished for n in counts), (before, counts, finished)
+    assert counts == sorted(counts) and counts[-1] <= finished
+    held = {budget: s for budget, s in summary.waiting.items() if "photo requests" in budget}
+    assert held and sum(held.values()) > MINUTE, summary.waiting

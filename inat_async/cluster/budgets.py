@@ -274,21 +274,16 @@ class ClusterPoliteness(Politeness):
 
     async def _book_bytes(self, host: str, kind: str, cap: int | None) -> Booking:
         """Bytes of one file booked in the host's byte budgets (an hour and a day) before its
-        request, waiting on the scheduler until both have room."""
+        request, waiting on the scheduler until both have room: only that wait is counted as
+        held by them (not the round trip of every booking)."""
         windows = self.byte_windows(host)
         key = f"bytes {host}"
-        while True:
+        take = {"key": key, "kind": kind, "windows": _specs(windows), "first": cap}
+        row, amount = await self._ask("inat_budget_take", patience=0.0, **take)
+        while row is None:
             with self.clock.held(windows[0].name):
-                row, amount = await self._ask(
-                    "inat_budget_take",
-                    key=key,
-                    kind=kind,
-                    windows=_specs(windows),
-                    patience=_PATIENCE,
-                    first=cap,
-                )
-            if row is not None:
-                return Booking(key, int(row), kind, float(amount))
+                row, amount = await self._ask("inat_budget_take", patience=_PATIENCE, **take)
+        return Booking(key, int(row), kind, float(amount))
 
     async def _media_slot(self, host: str, state: Any) -> bool:
         """Book this request in the host's request budget and wait for its slot; False when

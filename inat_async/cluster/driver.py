@@ -27,6 +27,7 @@ import pyarrow as pa
 from distributed import Client, Future, KilledWorker, LocalCluster
 
 from inat_async.cluster.budgets import BudgetPlugin
+from inat_async.cluster.live import LiveProgress, topic
 from inat_async.cluster.manifest import MANIFEST, outcomes, write_manifest
 from inat_async.cluster.tasks import fetch_shard
 from inat_async.config import Settings
@@ -59,8 +60,9 @@ class ClusterError(HarvestError):
 
 
 async def cluster_stage(settings: Settings, state: State, http: Http, progress: Progress) -> None:
-    """Fetch the state's pending files on the cluster ``settings.scheduler`` names."""
-    del http  # the driver fetches nothing itself
+    """Fetch the state's pending files on the cluster ``settings.scheduler`` names; the
+    workers' progress and waits shown in ``progress`` and counted in ``http``'s clock (the
+    driver fetches nothing itself)."""
     pending = sum(state.pending_by_host().values())
     if not pending:
         return
@@ -76,9 +78,9 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
             f"{pending:,}", len(shards), threads, settings.scheduler,
         )  # fmt: skip
         book = await _budget_book(client, settings)
-        await _run_shards(
-            client, settings, book, shards, state, progress, max(1, threads) * _IN_FLIGHT_PER_THREAD
-        )
+        live = LiveProgress(progress, http.politeness.clock, threads)
+        window = max(1, threads) * _IN_FLIGHT_PER_THREAD
+        await _run_shards(client, settings, book, shards, state, live, window)
     # Every shard's outcomes are in the state: the manifest is spent (a run that stops keeps
     # it, and the next one writes it anew from the state anyway).
     shutil.rmtree(settings.out / MANIFEST, ignore_errors=True)
@@ -97,19 +99,20 @@ async def _run_shards(
     book: str | None,
     shards: list[Path],
     state: State,
-    progress: Progress,
+    live: LiveProgress,
     window: int,
 ) -> None:
-    tasks = _Tasks(client, settings, book)
+    tasks = _Tasks(client, settings, book, live)
     waiting = deque(shards)
     per_worker: Counter[str] = Counter()
     while waiting or tasks.running:
         while waiting and len(tasks.running) < window:
             tasks.submit(waiting.popleft())
-        for table in await tasks.ended(_LOOK_EVERY):
+        for key, table in await tasks.ended(_LOOK_EVERY):
+            live.ended(key)  # its reports taken back, its outcomes counted in their place
             for seq, status, nbytes, reason, host, worker in outcomes(table):
                 state.finish_photo(seq, PhotoStatus(status), nbytes, reason)  # a status of ours, or refused
-                progress.finished(PhotoStatus(status), nbytes, host, reason)
+                live.progress.finished(PhotoStatus(status), nbytes, host, reason)
                 per_worker[worker] += 1
             state.photo_counts()  # the batch of done files written: a shard's outcomes are kept
         await tasks.look_for_stalls()
@@ -123,12 +126,15 @@ class _Tasks:
     is submitted again (its files already stored are found, not fetched), at most
     ``_TRIES`` times; a cluster left without any worker for ``--worker-wait`` ends the run."""
 
-    def __init__(self, client: Client, settings: Settings, book: str | None) -> None:
+    def __init__(self, client: Client, settings: Settings, book: str | None, live: LiveProgress) -> None:
         self.client = client
         self.settings = settings
         self.book = book
+        self.live = live
         self.running: dict[Future[pa.Table], Path] = {}
         self._run = uuid.uuid4().hex[:12]  # keys of this run's tasks, apart from any other's
+        self._topic = topic(self._run)
+        client.subscribe_topic(self._topic, live.on_event)
         self._tries: Counter[Path] = Counter()
         self._woken = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -139,15 +145,15 @@ class _Tasks:
         self._tries[path] += 1
         # pure=False: a shard's task runs whenever asked (its outcome depends on the network).
         future = self.client.submit(
-            fetch_shard, path.read_bytes(), self.settings, self.book,
+            fetch_shard, path.read_bytes(), self.settings, self.book, self._topic,
             key=f"inat-{self._run}-{path.stem}-{self._tries[path]}", pure=False,
         )  # fmt: skip
         future.add_done_callback(lambda _: self._loop.call_soon_threadsafe(self._woken.set))
         self.running[future] = path
 
-    async def ended(self, patience: float) -> list[pa.Table]:
-        """The outcome tables of the tasks ended by now, waiting up to ``patience`` seconds
-        for one; tasks that ended without a table are submitted again."""
+    async def ended(self, patience: float) -> list[tuple[str, pa.Table]]:
+        """The keys and outcome tables of the tasks ended by now, waiting up to ``patience``
+        seconds for one; tasks that ended without a table are submitted again."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._woken.wait(), patience)
         self._woken.clear()
@@ -155,7 +161,7 @@ class _Tasks:
         for future in [f for f in self.running if f.done()]:
             table = await self._outcome(future)
             if table is not None:
-                tables.append(table)
+                tables.append((str(future.key), table))
         return tables
 
     async def _outcome(self, future: Future[pa.Table]) -> pa.Table | None:
@@ -183,6 +189,7 @@ class _Tasks:
         return None
 
     def _again(self, path: Path, future: Future[pa.Table], why: str) -> None:
+        self.live.ended(str(future.key))  # what it reported is the next try's to say again
         future.release()
         if self._tries[path] >= _TRIES:
             raise ClusterError(

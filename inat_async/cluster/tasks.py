@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from inat_async.cluster.budgets import ClusterPoliteness
+from inat_async.cluster.live import TaskReport
 from inat_async.cluster.manifest import outcome_table, read_jobs
 from inat_async.config import Settings
 from inat_async.model import PhotoStatus
@@ -31,19 +33,28 @@ from inat_async.store.state import PhotoJob
 Outcome = tuple[int, str, int | None, str | None, str]
 
 
-def fetch_shard(shard: bytes, settings: Settings, book: str | None) -> pa.Table:
+def fetch_shard(shard: bytes, settings: Settings, book: str | None, topic: str | None = None) -> pa.Table:
     """The Dask task: fetch a shard's files; their outcomes (seq, status, bytes, reason, host,
     and the worker's address).
     ``book``: the budget file the scheduler counts the cluster's budgets in, or None for a
-    worker's own budgets."""
+    worker's own budgets. ``topic``: the Dask event topic this task reports its progress on
+    every second (see cluster/live.py), or None."""
     from distributed import get_worker
 
-    worker = str(get_worker().address)
-    rows = asyncio.run(_fetch(read_jobs(shard), settings, book))
-    return outcome_table([(*row, worker) for row in rows])
+    worker = get_worker()
+    key = str(worker.get_current_task())
+
+    def send(message: dict[str, Any]) -> None:
+        if topic is not None:
+            worker.log_event(topic, {"key": key, **message})
+
+    rows = asyncio.run(_fetch(read_jobs(shard), settings, book, send))
+    return outcome_table([(*row, str(worker.address)) for row in rows])
 
 
-async def _fetch(jobs: list[PhotoJob], settings: Settings, book: str | None) -> list[Outcome]:
+async def _fetch(
+    jobs: list[PhotoJob], settings: Settings, book: str | None, send: Callable[[dict[str, Any]], None]
+) -> list[Outcome]:
     if book is not None:
         politeness: Politeness = ClusterPoliteness(settings, book)
     elif settings.limits:
@@ -51,13 +62,15 @@ async def _fetch(jobs: list[PhotoJob], settings: Settings, book: str | None) -> 
     else:
         politeness = Politeness(settings)
     outcomes: list[Outcome] = []
+    report = TaskReport(send, politeness.clock)
 
     def record(job: PhotoJob, status: str, nbytes: int | None, reason: str | None) -> None:
         outcomes.append((job.seq, status, nbytes, reason, job.host))
+        report.count(job.host, status, nbytes, reason)
 
     politeness.open()
     try:
-        async with Http(settings, politeness) as http:
+        async with Http(settings, politeness) as http, report.every():
             with store_downloader(http, settings, sole_writer=False) as downloader:
                 stored = await asyncio.to_thread(downloader.on_disk, jobs)
                 for job in jobs:

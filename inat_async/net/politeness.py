@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
@@ -81,12 +81,23 @@ class WaitClock:
 
     def so_far(self) -> dict[str, float]:
         """Seconds each budget has held work until now, the holds still under way included."""
+        held = self.snapshot()
+        held.pop(self.ANY, None)
+        return held
+
+    def snapshot(self) -> dict[str, float]:
+        """Seconds each budget, and any (key ANY), has held work until now, the holds still
+        under way included: what a cluster task reports (see add)."""
         now = time.monotonic()
         held = dict(self.seconds)
         for budget, since in self._since.items():
             held[budget] = held.get(budget, 0.0) + now - since
-        held.pop(self.ANY, None)
         return held
+
+    def add(self, held: Mapping[str, float]) -> None:
+        """Seconds held elsewhere (a cluster's workers, see cluster/live.py), by budget and ANY."""
+        for budget, seconds in held.items():
+            self.seconds[budget] += seconds
 
 
 class Politeness:

@@ -86,15 +86,23 @@ class Progress:
     ) -> None:
         """A photo file's outcome; a file found already stored (``reason`` FOUND_STORED) is
         done but not fetched: its bytes are not this run's."""
-        self.outcomes[status] += 1
-        if reason == FOUND_STORED:
-            self.found += 1
-            self.found_bytes += nbytes or 0
-            self.found_on[host] += 1
+        self.counted(status, host, 1, nbytes or 0, found=reason == FOUND_STORED)
+
+    def counted(
+        self, status: PhotoStatus, host: str, files: int, nbytes: int, *, found: bool = False
+    ) -> None:
+        """``files`` photo files of ``host`` finished with ``status``, ``nbytes`` in all (found
+        already stored, or fetched); negative to take back what a cluster task reported
+        before its outcome table came (see cluster/live.py)."""
+        self.outcomes[status] += files
+        if found:
+            self.found += files
+            self.found_bytes += nbytes
+            self.found_on[host] += files
             return
-        self.bytes += nbytes or 0
-        self.fetched[host] += 1
-        self.fetched_bytes[host] += nbytes or 0
+        self.bytes += nbytes
+        self.fetched[host] += files
+        self.fetched_bytes[host] += nbytes
 
     def expect(self, observations: int) -> None:
         """The API counts ``observations`` more for the queries (a range's first page)."""
