@@ -78,7 +78,7 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
             f"{pending:,}", len(shards), threads, settings.scheduler,
         )  # fmt: skip
         book = await _budget_book(client, settings)
-        live = LiveProgress(progress, http.politeness.clock, threads)
+        live = LiveProgress(progress, http.wait_clock, threads)
         window = max(1, threads) * _IN_FLIGHT_PER_THREAD
         await _run_shards(client, settings, book, shards, state, live, window)
     # Every shard's outcomes are in the state: the manifest is spent (a run that stops keeps

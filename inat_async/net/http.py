@@ -28,7 +28,7 @@ import aiohttp
 from inat_async.config import Settings
 from inat_async.errors import BlockedError, PermanentError, ServerError, TransientError, UsageError
 from inat_async.model import PhotoStatus, decode_page
-from inat_async.net.politeness import Politeness
+from inat_async.net.politeness import Politeness, WaitClock
 from inat_async.photos import host_of
 from inat_async.version import __version__
 
@@ -249,6 +249,12 @@ class Http:
     def session(self) -> aiohttp.ClientSession:
         assert self._session is not None
         return self._session
+
+    @property
+    def wait_clock(self) -> WaitClock:
+        """The time its budgets held this run's requests (the summary's "held by budgets"),
+        where a stage that sends its requests elsewhere (a cluster) adds theirs."""
+        return self.politeness.clock
 
     @property
     def photo_session(self) -> aiohttp.ClientSession:
