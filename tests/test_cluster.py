@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+import dask_hold
 import pytest
+from dask_hold import holding_a_result
 from helpers import cli_env, copy_paged, done_files, local, photo_statuses, read_photos, run_cli, start_cli
 
 from inat_async.model import PhotoStatus
@@ -40,13 +42,19 @@ KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A LocalCluster of 2 worker processes; its scheduler's address."""
+def local_cluster():
+    """A LocalCluster of 2 worker processes (its scheduler in this process)."""
     from distributed import LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as running:
-        yield running.scheduler_address
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cluster(local_cluster) -> str:
+    """The module's LocalCluster's scheduler address."""
+    return local_cluster.scheduler_address
 
 
 @pytest.fixture(scope="module")
@@ -130,31 +138,40 @@ def test_a_binding_byte_budget_is_never_exceeded_by_the_files_in_flight_on_both_
 
 
 def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_byte_exact(
-    sim, paged, s3, cluster, tmp_path
+    sim, paged, s3, local_cluster, tmp_path
 ):
-    """With every budget on (booked on the scheduler, so the kill loses none of them): the run
-    goes on without the worker, and the same command finds every object once, byte-exact."""
+    """With every budget on (booked on the scheduler, so the kill loses none of them), a
+    worker killed while it runs a shard and holds the result of one it finished, the driver
+    awaiting that result: the lost result's shard runs again and finds its files stored
+    (none fetched twice), the run goes on without the worker, and the same command finds
+    every object once, byte-exact."""
     from distributed import Client
 
     s3.create_bucket(Bucket="photos")
     out = copy_paged(paged, tmp_path)
+    cluster = local_cluster.scheduler_address
     command = [
         "photos", str(out), "--scheduler", cluster, "--store", "s3://photos/inat",
         "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--shard-files", "8", "--workers", "2",
         "--media-rpm", "100000", "--budget-window-scale", str(MINUTE / 60),
     ]  # fmt: skip
-    with Client(cluster) as client:
-        workers = list(client.run(os.getpid).values())
     sim.photo_latency = 0.05  # a shard takes a while: the kill lands inside one
     try:
-        before = len(sim.log)
-        child = start_cli(tmp_path, *command)
-        _wait_for_photos(sim, before, child, 12)
-        killed_at = len(_photo_log(sim, before))
-        os.kill(workers[0], signal.SIGKILL)
-        _, err = child.communicate(timeout=120)
+        with Client(cluster) as client, holding_a_result(local_cluster.scheduler) as (finished, held, let_go):
+            pids = client.run(os.getpid)
+            before = len(sim.log)
+            child = start_cli(tmp_path, *command)
+            _wait_until(held.is_set, child)
+            holder = client.run_on_scheduler(_holder_of, key=finished[0])
+            _wait_until(lambda: client.run_on_scheduler(_processing_on, address=holder), child)
+            killed_at = len(_photo_log(sim, before))
+            os.kill(pids[holder], signal.SIGKILL)
+            let_go.set()
+            _, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
         assert len(_photo_log(sim, before)) > killed_at  # the run went on after the kill
+        # The lost result's shard (of the first 4 submitted: 8 files) ran again and found them.
+        assert json.loads((out / "summary.json").read_text())["files_found"] >= 8, err
         again = run_cli(tmp_path, *command)
     finally:
         sim.photo_latency = 0.0
@@ -219,28 +236,32 @@ def test_a_cluster_left_without_any_worker_ends_the_run_with_one_line_and_the_ne
 
 
 def test_tasks_the_scheduler_cancels_mid_run_are_submitted_again_and_the_run_ends_complete(
-    sim, paged, cluster, tmp_path
+    sim, paged, local_cluster, tmp_path
 ):
     """A task lost to the driver (here cancelled on the scheduler by another client) is
-    submitted again, not taken as a result nor waited on for ever."""
+    submitted again, not taken as a result nor waited on for ever: tasks cancelled as they
+    run, and one cancelled after it finished, while the driver awaits its result (held back
+    by the scheduler until then)."""
     from distributed import Client, Future
 
-    out = copy_paged(paged, tmp_path)
+    out, cluster = copy_paged(paged, tmp_path), local_cluster.scheduler_address
     sim.photo_latency = 0.05
     try:
-        before = len(sim.log)
-        child = start_cli(tmp_path, "photos", str(out), "--scheduler", cluster, "--no-limits",
-                          "--sizes", "square", "--shard-files", "4", "--workers", "1")  # fmt: skip
-        _wait_for_photos(sim, before, child, 4)
-        with Client(cluster) as other:
-            keys = other.run_on_scheduler(_running_photo_tasks)
-            assert keys
-            other.cancel([Future(key, other) for key in keys], force=True)
-        _, err = child.communicate(timeout=60)
+        with holding_a_result(local_cluster.scheduler) as (finished, held, let_go):
+            child = start_cli(tmp_path, "photos", str(out), "--scheduler", cluster, "--no-limits",
+                              "--sizes", "square", "--shard-files", "4", "--workers", "1")  # fmt: skip
+            _wait_until(held.is_set, child)
+            with Client(local_cluster) as other:
+                running = other.run_on_scheduler(_running_photo_tasks)
+                assert running
+                other.cancel([Future(key, other) for key in [*running, *finished]], force=True)
+            let_go.set()
+            _, err = child.communicate(timeout=60)
     finally:
         sim.photo_latency = 0.0
     assert child.returncode == 0, err
     assert "submitted again: the scheduler cancelled it" in err
+    assert "submitted again: its result did not come (FutureCancelledError)" in err
     _squares_stored(out, paged, out)
 
 
@@ -276,14 +297,16 @@ def test_ctrl_c_to_the_issues_command_says_one_line_leaves_no_worker_and_the_sam
 def test_sigterm_to_the_driver_alone_stops_its_local_cluster_at_once_keeping_every_file_it_recorded(
     sim, paged, cluster, tmp_path
 ):
-    """SIGTERM to the driver of a `--scheduler local:2` run (its workers not signalled): the
-    same one line and exit status as Ctrl-C, its workers gone, every file the state says is
-    done is stored, and the same command (here on a running scheduler) finishes the rest."""
+    """SIGTERM to the driver of a `--scheduler local:2` run (its workers not signalled), sent
+    while the driver awaits a finished task's result: the same one line and exit status as
+    Ctrl-C (the cancel was once taken for a lost result, the shard submitted again and the run
+    gone on to exit 0), its workers gone, every file the state says is done is stored, and the
+    same command (here on a running scheduler) finishes the rest."""
     out, store = copy_paged(paged, tmp_path), tmp_path / "store"
     options = ["--store", str(store), "--no-limits", "--shard-files", "4", "--workers", "2"]
     options += ["--sizes", "square"]
     err, workers = _stopped(sim, tmp_path, ["photos", str(out), "--scheduler", "local:2", *options, "-q"],
-                            lambda child: child.send_signal(signal.SIGTERM))  # fmt: skip
+                            lambda child: child.send_signal(signal.SIGTERM), hold=True)  # fmt: skip
     _stopped_cleanly(err, workers)
     done = _recorded_done(out)
     here = read_photos(paged / "here")
@@ -349,19 +372,27 @@ def _recorded_done(out) -> dict[str, bytes]:
     return {path: WORLD.photo_bytes(photo_id, size) for path, photo_id, size in rows}
 
 
-def _stopped(sim, tmp_path, args: list[str], stop) -> tuple[str, list]:
+def _stopped(sim, tmp_path, args: list[str], stop, hold: bool = False) -> tuple[str, list]:
     """The CLI started in a process group of its own (as a terminal starts it), stopped by
-    ``stop(child)`` once photos flow: its stderr, and the processes it had started."""
+    ``stop(child)`` once photos flow, or with ``hold`` once the driver awaits a finished
+    task's result (its `local:N` scheduler holds back the first, see dask_hold.py): its
+    stderr, and the processes it had started."""
     import psutil
 
+    env = cli_env(tmp_path)
+    if hold:
+        env["DASK_DISTRIBUTED__SCHEDULER__PRELOAD"] = json.dumps([dask_hold.__file__])
     sim.photo_latency = 0.05  # a shard takes a while: the stop lands inside the run
     try:
         before = len(sim.log)
         child = subprocess.Popen(
             [sys.executable, "-m", "inat_async", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=cli_env(tmp_path), cwd=tmp_path, process_group=0,
+            text=True, env=env, cwd=tmp_path, process_group=0,
         )  # fmt: skip
-        _wait_for_photos(sim, before, child, 8)
+        if hold:
+            _wait_until((tmp_path / dask_hold.HELD).exists, child)
+        else:
+            _wait_for_photos(sim, before, child, 8)
         workers = psutil.Process(child.pid).children(recursive=True)
         stop(child)
         _, err = child.communicate(timeout=60)
@@ -406,6 +437,17 @@ def test_a_photo_host_that_stalls_mid_body_holds_no_cluster_task_past_the_files_
     _squares_stored(out, paged, out)
 
 
+def _holder_of(dask_scheduler, key: str) -> str:
+    """The address of the worker holding a finished task's result."""
+    (holder,) = dask_scheduler.tasks[key].who_has
+    return holder.address
+
+
+def _processing_on(dask_scheduler, address: str) -> bool:
+    """Whether the worker at ``address`` runs a photo task."""
+    return any(str(task.key).startswith("inat-") for task in dask_scheduler.workers[address].processing)
+
+
 def _running_photo_tasks(dask_scheduler) -> list[str]:
     return [key for key, task in dask_scheduler.tasks.items() if str(key).startswith("inat-")
             and task.state == "processing"]  # fmt: skip
@@ -421,8 +463,13 @@ def _one_error(err: str) -> str:
 
 def _wait_for_photos(sim, since: int, child, count: int) -> None:
     """Until ``count`` photo requests came since log entry ``since`` (or the run ended)."""
+    _wait_until(lambda: len(_photo_log(sim, since)) >= count, child)
+
+
+def _wait_until(ready, child) -> None:
+    """Until ``ready()`` (or the run ended: then its stderr is said)."""
     deadline = time.monotonic() + 60
-    while len(_photo_log(sim, since)) < count and child.poll() is None and time.monotonic() < deadline:
+    while not ready() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert child.poll() is None, f"the run ended before it was stopped: {child.communicate()[1]}"
 

@@ -25,6 +25,7 @@ from typing import cast
 
 import pyarrow as pa
 from distributed import Client, Future, KilledWorker, LocalCluster
+from distributed.client import FutureCancelledError
 
 from inat_async.cluster.budgets import BudgetPlugin
 from inat_async.cluster.live import LiveProgress, topic
@@ -138,7 +139,8 @@ class _Tasks:
         self._tries: Counter[Path] = Counter()
         self._woken = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._odd: dict[str, str] = {}  # key -> what the scheduler said at the last look
+        # key -> what the scheduler has said of it at every look since when (monotonic s)
+        self._odd: dict[str, tuple[str, float]] = {}
         self._no_worker_since: float | None = None
 
     def submit(self, path: Path) -> None:
@@ -179,7 +181,9 @@ class _Tasks:
         else:
             try:
                 table: pa.Table = await asyncio.wait_for(future.result(), _FETCH_RESULT)
-            except (TimeoutError, OSError, CancelledError, KilledWorker) as exc:  # lost on its way
+            # Lost on its way: its worker died, or its task was cancelled on the scheduler
+            # after it finished (Dask's FutureCancelledError is not asyncio's CancelledError).
+            except (TimeoutError, OSError, CancelledError, FutureCancelledError, KilledWorker) as exc:
                 task = asyncio.current_task()
                 if isinstance(exc, CancelledError) and task is not None and task.cancelling():
                     raise  # the run itself is stopping (Ctrl-C, SIGTERM): no result was lost
@@ -212,11 +216,21 @@ class _Tasks:
         scheduler = self.client.scheduler
         assert scheduler is not None
         said = await scheduler.get_task_status(keys=list(waiting))
-        odd = {key: str(said.get(key)) for key in waiting if said.get(key) in _NOT_ON_ITS_WAY}
-        for key, state in odd.items():
-            if self._odd.get(key) == state:  # so at two looks in a row: not a message in transit
+        now = time.monotonic()
+        odd = {}
+        for key in waiting:
+            state = str(said.get(key))
+            if said.get(key) in _NOT_ON_ITS_WAY:
+                seen, since = self._odd.get(key, (state, now))
+                odd[key] = (state, since if seen == state else now)
+        self._odd = {}
+        for key, (state, since) in odd.items():
+            # Said so for a look's interval: not a message in transit (two looks can come
+            # milliseconds apart, sooner than the scheduler hears of a task just submitted).
+            if now - since >= _LOOK_EVERY:
                 self._again(self.running.pop(waiting[key]), waiting[key], f"the scheduler has it {state}")
-        self._odd = odd
+            else:
+                self._odd[key] = (state, since)
 
 
 async def _some_worker(client: Client, settings: Settings) -> None:
