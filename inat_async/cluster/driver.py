@@ -45,8 +45,11 @@ log = logging.getLogger("inat_async")
 _IN_FLIGHT_PER_THREAD = 2
 #: The fewest files a shard is cut to when shards are made smaller to fill the cluster.
 _FEWEST_FILES = 100
-#: Seconds between the driver's looks at its tasks when none ends.
+#: Seconds between the driver's looks at its tasks when none ends (at most: a look every
+#: half --worker-wait, so a cluster without workers ends the run soon after that wait).
 _LOOK_EVERY = 2.0
+#: The fewest seconds between two looks, however short --worker-wait is.
+_SOONEST_LOOK = 0.1
 #: The most seconds a finished task's outcome table may take to reach the driver.
 _FETCH_RESULT = 60.0
 #: Times a shard is submitted before the run ends with an error (each time its task was lost).
@@ -109,7 +112,7 @@ async def _run_shards(
     while waiting or tasks.running:
         while waiting and len(tasks.running) < window:
             tasks.submit(waiting.popleft())
-        for key, table in await tasks.ended(_LOOK_EVERY):
+        for key, table in await tasks.ended(tasks.look_every):
             live.ended(key)  # its reports taken back, its outcomes counted in their place
             for seq, status, nbytes, reason, host, worker in outcomes(table):
                 state.finish_photo(seq, PhotoStatus(status), nbytes, reason)  # a status of ours, or refused
@@ -142,6 +145,7 @@ class _Tasks:
         # key -> what the scheduler has said of it at every look since when (monotonic s)
         self._odd: dict[str, tuple[str, float]] = {}
         self._no_worker_since: float | None = None
+        self.look_every = max(_SOONEST_LOOK, min(_LOOK_EVERY, settings.worker_wait / 2))
 
     def submit(self, path: Path) -> None:
         self._tries[path] += 1
