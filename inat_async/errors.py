@@ -67,6 +67,13 @@ class DiskFullError(HarvestError):
     exit_code = 6
 
 
+class StoreError(HarvestError):
+    """The photo store refuses the run's writes (access denied, its bucket gone): every file
+    would be refused alike, so the run stops at once with one line naming the store."""
+
+    exit_code = 8
+
+
 class TransientError(Exception):
     """A failure worth retrying (5xx, 429, dropped connection, bad body); ``retry_after`` in s."""
 

@@ -321,7 +321,7 @@ class Http:
             assert exc is not None
             quick = host not in self._reached and retry_reason(exc) in UNREACHABLE
             tries = min(attempts, _UNREACHABLE_TRIES) if quick else attempts
-            self._tell_retry(url, exc, state.upcoming_sleep, state.attempt_number, tries)
+            self.tell_retry(url, exc, state.upcoming_sleep, state.attempt_number, tries)
             if isinstance(exc, TransientError) and exc.throttled:
                 self.politeness.throttled(host, exc.retry_after)
 
@@ -337,7 +337,7 @@ class Http:
         self._succeeded(host)
         return result
 
-    def _tell_retry(self, url: str, exc: BaseException, wait: float, tried: int, attempts: int) -> None:
+    def tell_retry(self, url: str, exc: BaseException, wait: float, tried: int, attempts: int) -> None:
         """Count a retry by its reason, log it (at info the first time of its kind, then at
         debug) and show it while its backoff lasts."""
         reason = retry_reason(exc)

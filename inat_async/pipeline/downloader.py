@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import stat
 import sys
 import tempfile
@@ -187,20 +188,49 @@ class Downloader:
     async def fetch(self, job: PhotoJob) -> tuple[PhotoStatus, int | None, str | None]:
         final = self.out / job.path
         cap = self._cap(job)
+        # For an object store the body is held whole, then stored once fetched: outside the
+        # photo host's turn and deadline, and a store that fails is tried again without
+        # fetching the file again.
+        whole = _Whole() if self.objects is not None else None
         try:
             nbytes = await self.http.retrying(
                 job.host,
                 self.settings.photo_attempts,
-                lambda: self._attempt(job.url, final, cap),
+                lambda: self._attempt(job.url, final, cap, whole),
                 url=job.url,
             )
+            if whole is not None:
+                await self._put(job, whole.take())
         except PermanentError as exc:
             return PhotoStatus(exc.status), None, exc.reason
         except RETRYABLE as exc:
             return PhotoStatus.FAILED, None, f"{describe(exc)} (after {self.settings.photo_attempts} tries)"
         return PhotoStatus.DONE, nbytes, None
 
-    async def _attempt(self, url: str, final: Path, cap: int) -> int:
+    async def _put(self, job: PhotoJob, data: bytes) -> None:
+        """``data`` stored under the job's path, tried as often as a file is fetched, with
+        the same backoff; FAILED with the store's reason when every try failed. A store
+        that refuses writes (StoreError) ends the run."""
+        assert self.objects is not None
+        tries = self.settings.photo_attempts
+        for tried in range(1, tries + 1):
+            try:
+                await self.objects.put(job.path, data)
+                return
+            except TransientError as exc:
+                if tried == tries:
+                    raise PermanentError(PhotoStatus.FAILED, f"{exc} (after {tries} tries)") from None
+                wait = self._backoff(tried)
+                self.http.tell_retry(f"{self.objects.url}/{job.path}", exc, wait, tried, tries)
+                await asyncio.sleep(wait)
+
+    def _backoff(self, tried: int) -> float:
+        """A fetch's backoff before try ``tried + 1``: doubling from --retry-wait, with up to as
+        much again of jitter."""
+        s = self.settings
+        return min(s.backoff_initial * 2.0 ** (tried - 1), s.max_backoff) + random.uniform(0, s.backoff_initial)
+
+    async def _attempt(self, url: str, final: Path, cap: int, whole: _Whole | None) -> int:
         async with self.http.photo(url, cap=cap) as (response, deadline):
             if response.status in (403, 404):
                 raise PermanentError(
@@ -208,12 +238,13 @@ class Downloader:
                 )
             if response.status != 200:
                 raise PermanentError(PhotoStatus.FAILED, f"HTTP {response.status}")
-            return await self._stream(response, final, response.content_length, cap, deadline)
+            part = whole if whole is not None else _Part(final, self)
+            return await self._stream(response, part, response.content_length, cap, deadline)
 
     async def _stream(
-        self, response: aiohttp.ClientResponse, final: Path, length: int | None, cap: int, deadline: Deadline
-    ) -> int:
-        part: _Part | _Whole = _Part(final, self) if self.objects is None else _Whole(final, self)
+        self, response: aiohttp.ClientResponse, part: _Part | _Whole, length: int | None, cap: int,
+        deadline: Deadline,
+    ) -> int:  # fmt: skip
         size = written = 0
         head, chunks = b"", []
         try:
@@ -277,31 +308,32 @@ class Downloader:
 
 
 class _Whole:
-    """A photo's body held until complete, then stored as one object under its path (the
-    output folder's layout, relative to the store's root): the _Part steps for a store."""
+    """A photo's body held whole in memory, for an object store (the _Part steps for it):
+    stored in one PUT once fetched, so no partial object ever stands under its key."""
 
-    def __init__(self, final: Path, downloader: Downloader):
-        assert downloader.objects is not None
-        self._objects = downloader.objects
-        self._path = final.relative_to(downloader.out).as_posix()
+    def __init__(self) -> None:
         self._chunks: list[bytes] = []
+        self._body: bytes | None = None
 
     async def run(self, executor: ThreadPoolExecutor, step: Callable[..., Any], *args: Any) -> None:
-        del executor  # an object store has its own threads
-        result = step(*args)
-        if asyncio.iscoroutine(result):
-            await result
+        del executor  # nothing to write yet: the body stays in memory
+        step(*args)
 
     def write(self, chunks: list[bytes]) -> None:
         self._chunks += chunks
 
     async def finish_all(self, chunks: list[bytes]) -> None:
-        self._chunks += chunks
-        await self._objects.put(self._path, b"".join(self._chunks))
+        self._body = b"".join([*self._chunks, *chunks])
         self._chunks = []
 
     def discard_later(self) -> None:
-        self._chunks = []  # nothing was stored: a PUT is whole or absent
+        self._chunks, self._body = [], None  # a try that failed: the next starts anew
+
+    def take(self) -> bytes:
+        """The whole body of the try that succeeded."""
+        assert self._body is not None
+        body, self._body = self._body, None
+        return body
 
 
 class _Part:

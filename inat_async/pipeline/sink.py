@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from inat_async.config import Settings
-from inat_async.net.http import Http
+from inat_async.net.http import MIN_BYTES_PER_SECOND, Http
 from inat_async.pipeline.downloader import Downloader
 from inat_async.store.objects import ObjectStore, local_folder, store_name
 from inat_async.store.state import STATE_FILE
@@ -29,7 +29,7 @@ def store_downloader(http: Http, settings: Settings, *, sole_writer: bool = True
     """A downloader writing to ``settings.store`` (default: OUT), closed after the stage;
     ``sole_writer``: whether it is the only one writing there (see Downloader)."""
     folder = local_folder(settings.store, settings.out)
-    objects = None if folder is not None else ObjectStore(str(settings.store), settings.storage_options)
+    objects = None if folder is not None else open_store(str(settings.store), settings)
     downloader = Downloader(http, folder or settings.out, objects, sole_writer=sole_writer)
     try:
         yield downloader
@@ -37,6 +37,18 @@ def store_downloader(http: Http, settings: Settings, *, sole_writer: bool = True
         downloader.close()
         if objects is not None:
             objects.close()
+
+
+def open_store(url: str, settings: Settings) -> ObjectStore:
+    """The object store at ``url``, its calls bounded as the harvest's requests are (--timeout
+    for an answer, then at least MIN_BYTES_PER_SECOND)."""
+    return ObjectStore(
+        url,
+        settings.storage_options,
+        timeout=settings.request_timeout,
+        connect_timeout=settings.connect_timeout,
+        min_rate=MIN_BYTES_PER_SECOND,
+    )
 
 
 @contextlib.contextmanager
@@ -55,7 +67,7 @@ def exports_to_store(settings: Settings) -> Iterator[None]:
         for path in written:
             _copy_whole(settings.out / path, folder / path)
     else:
-        objects = ObjectStore(settings.export_store, settings.storage_options)
+        objects = open_store(settings.export_store, settings)
         try:
             for path in written:
                 objects.put_file(settings.out / path, path)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from inat_async.errors import SettingError
+from inat_async.errors import SettingError, StoreError, TransientError
 from inat_async.image import HEAD, is_image
 from inat_async.model import PhotoStatus
 from inat_async.store.state import State
@@ -125,30 +125,56 @@ def _unlink_all(folder: Path, paths: list[str]) -> None:
 
 
 class ObjectStore:
-    """Photo files as objects under ``url``, written whole; used from one event loop."""
+    """Photo files as objects under ``url``, written whole; used from one event loop.
 
-    def __init__(self, url: str, options: Mapping[str, str] | None = None, threads: int = IO_THREADS):
+    Every call is bounded in time: ``timeout`` (the harvest's --timeout, or the store's own
+    read_timeout when the user gave one) for the store to answer, and as long again as its
+    bytes take at ``min_rate`` bytes/s. A call of an asynchronous filesystem (s3fs, gcsfs)
+    runs on that filesystem's own event loop and is cancelled there when its time is up or
+    its caller gives up; another runs in a thread, which close() does not wait for."""
+
+    def __init__(
+        self,
+        url: str,
+        options: Mapping[str, str] | None = None,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 15.0,
+        min_rate: float = 4096.0,
+        threads: int = IO_THREADS,
+    ):
         self.url = url.rstrip("/")
         self.options = dict(options or {})
-        self.fs, self.root = _filesystem(self.url, self.options)
+        typed = _typed(self.options)
+        if _protocol(self.url) in _S3:
+            typed["config_kwargs"] = _s3_config(typed.get("config_kwargs"), connect_timeout, timeout)
+            timeout = float(typed["config_kwargs"]["read_timeout"])
+        self.timeout = timeout
+        self.min_rate = min_rate
+        self.fs, self.root = _filesystem_typed(self.url, typed)
         self._io = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inat_async-store")
 
     def close(self) -> None:
-        self._io.shutdown()
+        """End the store's threads without waiting for a call that hangs in one (each is
+        bounded, and the run's end must not wait for the store's own timeouts)."""
+        self._io.shutdown(wait=False, cancel_futures=True)
 
     def key(self, path: str) -> str:
         return f"{self.root}/{path}" if self.root else path
 
     async def put(self, path: str, data: bytes) -> None:
-        """Store ``data`` under ``path`` in one call: the object appears whole or not at all."""
-        await self._run(self.fs.pipe_file, self.key(path), data)
+        """Store ``data`` under ``path`` in one call: the object appears whole or not at all.
+        Raises TransientError (no answer in time, a 5xx, SlowDown: worth another try) or
+        StoreError (the store refuses writes: every other file would be refused alike)."""
+        await self._call("pipe_file", self.key(path), data, nbytes=len(data), doing="a PUT", writing=True)
 
     def whole_sizes(self, paths: Mapping[int, tuple[str, int]]) -> dict[int, int]:
         """Sizes of the objects already stored whole, by job id: ``paths`` maps an id to
         (path, cap). An object counts when not empty, within its cap and starting with an
-        image signature; anything else is fetched and written again. One listing per
-        folder, then a read of the first bytes of each object found. Blocking (the reads
-        run in the store's threads at once): call it from a thread."""
+        image signature; anything else is fetched and written again (so is what a listing
+        or a read that failed or took too long could not show). One listing per folder, then
+        a read of the first bytes of each object found. Blocking (the reads run in the
+        store's threads at once): call it from a thread."""
         folders = sorted({path.rpartition("/")[0] for path, _ in paths.values()})
         listed: dict[str, int] = {}
         for found in self._io.map(self._listing, folders):
@@ -162,10 +188,11 @@ class ObjectStore:
         return {job: size for (job, (_, size)), image in zip(candidates.items(), heads, strict=True) if image}
 
     def _listing(self, folder: str) -> dict[str, int]:
-        """Objects directly in ``folder`` and their sizes (nothing if it is not there)."""
+        """Objects directly in ``folder`` and their sizes (nothing if it is not there, or the
+        store did not say in time: those files are fetched again)."""
         try:
-            entries = self.fs.ls(self.key(folder), detail=True, refresh=True)
-        except FileNotFoundError:
+            entries = self._blocking("ls", self.key(folder), doing="a listing", detail=True, refresh=True)
+        except (FileNotFoundError, TransientError):
             return {}
         return {
             str(e["name"]).rstrip("/"): int(e.get("size") or 0) for e in entries if e.get("type") == "file"
@@ -173,14 +200,16 @@ class ObjectStore:
 
     def _starts_as_image(self, path: str) -> bool:
         try:
-            return is_image(self.fs.cat_file(self.key(path), start=0, end=HEAD))
-        except FileNotFoundError:
+            head = self._blocking("cat_file", self.key(path), doing="a read", start=0, end=HEAD)
+        except (FileNotFoundError, TransientError):
             return False
+        return is_image(head)
 
     def put_file(self, local: Path, path: str) -> None:
         """A local file stored under ``path`` (one PUT, or a multipart upload completed at
         once: never a partial object under its key). Blocking."""
-        self.fs.put_file(str(local), self.key(path))
+        nbytes = local.stat().st_size
+        self._blocking("put_file", str(local), self.key(path), doing="a PUT", nbytes=nbytes, writing=True)
 
     def read(self, path: str) -> bytes:
         """An object's bytes (for checks and tests)."""
@@ -191,17 +220,98 @@ class ObjectStore:
         prefix = f"{self.root}/" if self.root else ""
         return sorted(str(p)[len(prefix) :] for p in self.fs.find(self.root))
 
-    async def _run(self, call: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._io, call, *args)
+    def _seconds(self, nbytes: int) -> float:
+        """How long a call moving ``nbytes`` may take: ``timeout``, and as long again as
+        the bytes take at ``min_rate``."""
+        return self.timeout + nbytes / self.min_rate
+
+    def _start(self, name: str, *args: Any, seconds: float, **kwargs: Any) -> Future[Any]:
+        """The filesystem's call ``name`` started: on its own event loop when it has one
+        (cancelled there after ``seconds``, or when the returned future is), else in a
+        thread."""
+        if getattr(self.fs, "async_impl", False):
+            call = getattr(self.fs, f"_{name}")(*args, **kwargs)
+            return asyncio.run_coroutine_threadsafe(asyncio.wait_for(call, seconds), self.fs.loop)
+        return self._io.submit(getattr(self.fs, name), *args, **kwargs)
+
+    async def _call(self, name: str, *args: Any, nbytes: int = 0, doing: str, writing: bool = False) -> Any:
+        seconds = self._seconds(nbytes)
+        future = self._start(name, *args, seconds=seconds)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), seconds + _GRACE)
+        except Exception as exc:  # the backends' errors share no base (botocore, aiohttp, ...)
+            raise self._failure(exc, doing, seconds, writing) from None
+
+    def _blocking(
+        self, name: str, *args: Any, doing: str, nbytes: int = 0, writing: bool = False, **kwargs: Any
+    ) -> Any:
+        seconds = self._seconds(nbytes)
+        future = self._start(name, *args, seconds=seconds, **kwargs)
+        try:
+            return future.result(timeout=seconds + _GRACE)
+        except Exception as exc:  # the backends' errors share no base (botocore, aiohttp, ...)
+            future.cancel()
+            raise self._failure(exc, doing, seconds, writing) from None
+
+    def _failure(self, exc: Exception, doing: str, seconds: float, writing: bool) -> Exception:
+        """What a failed call means for the run: StoreError when the store refuses it (no
+        other file would fare better), FileNotFoundError as it is for a read, else a
+        TransientError worth another try, its reason without the backend's internals."""
+        if isinstance(exc, PermissionError):
+            return StoreError(
+                f"{self.url} refuses {doing} (access denied: {_said(exc)}): check its credentials "
+                "({storage_options} key and secret, or profile) and that they may write there, "
+                "then run the same command again"
+            )
+        if isinstance(exc, FileNotFoundError):
+            if not writing:
+                return exc
+            return StoreError(
+                f"{self.url} refuses {doing}: its bucket is not there ({_said(exc)}); create it, "
+                "or pass the {store} that holds the harvest's files, then run the same command again"
+            )
+        if isinstance(exc, TimeoutError):
+            return TransientError(f"the store did not answer {doing} (within {seconds:.3g} s)")
+        return TransientError(f"the store failed {doing} ({type(exc).__name__}: {_said(exc)})")
+
+
+#: Seconds beyond a call's own bound before its caller stops waiting for it (the bound is
+#: kept on the filesystem's loop; this only guards a loop that cannot keep it).
+_GRACE = 1.0
+#: fsspec's names for S3, whose client (botocore) takes connect and read timeouts.
+_S3 = ("s3", "s3a")
+
+
+def _said(exc: BaseException) -> str:
+    """An error's own words on one line, at most 200 characters."""
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _protocol(url: str) -> str:
+    return url.partition("://")[0] if "://" in url else "file"
+
+
+def _s3_config(given: object, connect_timeout: float, read_timeout: float) -> dict[str, Any]:
+    """botocore's Config for the store: the user's config_kwargs, with connect and read
+    timeouts from the harvest's own where the user gave none (s3fs's are 5 and 15 s, and
+    botocore and s3fs retry a read that timed out, 25 times in all)."""
+    config = dict(given) if isinstance(given, Mapping) else {}
+    config.setdefault("connect_timeout", connect_timeout)
+    config.setdefault("read_timeout", read_timeout)
+    return config
 
 
 def _filesystem(url: str, options: Mapping[str, str]) -> tuple[Any, str]:
+    return _filesystem_typed(url, _typed(options))
+
+
+def _filesystem_typed(url: str, options: dict[str, Any]) -> tuple[Any, str]:
     try:
         import fsspec
     except ImportError:
         raise SettingError("store", "an object store needs fsspec: pip install 'inat_async[dask]'") from None
     try:
-        fs, root = fsspec.core.url_to_fs(url, **_typed(options))
+        fs, root = fsspec.core.url_to_fs(url, **options)
     except (ImportError, ValueError, OSError) as exc:  # unknown, not installed, not reachable
         raise SettingError("store", f"{url}: {exc}") from None
     return fs, str(root).rstrip("/")
@@ -209,8 +319,29 @@ def _filesystem(url: str, options: Mapping[str, str]) -> tuple[Any, str]:
 
 def _typed(options: Mapping[str, str]) -> dict[str, Any]:
     """--storage-option values as fsspec wants them: true/false as booleans, the rest as
-    given; ``endpoint_url`` and the like S3 takes as client options."""
+    given; ``endpoint_url`` and the like S3 takes as client options. A dotted key sets an
+    option's own key (``config_kwargs.read_timeout=300``), its value a number if it reads
+    as one."""
     typed: dict[str, Any] = {}
     for key, value in options.items():
-        typed[key] = {"true": True, "false": False}.get(value.lower(), value)
+        outer, dot, inner = key.partition(".")
+        if not dot:
+            typed[key] = _boolean(value)
+            continue
+        nested = typed.setdefault(outer, {})
+        if isinstance(nested, dict):
+            nested[inner] = _number(_boolean(value))
     return typed
+
+
+def _boolean(value: str) -> str | bool:
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
+def _number(value: str | bool) -> str | bool | int | float:
+    if isinstance(value, bool):
+        return value
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(value)
+    return value
