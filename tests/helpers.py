@@ -3,6 +3,9 @@ expects and reads back. Imported as ``from helpers import ...``; the fixtures ar
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import pty
 import select
@@ -10,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 
@@ -25,6 +29,31 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["INAT_ASYNC_BUDGET_FILE"] = str(tmp_path / "budget.sqlite")
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+def run_here(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``inat-async ARGS`` as the CLI runs it (its exit status, what it prints and logs), but
+    in this process: starting an interpreter was most of each short run's time. From ``cwd``,
+    with a budget file there and no INAT_ variable of the caller's."""
+    from inat_async.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INAT_")}
+    env["INAT_ASYNC_BUDGET_FILE"] = str(cwd / "budget.sqlite")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level  # the CLI's logging set up, undone after
+    try:
+        with (
+            mock.patch.dict(os.environ, env, clear=True),
+            contextlib.chdir(cwd),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            code = main(list(args))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return subprocess.CompletedProcess(["inat-async", *args], code, out.getvalue(), err.getvalue())
 
 
 def run_cli(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

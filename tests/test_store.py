@@ -4,25 +4,28 @@ photo stage alone on a folder paged with --no-photos."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
-import logging
 import os
 import shutil
 import sqlite3
-import subprocess
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
-from unittest import mock
 
 import pandas as pd
 import pytest
-from helpers import copy_paged, done_files, error_line, local, photo_statuses, read_photos, rendered_dom
+from helpers import (
+    copy_paged,
+    done_files,
+    error_line,
+    local,
+    photo_statuses,
+    read_photos,
+    rendered_dom,
+    run_here,
+)
 
-from inat_async.cli import main
 from inat_async.simulator import SimulatorThread, World
 
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
@@ -30,29 +33,6 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 WORLD = World({3001: 24}, seed=5, photo_scale=0.01)
 KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
-
-
-def run_here(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``inat-async ARGS`` as the CLI runs it (its exit status, what it prints and logs), but
-    in this process: starting an interpreter was most of each short run's time. From ``cwd``,
-    with a budget file there and no INAT_ variable of the caller's."""
-    out, err = io.StringIO(), io.StringIO()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INAT_")}
-    env["INAT_ASYNC_BUDGET_FILE"] = str(cwd / "budget.sqlite")
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level  # the CLI's logging set up, undone after
-    try:
-        with (
-            mock.patch.dict(os.environ, env, clear=True),
-            contextlib.chdir(cwd),
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-        ):
-            code = main(list(args))
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    return subprocess.CompletedProcess(["inat-async", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")

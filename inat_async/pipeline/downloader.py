@@ -228,7 +228,8 @@ class Downloader:
         """A fetch's backoff before try ``tried + 1``: doubling from --retry-wait, with up to as
         much again of jitter."""
         s = self.settings
-        return min(s.backoff_initial * 2.0 ** (tried - 1), s.max_backoff) + random.uniform(0, s.backoff_initial)
+        doubled = min(s.backoff_initial * 2.0 ** (tried - 1), s.max_backoff)
+        return doubled + random.uniform(0, s.backoff_initial)
 
     async def _attempt(self, url: str, final: Path, cap: int, whole: _Whole | None) -> int:
         async with self.http.photo(url, cap=cap) as (response, deadline):

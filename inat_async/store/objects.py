@@ -294,10 +294,13 @@ def _protocol(url: str) -> str:
 def _s3_config(given: object, connect_timeout: float, read_timeout: float) -> dict[str, Any]:
     """botocore's Config for the store: the user's config_kwargs, with connect and read
     timeouts from the harvest's own where the user gave none (s3fs's are 5 and 15 s, and
-    botocore and s3fs retry a read that timed out, 25 times in all)."""
+    botocore and s3fs retry a read that timed out, 25 times in all), and no retries of
+    botocore's own: a failed PUT is tried again by the downloader, with the harvest's backoff,
+    logged and counted, within the bound of each call."""
     config = dict(given) if isinstance(given, Mapping) else {}
     config.setdefault("connect_timeout", connect_timeout)
     config.setdefault("read_timeout", read_timeout)
+    config.setdefault("retries", {"max_attempts": 0})
     return config
 
 

@@ -1,0 +1,117 @@
+"""An S3 endpoint that misbehaves, for the tests: a proxy on 127.0.0.1 in front of moto's
+server that passes every request on, except the PUTs the test tells it to stall (the request
+read, never answered) or to answer with an S3 error. In a thread of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+
+#: Headers of a hop, not of the message: never passed on as they came.
+_HOP = {"host", "content-length", "transfer-encoding", "connection", "expect", "keep-alive"}
+
+
+def s3_error(status: int, code: str, message: str) -> web.Response:
+    """An error as S3 answers it: its status and an XML body naming its code."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>fake</RequestId></Error>"
+    )
+    return web.Response(status=status, body=body.encode(), content_type="application/xml")
+
+
+async def _new_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession()  # made in its loop
+
+
+class S3Front:
+    """``with S3Front(moto_url) as front:`` serves at ``front.url``. Each PUT of an object
+    goes through ``front.on_put`` (None: passed on), which returns what to do with it:
+    None to pass it on, "stall" to never answer, or a response to answer with. Stalled
+    requests are let go (answered 503) when the front stops or ``release()`` is called."""
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream.rstrip("/")
+        self.url = ""
+        self.on_put: Callable[[str], web.Response | str | None] | None = None
+        self.puts = 0  # PUTs seen
+        self.stalled = 0  # PUTs held without an answer
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._released: asyncio.Event | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def release(self) -> None:
+        """Answer every stalled PUT (with a 503) and stall no more until told again."""
+        self.on_put = None
+        self._loop.call_soon_threadsafe(self._release_all)
+
+    def _release_all(self) -> None:
+        assert self._released is not None
+        self._released.set()
+        self._released = asyncio.Event()
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.read()
+        except ConnectionError:  # the client gave up mid-request (its run stopped): no one to answer
+            return web.Response(status=400)
+        if request.method == "PUT" and "/" in request.path.strip("/"):  # an object, not a bucket
+            self.puts += 1
+            what = self.on_put(request.path) if self.on_put is not None else None
+            if what == "stall":
+                self.stalled += 1
+                assert self._released is not None
+                await self._released.wait()
+                return s3_error(503, "SlowDown", "Please reduce your request rate.")
+            if isinstance(what, web.Response):
+                return what
+        return await self._pass_on(request, body)
+
+    async def _pass_on(self, request: web.Request, body: bytes) -> web.Response:
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, headers=headers, data=body,
+            allow_redirects=False, auto_decompress=False,
+        ) as answer:  # fmt: skip
+            data = await answer.read()
+            kept = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP - {"content-length"}}
+        if request.method == "HEAD":  # its Content-Length is the object's, with no body
+            return web.Response(status=answer.status, headers=kept)
+        kept.pop("Content-Length", None)
+        return web.Response(status=answer.status, headers=kept, body=data)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._released = asyncio.Event()
+        self._session = self._loop.run_until_complete(_new_session())
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._serve)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._release_all()
+            self._loop.run_until_complete(self._session.close())
+            self._loop.run_until_complete(runner.cleanup())
+            self._loop.close()
+
+    def __enter__(self) -> S3Front:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -1,0 +1,164 @@
+"""An object store that misbehaves (issue 15): never a hang, never a file called done that is
+not stored. Over real sockets: moto's S3 server on 127.0.0.1 behind a proxy (fakes3.S3Front)
+that stalls PUTs or answers them with S3's errors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from fakes3 import S3Front, s3_error
+from helpers import copy_paged, done_files, error_line, local, read_photos, run_cli, run_here
+
+from inat_async.simulator import SimulatorThread, World
+
+pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
+pytest.importorskip("moto.server", reason="moto[server] is not installed")
+
+WORLD = World({3001: 16}, seed=5, photo_scale=0.01)
+KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
+#: Square files only: a few small files are enough to show each fault.
+FAST = ["--no-limits", "--sizes", "square", "--retry-wait", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorThread(WORLD) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def paged(sim, tmp_path_factory):
+    """A folder paged with --no-photos, copied by each test."""
+    base = tmp_path_factory.mktemp("paged")
+    result = run_here(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
+    assert result.returncode == 0, result.stderr
+    return base
+
+
+@pytest.fixture(scope="module")
+def module_front(s3):
+    with S3Front(s3.endpoint) as running:
+        yield running
+
+
+@pytest.fixture
+def front(module_front):
+    """The proxy as a test starts: passing everything on."""
+    module_front.release()
+    module_front.puts = module_front.stalled = 0
+    yield module_front
+    module_front.release()
+
+
+def _store(front: S3Front, url: str) -> list[str]:
+    return ["--store", url, "--storage-option", f"endpoint_url={front.url}", *KEYS]
+
+
+def _statuses(out: Path) -> dict[str, int]:
+    """The state's photo rows by status (photos.csv is not written by a run that stopped)."""
+    with contextlib.closing(sqlite3.connect(out / "harvest.sqlite")) as db:
+        return dict(db.execute("SELECT status, count(*) FROM photos GROUP BY status").fetchall())
+
+
+def _hosts(out: Path) -> int:
+    with contextlib.closing(sqlite3.connect(out / "harvest.sqlite")) as db:
+        return len({urlsplit(url).netloc for (url,) in db.execute("SELECT url FROM photos")})
+
+
+def _objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {
+        o["Key"][len(prefix) :]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listing
+    }
+
+
+def test_a_store_that_stalls_puts_ends_the_run_with_the_files_failed_then_stores_them(
+    s3, paged, front, tmp_path
+):
+    """A PUT the store accepts and never answers: the run hung at its end for minutes (the
+    store's threads waited on s3fs's own timeouts). Now each PUT is bounded, the file is
+    `failed` with the store's reason (not done), the process ends (a subprocess, so its exit
+    waits on any thread left), and the same command once the store answers stores them all."""
+    s3.create_bucket(Bucket="stalls")
+    out = copy_paged(paged, tmp_path)
+    front.on_put = lambda path: "stall"
+    args = ["photos", str(out), *FAST, "--timeout", "0.3", *_store(front, "s3://stalls/run")]
+    result = run_cli(tmp_path, *args, timeout=60)  # a hang guard, not a measure
+    assert result.returncode == 3, result.stderr
+    photos = read_photos(out)
+    assert len(photos) >= 5 and set(photos.status) == {"failed"}
+    for reason in photos.reason:  # --timeout, and more for the file's bytes at 4 KB/s
+        assert reason.startswith("the store did not answer a PUT (within 0.3") and reason.endswith(
+            " s) (after 5 tries)"
+        ), reason
+    assert front.stalled == 5 * len(photos) and _objects(s3, "stalls", "run/") == {}
+    assert "Traceback" not in result.stderr
+    front.release()
+    again = run_here(tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    photos = read_photos(out)
+    assert set(photos.status) == {"done"}
+    assert _objects(s3, "stalls", "run/") == done_files(photos, WORLD)
+
+
+def test_puts_answered_500_or_slowdown_are_tried_again_and_every_file_stored(s3, paged, front, tmp_path):
+    """The first PUT of each object fails (500 InternalError, 503 SlowDown in turn): each is
+    tried again, every file stored byte-exact, and the retries counted by their reason."""
+    s3.create_bucket(Bucket="flaky")
+    out = copy_paged(paged, tmp_path)
+    tried: Counter[str] = Counter()
+
+    def first_fails(path: str):
+        tried[path] += 1
+        if tried[path] > 1:
+            return None
+        if len(tried) % 2:
+            return s3_error(500, "InternalError", "We encountered an internal error. Please try again.")
+        return s3_error(503, "SlowDown", "Please reduce your request rate.")
+
+    front.on_put = first_fails
+    result = run_here(tmp_path, "photos", str(out), *FAST, "--timeout", "5", *_store(front, "s3://flaky/run"))
+    assert result.returncode == 0, result.stderr
+    photos = read_photos(out)
+    assert set(photos.status) == {"done"}
+    assert _objects(s3, "flaky", "run/") == done_files(photos, WORLD)
+    assert len(tried) == len(photos) and set(tried.values()) == {2}
+    # s3fs tries a SlowDown again itself; an internal error comes back to the downloader's tries.
+    retries = json.loads((out / "summary.json").read_text())["retries"]
+    assert retries == {"the store failed a PUT": (len(photos) + 1) // 2}, retries
+
+
+@pytest.mark.parametrize("workers", ["2"])
+def test_a_store_that_refuses_every_put_stops_the_run_at_once_in_one_line(
+    s3, paged, front, tmp_path, workers
+):
+    """403 AccessDenied to every PUT: it ended in a traceback (a PermissionError no one
+    expected). A store that refuses one write refuses them all: the run stops at once with one
+    line naming the store and the remedy, and no file is called failed or done."""
+    s3.create_bucket(Bucket=f"denies{workers}")
+    out = copy_paged(paged, tmp_path)
+    front.on_put = lambda path: s3_error(403, "AccessDenied", "Access Denied")
+    url = f"s3://denies{workers}/run"
+    args = ["photos", str(out), *FAST, "--workers", workers, *_store(front, url)]
+    result = run_here(tmp_path, *args)
+    assert result.returncode == 8, result.stderr
+    assert error_line(result) == (
+        f"inat-async: error: {url} refuses a PUT (access denied: Access Denied): check its credentials "
+        "(--storage-option key and secret, or profile) and that they may write there, then run the "
+        "same command again"
+    )
+    # At most the PUTs in flight when the first was refused (--workers a photo host), of many.
+    statuses = _statuses(out)
+    assert list(statuses) == ["pending"]
+    assert front.puts <= int(workers) * _hosts(out) < statuses["pending"], (front.puts, statuses)
+    # The store lets it write again: the same command stores every file.
+    front.release()
+    again = run_here(tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    assert _objects(s3, f"denies{workers}", "run/") == done_files(read_photos(out), WORLD)
