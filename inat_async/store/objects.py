@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -225,22 +225,25 @@ class ObjectStore:
         the bytes take at ``min_rate``."""
         return self.timeout + nbytes / self.min_rate
 
-    def _start(self, name: str, *args: Any, seconds: float, **kwargs: Any) -> Future[Any]:
+    def _start(self, name: str, *args: Any, seconds: float, **kwargs: Any) -> Future[_Outcome]:
         """The filesystem's call ``name`` started: on its own event loop when it has one
         (cancelled there after ``seconds``, or when the returned future is), else in a
         thread."""
         if getattr(self.fs, "async_impl", False):
             call = getattr(self.fs, f"_{name}")(*args, **kwargs)
-            return asyncio.run_coroutine_threadsafe(asyncio.wait_for(call, seconds), self.fs.loop)
-        return self._io.submit(getattr(self.fs, name), *args, **kwargs)
+            return asyncio.run_coroutine_threadsafe(_outcome(call, seconds), self.fs.loop)
+        return self._io.submit(_outcome_of, getattr(self.fs, name), *args, **kwargs)
 
     async def _call(self, name: str, *args: Any, nbytes: int = 0, doing: str, writing: bool = False) -> Any:
         seconds = self._seconds(nbytes)
         future = self._start(name, *args, seconds=seconds)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), seconds + _GRACE)
-        except Exception as exc:  # the backends' errors share no base (botocore, aiohttp, ...)
-            raise self._failure(exc, doing, seconds, writing) from None
+            result, error = await asyncio.wait_for(asyncio.wrap_future(future), seconds + _GRACE)
+        except TimeoutError as exc:
+            error = exc
+        if error is not None:
+            raise self._failure(error, doing, seconds, writing) from None
+        return result
 
     def _blocking(
         self, name: str, *args: Any, doing: str, nbytes: int = 0, writing: bool = False, **kwargs: Any
@@ -248,10 +251,13 @@ class ObjectStore:
         seconds = self._seconds(nbytes)
         future = self._start(name, *args, seconds=seconds, **kwargs)
         try:
-            return future.result(timeout=seconds + _GRACE)
-        except Exception as exc:  # the backends' errors share no base (botocore, aiohttp, ...)
+            result, error = future.result(timeout=seconds + _GRACE)
+        except TimeoutError as exc:
             future.cancel()
-            raise self._failure(exc, doing, seconds, writing) from None
+            error = exc
+        if error is not None:
+            raise self._failure(error, doing, seconds, writing) from None
+        return result
 
     def _failure(self, exc: Exception, doing: str, seconds: float, writing: bool) -> Exception:
         """What a failed call means for the run: StoreError when the store refuses it (no
@@ -273,6 +279,25 @@ class ObjectStore:
         if isinstance(exc, TimeoutError):
             return TransientError(f"the store did not answer {doing} (within {seconds:.3g} s)")
         return TransientError(f"the store failed {doing} ({type(exc).__name__}: {_said(exc)})")
+
+
+#: A call's result and its error (None: it succeeded), passed back whole: a call whose caller
+#: gave up meanwhile leaves no error unseen on the filesystem's loop.
+_Outcome = tuple[Any, Exception | None]
+
+
+async def _outcome(call: Awaitable[Any], seconds: float) -> _Outcome:
+    try:
+        return await asyncio.wait_for(call, seconds), None
+    except Exception as exc:  # the backends' errors share no base (botocore, aiohttp, gcsfs, ...)
+        return None, exc
+
+
+def _outcome_of(call: Callable[..., Any], *args: Any, **kwargs: Any) -> _Outcome:
+    try:
+        return call(*args, **kwargs), None
+    except Exception as exc:  # the backends' errors share no base
+        return None, exc
 
 
 #: Seconds beyond a call's own bound before its caller stops waiting for it (the bound is
