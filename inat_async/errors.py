@@ -74,6 +74,29 @@ class StoreError(HarvestError):
     exit_code = 8
 
 
+class StoreGone(StoreError):
+    """The store's bucket is not there: the files stored in it are gone with it.
+    ``forgotten``: how many the state called done there, set pending again."""
+
+    def __init__(self, store: str, said: str, forgotten: int = 0):
+        super().__init__(store, said, forgotten)  # args that rebuild it (pickle: a cluster task's error)
+        self.store = store
+        self.said = said
+        self.forgotten = forgotten
+
+    def render(self, name_of: NameOf) -> str:
+        gone = (
+            f"; the {self.forgotten:,} files recorded there went with it: they are pending again"
+            if self.forgotten
+            else ""
+        )
+        return _named(
+            f"{self.store} refuses a PUT: its bucket is not there ({self.said}){gone}; "
+            "create it, or pass the {store} to use, then run the same command again",
+            name_of,
+        )
+
+
 class TransientError(Exception):
     """A failure worth retrying (5xx, 429, dropped connection, bad body); ``retry_after`` in s."""
 

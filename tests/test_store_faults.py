@@ -162,3 +162,52 @@ def test_a_store_that_refuses_every_put_stops_the_run_at_once_in_one_line(
     again = run_here(tmp_path, *args)
     assert again.returncode == 0, again.stderr
     assert _objects(s3, f"denies{workers}", "run/") == done_files(read_photos(out), WORLD)
+
+
+def _remove_bucket(s3, bucket: str) -> None:
+    """The bucket emptied and deleted (again while a PUT in flight lands in it meanwhile)."""
+    for _ in range(20):
+        for found in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=found["Key"])
+        try:
+            s3.delete_bucket(Bucket=bucket)
+        except s3.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] != "BucketNotEmpty":
+                raise
+        else:
+            return
+    raise AssertionError(f"{bucket} could not be deleted")
+
+
+def test_a_bucket_deleted_mid_run_stops_the_run_and_its_files_are_pending_again(s3, paged, front, tmp_path):
+    """The bucket deleted after a few files were stored in it (NoSuchBucket): one line, as for
+    a store that refuses writes, and the files the state called done there are pending again
+    (they went with the bucket); once it is there again the same command stores every file."""
+    s3.create_bucket(Bucket="vanishes")
+    out = copy_paged(paged, tmp_path)
+
+    def delete_at_the_fourth(path: str) -> None:
+        if front.puts == 4:
+            _remove_bucket(s3, "vanishes")
+
+    front.on_put = delete_at_the_fourth
+    args = ["photos", str(out), *FAST, "--workers", "1", *_store(front, "s3://vanishes/run")]
+    result = run_here(tmp_path, *args)
+    assert result.returncode == 8, result.stderr
+    line = error_line(result)
+    assert line.startswith(
+        "inat-async: error: s3://vanishes/run refuses a PUT: its bucket is not there "
+        "(The specified bucket does not exist); the "
+    ), line
+    assert line.endswith(
+        " files recorded there went with it: they are pending again; create it, or pass the --store to "
+        "use, then run the same command again"
+    ), line
+    assert list(_statuses(out)) == ["pending"]
+    front.release()
+    s3.create_bucket(Bucket="vanishes")
+    again = run_here(tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    photos = read_photos(out)
+    assert set(photos.status) == {"done"}
+    assert _objects(s3, "vanishes", "run/") == done_files(photos, WORLD)

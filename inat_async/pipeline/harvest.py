@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inat_async.config import REAL_API_HOST, Settings
-from inat_async.errors import DiskFullError, HarvestError, SettingError, UsageError
+from inat_async.errors import DiskFullError, HarvestError, SettingError, StoreGone, UsageError
 from inat_async.model import PhotoStatus
 from inat_async.net.http import Http
 from inat_async.net.pace import Pace
@@ -289,14 +289,19 @@ async def _run_stages(
             await reporter
     except* Exception as group_error:
         # A TaskGroup wraps what its tasks raised: pass the most telling cause on as it is.
-        raise _main_cause(group_error.exceptions, settings.out) from None
+        raise _main_cause(group_error.exceptions, settings.out, state) from None
     return unfound
 
 
-def _main_cause(errors: tuple[BaseException, ...], out: Path) -> BaseException:
-    """The error to report from a (possibly nested) group: a harvest error first."""
+def _main_cause(errors: tuple[BaseException, ...], out: Path, state: State | None = None) -> BaseException:
+    """The error to report from a (possibly nested) group: a harvest error first. A store
+    found gone takes the files the ``state`` called done there with it: they are pending
+    again (so the next run stores them, and no export calls them there)."""
     leaves = [_disk_full(e, out) for e in _leaves(errors)]
-    return next((e for e in leaves if isinstance(e, HarvestError)), leaves[0])
+    cause = next((e for e in leaves if isinstance(e, HarvestError)), leaves[0])
+    if isinstance(cause, StoreGone) and state is not None:
+        return StoreGone(cause.store, cause.said, cause.forgotten + state.forget_done())
+    return cause
 
 
 def _leaves(errors: tuple[BaseException, ...]) -> Iterator[BaseException]:

@@ -137,7 +137,7 @@ async def run_stage(
     try:
         await _with_report(settings, state, progress, console, work)
     except* Exception as group_error:
-        raise _main_cause(group_error.exceptions, settings.out) from None
+        raise _main_cause(group_error.exceptions, settings.out, state) from None
 
 
 async def _with_report(

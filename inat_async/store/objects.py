@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from inat_async.errors import SettingError, StoreError, TransientError
+from inat_async.errors import SettingError, StoreError, StoreGone, TransientError
 from inat_async.image import HEAD, is_image
 from inat_async.model import PhotoStatus
 from inat_async.store.state import State
@@ -272,10 +272,7 @@ class ObjectStore:
         if isinstance(exc, FileNotFoundError):
             if not writing:
                 return exc
-            return StoreError(
-                f"{self.url} refuses {doing}: its bucket is not there ({_said(exc)}); create it, "
-                "or pass the {store} that holds the harvest's files, then run the same command again"
-            )
+            return StoreGone(self.url, _said(exc))
         if isinstance(exc, TimeoutError):
             return TransientError(f"the store did not answer {doing} (within {seconds:.3g} s)")
         return TransientError(f"the store failed {doing} ({type(exc).__name__}: {_said(exc)})")

@@ -641,6 +641,17 @@ class State:
             (PhotoStatus.PENDING, PhotoStatus.FAILED),
         )
 
+    def forget_done(self) -> int:
+        """Every file done pending again (the store that held them is gone); how many."""
+        self._write_done()
+        with self._transaction():
+            changed = self._db.execute(
+                "UPDATE photos SET status = ?, bytes = NULL, reason = NULL WHERE status = ?",
+                (PhotoStatus.PENDING, PhotoStatus.DONE),
+            ).rowcount
+        self._hosts = None
+        return changed
+
     def photo_hosts(self) -> set[str]:
         """The hosts that files to fetch are on (of this run's pages, or left by an earlier run)."""
         if self._hosts is None:
