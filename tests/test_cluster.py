@@ -514,3 +514,41 @@ def test_the_driver_shows_the_files_of_a_shard_while_its_task_runs_and_the_waits
     assert counts == sorted(counts) and counts[-1] <= finished
     held = {budget: s for budget, s in summary.waiting.items() if "photo requests" in budget}
     assert held and sum(held.values()) > MINUTE, summary.waiting
+
+
+def test_a_store_that_stalls_then_refuses_puts_holds_no_cluster_task_and_stops_the_run_in_one_line(
+    s3, paged, cluster, tmp_path
+):
+    """The object store's faults on the cluster. A PUT that is never answered held the task's
+    end (its store's threads waited on s3fs's own timeouts, minutes): now each file's PUT is
+    bounded, the files are `failed` (not done) and the run ends. A store that refuses every
+    PUT (403) stops the run at once in one line, the error carried from the worker; once the
+    store takes writes again, the same command stores every file byte-exact."""
+    from fakes3 import S3Front, s3_error
+
+    s3.create_bucket(Bucket="faults")
+    out = copy_paged(paged, tmp_path)
+    with S3Front(s3.endpoint) as front:
+        args = ["photos", str(out), "--scheduler", cluster, "--no-limits", "--sizes", "square",
+                "--retry-wait", "0.01", "--store", "s3://faults/run", "--storage-option",
+                f"endpoint_url={front.url}", *KEYS]  # fmt: skip
+        front.on_put = lambda path: "stall"
+        stalled = run_cli(tmp_path, *args, "--timeout", "0.3", timeout=60)  # a hang guard
+        assert stalled.returncode == 3, stalled.stderr
+        photos = read_photos(out).query("status != 'skipped'")  # placeholders: never fetched
+        assert set(photos.status) == {"failed"} and len(photos) <= front.stalled <= 5 * len(photos)
+        assert all(r.startswith("the store did not answer a PUT (within 0.3") for r in photos.reason)
+        front.release()
+        front.on_put = lambda path: s3_error(403, "AccessDenied", "Access Denied")
+        refused = run_cli(tmp_path, *args, timeout=60)
+        assert refused.returncode == 8, refused.stderr
+        assert _one_error(refused.stderr).startswith(
+            "inat-async: error: s3://faults/run refuses a PUT (access denied: Access Denied): check its "
+            "credentials (--storage-option key and secret, or profile)"
+        )
+        front.release()
+        again = run_cli(tmp_path, *args, timeout=60)
+    assert again.returncode == 0, again.stderr
+    photos = read_photos(out)
+    assert set(photos.status) == {"done", "skipped"}
+    assert dict(_objects(s3, "faults", "run/")) == done_files(photos, WORLD)

@@ -22,6 +22,7 @@ from inat_async.cluster.budgets import ClusterPoliteness
 from inat_async.cluster.live import TaskReport
 from inat_async.cluster.manifest import outcome_table, read_jobs
 from inat_async.config import Settings
+from inat_async.errors import HarvestError
 from inat_async.model import PhotoStatus
 from inat_async.net.http import Http
 from inat_async.net.politeness import Politeness
@@ -48,8 +49,29 @@ def fetch_shard(shard: bytes, settings: Settings, book: str | None, topic: str |
         if topic is not None:
             worker.log_event(topic, {"key": key, **message})
 
-    rows = asyncio.run(_fetch(read_jobs(shard), settings, book, send))
-    return outcome_table([(*row, str(worker.address)) for row in rows])
+    try:
+        rows = asyncio.run(_fetch(read_jobs(shard), settings, book, send))
+    except BaseExceptionGroup as group:
+        error = _harvest_error(group)
+        if error is None:
+            raise
+    else:
+        return outcome_table([(*row, str(worker.address)) for row in rows])
+    # Sent to the driver without what it was raised amid: Dask pickles an error's whole chain,
+    # and the store's own errors hold its connections (the driver then got a bare Exception).
+    error.__context__ = error.__cause__ = None
+    raise error
+
+
+def _harvest_error(group: BaseExceptionGroup[BaseException]) -> HarvestError | None:
+    """The HarvestError the task's TaskGroups raised (blocked, a store that refuses writes),
+    out of its group: the driver ends the run with it in one line (a group it took for a
+    task that failed)."""
+    matched, _ = group.split(HarvestError)
+    leaf: BaseException | None = matched
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf if isinstance(leaf, HarvestError) else None
 
 
 async def _fetch(
