@@ -552,3 +552,19 @@ def test_a_store_that_stalls_then_refuses_puts_holds_no_cluster_task_and_stops_t
     photos = read_photos(out)
     assert set(photos.status) == {"done", "skipped"}
     assert dict(_objects(s3, "faults", "run/")) == done_files(photos, WORLD)
+
+
+def test_a_relative_out_or_store_names_the_folder_where_the_command_runs_not_each_workers(
+    sim, paged, cluster, tmp_path
+):
+    """The module's workers run in this test process' folder, not the command's: a relative
+    OUT (the default store) and a relative --store are the command's folders, as in a local
+    run; nothing is written where the workers run."""
+    workers_folder = Path.cwd()
+    out = copy_paged(paged, tmp_path)
+    shutil.copytree(out, tmp_path / "o2")
+    for args, store in ((["o"], out), (["o2", "--store", "kept"], tmp_path / "kept")):
+        result = run_cli(tmp_path, "photos", *args, "--scheduler", cluster, "--sizes", "square")
+        assert result.returncode == 0, result.stderr
+        _squares_stored(tmp_path / args[0], paged, store)
+    assert not (workers_folder / "o").exists() and not (workers_folder / "kept").exists()

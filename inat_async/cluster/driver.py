@@ -37,6 +37,7 @@ from inat_async.model import PhotoStatus
 from inat_async.net.budget import default_budget_file
 from inat_async.net.http import Http
 from inat_async.pipeline.progress import Progress
+from inat_async.store.objects import local_folder
 from inat_async.store.state import State
 
 log = logging.getLogger("inat_async")
@@ -70,9 +71,7 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
     pending = sum(state.pending_by_host().values())
     if not pending:
         return
-    # Every worker counts in the same budget file: the driver's (resolved here, where the
-    # user's environment is).
-    settings = replace(settings, budget_file=settings.budget_file or default_budget_file())
+    settings = for_workers(settings)
     async with _client(settings) as client:
         await _some_worker(client, settings)
         threads = sum((await client.nthreads()).values())
@@ -88,6 +87,17 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
     # Every shard's outcomes are in the state: the manifest is spent (a run that stops keeps
     # it, and the next one writes it anew from the state anyway).
     shutil.rmtree(settings.out / MANIFEST, ignore_errors=True)
+
+
+def for_workers(settings: Settings) -> Settings:
+    """The settings as the tasks get them: OUT and a folder store as absolute paths (a
+    relative one would be taken from each worker's working folder, not the driver's), and
+    the budget file every worker counts in: the driver's (resolved here, where the user's
+    environment is)."""
+    folder = local_folder(settings.store, settings.out)
+    store = str(folder.resolve()) if settings.store is not None and folder is not None else settings.store
+    budget_file = settings.budget_file or default_budget_file()
+    return replace(settings, out=settings.out.resolve(), store=store, budget_file=budget_file)
 
 
 def shard_files(pending: int, threads: int, most: int) -> int:
