@@ -592,8 +592,9 @@ def parse_storage_options(values: Iterable[str]) -> dict[str, str]:
     return options
 
 
-#: local, local:N, or an address in one of Dask's comm protocols (distributed.comm).
-_SCHEDULER = re.compile(r"local(:[1-9][0-9]{0,2})?|(tcp|tls|ws|wss|ucx|inproc)://\S+")
+#: local, local:N, or an address in one of Dask's comm protocols that reach another process
+#: (distributed.comm; inproc:// reaches only this one, which has no workers).
+_SCHEDULER = re.compile(r"local(:[1-9][0-9]{0,2})?|(tcp|tls|ws|wss|ucx)://\S+")
 
 
 def _scheduler(name: str, value: object) -> str | None:
@@ -601,6 +602,8 @@ def _scheduler(name: str, value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _SCHEDULER.fullmatch(value.strip()):
+        if isinstance(value, str) and re.fullmatch(r"local:[0-9]+", value.strip()):
+            raise SettingError(name, f"{value.strip()}: the N of local:N worker processes is from 1 to 999")
         raise SettingError(
             name, f"{value!r:.80} is not local, local:N or a scheduler address (tcp://host:8786)"
         )

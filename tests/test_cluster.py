@@ -568,3 +568,39 @@ def test_a_relative_out_or_store_names_the_folder_where_the_command_runs_not_eac
         assert result.returncode == 0, result.stderr
         _squares_stored(tmp_path / args[0], paged, store)
     assert not (workers_folder / "o").exists() and not (workers_folder / "kept").exists()
+
+
+def test_workers_that_cannot_import_inat_async_end_the_run_at_once_in_one_line(sim, paged, tmp_path):
+    """A worker without the package dies on its first task, and the driver would wait
+    --worker-wait (5 minutes) for workers that die again, then advise starting some: it asks
+    each worker first, and says what to install."""
+    import dask_without_us
+    from distributed import LocalCluster
+
+    out = copy_paged(paged, tmp_path)
+    with LocalCluster(
+        n_workers=1, processes=True, dashboard_address=":0", preload=[dask_without_us.__file__],
+        silence_logs=logging.CRITICAL,
+    ) as lacking:  # fmt: skip
+        result = run_cli(tmp_path, "photos", str(out), "--scheduler", lacking.scheduler_address, timeout=60)
+    said = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    assert said[-1].startswith("inat-async: error: 1 of the 1 Dask workers at tcp://"), said
+    assert "cannot run inat_async" in said[-1] and "No module named 'inat_async" in said[-1]
+    assert "Traceback" not in result.stderr
+    assert set(read_photos(out)["status"]) <= {"pending", "skipped"}  # nothing said done
+
+
+def test_an_address_where_no_dask_scheduler_answers_is_said_in_one_line(sim, paged, tmp_path):
+    """The simulator's API port speaks HTTP, not Dask's protocol (Dask took its bytes for a
+    frame of 3 EiB and raised a MemoryError in a traceback of 76 lines)."""
+    out = copy_paged(paged, tmp_path)
+    address = sim.api_url.replace("http://", "tcp://").split("/v1")[0]
+    result = run_cli(tmp_path, "photos", str(out), "--scheduler", address, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"inat-async: error: no Dask scheduler answers at {address}: what answers there is not a Dask "
+        "scheduler (MemoryError); start one there (dask scheduler) or give its address, then run the "
+        "same command again"
+    )
+    assert "Traceback" not in result.stderr

@@ -18,7 +18,7 @@ import time
 import uuid
 from asyncio import CancelledError
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
@@ -30,7 +30,7 @@ from distributed.client import FutureCancelledError
 from inat_async.cluster.budgets import BudgetPlugin
 from inat_async.cluster.live import LiveProgress, topic
 from inat_async.cluster.manifest import MANIFEST, outcomes, write_manifest
-from inat_async.cluster.tasks import fetch_shard
+from inat_async.cluster.tasks import fetch_shard, package_version
 from inat_async.config import Settings
 from inat_async.errors import HarvestError
 from inat_async.model import PhotoStatus
@@ -39,6 +39,7 @@ from inat_async.net.http import Http
 from inat_async.pipeline.progress import Progress
 from inat_async.store.objects import local_folder
 from inat_async.store.state import State
+from inat_async.version import __version__
 
 log = logging.getLogger("inat_async")
 
@@ -51,6 +52,8 @@ _FEWEST_FILES = 100
 _LOOK_EVERY = 2.0
 #: The fewest seconds between two looks, however short --worker-wait is.
 _SOONEST_LOOK = 0.1
+#: Seconds to connect to a scheduler given by address (Dask's own default).
+_CONNECT = 30.0
 #: The most seconds a finished task's outcome table may take to reach the driver.
 _FETCH_RESULT = 60.0
 #: Times a shard is submitted before the run ends with an error (each time its task was lost).
@@ -74,6 +77,7 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
     settings = for_workers(settings)
     async with _client(settings) as client:
         await _some_worker(client, settings)
+        await _workers_run_this_package(client, settings)
         threads = sum((await client.nthreads()).values())
         shards = write_manifest(state, settings.out, shard_files(pending, threads, settings.shard_files))
         log.info(
@@ -257,6 +261,40 @@ async def _some_worker(client: Client, settings: Settings) -> None:
         raise ClusterError(_no_worker(settings)) from None
 
 
+async def _workers_run_this_package(client: Client, settings: Settings) -> None:
+    """Raise ClusterError when a worker cannot import inat_async (its first task would kill
+    it, and the run would wait for workers that die again); warn when one runs another
+    version than the driver."""
+    with _quiet("distributed"):  # a local scheduler's own log of the failure: said below
+        said = await cast(Awaitable[dict[str, object]], client.run(package_version, on_error="return"))
+    broken = {worker: answer for worker, answer in said.items() if not isinstance(answer, str)}
+    if broken:
+        worker, error = next(iter(broken.items()))
+        raise ClusterError(
+            f"{len(broken)} of the {len(said)} Dask workers at {settings.scheduler} cannot run inat_async "
+            f"({worker}: {error}): install 'inat_async[dask]' {__version__} where they run, then run "
+            "the same command again"
+        )
+    others = sorted({str(answer) for answer in said.values()} - {__version__})
+    if others:
+        log.warning(
+            "Dask workers at %s run inat_async %s, this command %s: install the same everywhere",
+            settings.scheduler, ", ".join(others), __version__,
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """``logger`` says nothing below CRITICAL while the body runs."""
+    target = logging.getLogger(logger)
+    level = target.level
+    target.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
+
+
 def _no_worker(settings: Settings) -> str:
     return (
         f"no Dask worker at {settings.scheduler} for {settings.worker_wait:g} s "
@@ -299,6 +337,26 @@ async def _client(settings: Settings) -> AsyncIterator[Client]:
         ):
             yield client
         return
-    log.info("connecting to the Dask scheduler at %s", address)
-    async with Client(address, asynchronous=True) as client:
+    log.info("connecting to the Dask scheduler at %s (for at most %.0f s)", address, _CONNECT)
+    client = Client(address, asynchronous=True, timeout=_CONNECT)
+    try:
+        await cast(Awaitable[Client], client)
+    except Exception as exc:  # Dask's connect raises whatever the far end's bytes make of it
+        await cast(Awaitable[None], client.close())
+        raise ClusterError(
+            f"no Dask scheduler answers at {address}: {_cause(exc)}; start one there (dask scheduler) "
+            "or give its address, then run the same command again"
+        ) from None
+    async with client:
         yield client
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost cause of a failed connect, in its own words on one line (the network's,
+    or a TLS setting's); anything else came of bytes that are not Dask's protocol."""
+    inner = exc.__cause__ or exc.__context__
+    while inner is not None:
+        exc, inner = inner, inner.__cause__ or inner.__context__
+    if not isinstance(exc, OSError | TypeError):
+        return f"what answers there is not a Dask scheduler ({type(exc).__name__})"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"

@@ -30,8 +30,15 @@ from inat_async.pipeline.downloader import Downloader, run_workers
 from inat_async.pipeline.progress import FOUND_STORED
 from inat_async.pipeline.sink import store_downloader
 from inat_async.store.state import PhotoJob
+from inat_async.version import __version__
 
 Outcome = tuple[int, str, int | None, str | None, str]
+
+
+def package_version() -> str:
+    """The inat_async a worker runs (the driver asks each before its first task): a worker
+    that cannot import it fails this call, not a task (a task it cannot load kills it)."""
+    return __version__
 
 
 def fetch_shard(shard: bytes, settings: Settings, book: str | None, topic: str | None = None) -> pa.Table:
