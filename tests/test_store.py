@@ -341,6 +341,26 @@ def test_a_run_whose_store_is_not_the_one_holding_the_files_is_refused_in_one_li
     assert "testing" not in line
 
 
+def test_an_update_that_stores_no_photo_names_the_store_the_files_are_in(sim, paged, tmp_path):
+    """Paged with --no-photos, photos into a store, then --update --no-photos without --store
+    (as the README says): the files stay where they are, and the summary (and summary.json)
+    said they were in OUT, which holds none."""
+    out, store = copy_paged(paged, tmp_path), tmp_path / "store"
+    fetched = run_here(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square", "--store", str(store))
+    assert fetched.returncode == 0, fetched.stderr
+    done = read_photos(out).query("status == 'done'").shape[0]
+    result = run_here(tmp_path, "--place", "3001", "--update", *local(sim, out, "--no-photos"))
+    assert result.returncode == 0, result.stderr
+    assert f"photo files in {store.resolve()}: {done} done" in result.stdout
+    assert json.loads((out / "summary.json").read_text())["store"] == str(store.resolve())
+    assert not (out / "photos").exists()
+    again = run_here(tmp_path, "--place", "3001", "--update", *local(sim, out))  # photos asked for
+    assert error_line(again) == (
+        f"inat-async: error: --out: {out} holds a harvest made with other settings (--no-photos was True "
+        "and is now False): run the same command as before, or harvest into a new --out folder"
+    )
+
+
 def test_a_store_after_a_harvest_into_out_is_refused_and_the_same_store_goes_on(sim, paged, tmp_path):
     """The other way round: files in OUT, then a --store (the state would call its files done
     there too); and the same --store again after a store goes on."""

@@ -32,7 +32,7 @@ from inat_async.pipeline.pager import Pager, queries
 from inat_async.pipeline.progress import Progress, report
 from inat_async.pipeline.sink import exports_to_store, store_downloader
 from inat_async.pipeline.taxonomy import resolve_taxonomy
-from inat_async.store.objects import file_remover, store_name, tie_store
+from inat_async.store.objects import file_remover, recorded_store, store_name, tie_store
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
 
 if TYPE_CHECKING:
@@ -204,7 +204,9 @@ def make_summary(
         retries=dict(http.retries.most_common()),
         failed_examples=state.failed_photos(),
         rejected=state.rejected_counts(),
-        store=store_name(settings.store, settings.out),
+        # Where the state says the files are: this run's store, or (a run that stores no
+        # photo, --no-photos) the one an earlier run recorded.
+        store=store_name(recorded_store(state), settings.out),
         files_fetched=progress.done,
         files_found=progress.found,
         bytes_found=progress.found_bytes,

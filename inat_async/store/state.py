@@ -348,7 +348,7 @@ class State:
             self.set_meta("fingerprint", json.dumps(before, sort_keys=True))
         differs = [k for k in fingerprint if before[k] != fingerprint[k]]
         if differs:
-            what = "; ".join(f"{k} was {before.get(k)} and is now {fingerprint[k]}" for k in differs)
+            what = "; ".join(f"{{{k}}} was {before.get(k)} and is now {fingerprint[k]}" for k in differs)
             raise SettingError(
                 "out",
                 f"{self.path.parent} holds a harvest made with other settings ({what}): "
