@@ -604,3 +604,16 @@ def test_an_address_where_no_dask_scheduler_answers_is_said_in_one_line(sim, pag
         "same command again"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_budget_scope_worker_on_a_local_cluster_is_warned_of(paged, tmp_path):
+    """Its worker processes share this machine's IP: each with the whole budget, together they
+    would send more than iNaturalist allows one."""
+    out = tmp_path / "done"
+    shutil.copytree(paged / "here", out)  # every file fetched: no cluster is started
+    result = run_cli(tmp_path, "photos", str(out), "--scheduler", "local:2", "--budget-scope", "worker")
+    assert result.returncode == 0, result.stderr
+    assert "--budget-scope worker on a local cluster: its worker processes share this machine's IP" in (
+        result.stderr
+    )
+    assert "local cluster" not in run_cli(tmp_path, "photos", str(out), "--scheduler", "local:2").stderr

@@ -346,7 +346,8 @@ def test_an_update_that_stores_no_photo_names_the_store_the_files_are_in(sim, pa
     (as the README says): the files stay where they are, and the summary (and summary.json)
     said they were in OUT, which holds none."""
     out, store = copy_paged(paged, tmp_path), tmp_path / "store"
-    fetched = run_here(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square", "--store", str(store))
+    square = ["--no-limits", "--sizes", "square"]
+    fetched = run_here(tmp_path, "photos", str(out), *square, "--store", str(store))
     assert fetched.returncode == 0, fetched.stderr
     done = read_photos(out).query("status == 'done'").shape[0]
     result = run_here(tmp_path, "--place", "3001", "--update", *local(sim, out, "--no-photos"))

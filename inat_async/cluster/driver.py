@@ -71,6 +71,12 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
     """Fetch the state's pending files on the cluster ``settings.scheduler`` names; the
     workers' progress and waits shown in ``progress`` and counted in ``http``'s clock (the
     driver fetches nothing itself)."""
+    if settings.limits and settings.budget_scope == "worker" and str(settings.scheduler).startswith("local"):
+        log.warning(
+            "--budget-scope worker on a local cluster: its worker processes share this machine's IP, "
+            "yet each keeps the whole photo budget (more than iNaturalist allows an IP); "
+            "--budget-scope cluster counts them together"
+        )
     pending = sum(state.pending_by_host().values())
     if not pending:
         return
