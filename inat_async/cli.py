@@ -458,6 +458,8 @@ def _setup_logging(args: argparse.Namespace, console: Console | None) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     handler.setLevel(level)
+    if not args.verbose:
+        handler.addFilter(_ours_or_warnings)
     handlers: list[logging.Handler] = [handler]
     if args.log_file is not None:
         try:
@@ -468,6 +470,12 @@ def _setup_logging(args: argparse.Namespace, console: Console | None) -> None:
         handlers.append(to_file)
     logging.basicConfig(level=logging.DEBUG, handlers=handlers, force=True)
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+def _ours_or_warnings(record: logging.LogRecord) -> bool:
+    """The console says inat_async's lines, and other libraries' warnings and errors: their
+    INFO (botocore's "Found credentials in environment variables.") is their own news."""
+    return record.name.partition(".")[0] == "inat_async" or record.levelno >= logging.WARNING
 
 
 async def _until_signal(work: Awaitable[T]) -> T:

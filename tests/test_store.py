@@ -486,3 +486,17 @@ def test_summary_places_in_one_order_and_plain_status_strings(start_simulator, t
     assert "PhotoStatus" not in repr(summary) and all(type(k) is str for k in summary.photos)
     assert "1 API request," in replace(summary, api_requests=1).table()
     assert "2 API requests," in replace(summary, api_requests=2).table()
+
+
+def test_the_store_librarys_own_info_lines_are_not_said(sim, paged, s3, tmp_path, monkeypatch):
+    """botocore says "Found credentials in environment variables." at INFO, its own news; the
+    console says inat_async's lines and other libraries' warnings (-v says all)."""
+    s3.create_bucket(Bucket="quiet")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    out = copy_paged(paged, tmp_path)
+    store = ["--store", "s3://quiet/x", "--storage-option", f"endpoint_url={s3.endpoint}"]
+    result = run_here(tmp_path, "photos", str(out), "--no-limits", "--sizes", "square", *store)
+    assert result.returncode == 0, result.stderr
+    assert "photo files to fetch into s3://quiet/x" in result.stderr
+    assert "Found credentials" not in result.stderr
