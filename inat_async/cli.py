@@ -360,8 +360,8 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long the photo stage waits for a Dask worker when the cluster has none, then stops",
     )
-    # Photo files a cluster task fetches (tests make shards small).
-    _add_count(many, "--shard-files", argparse.SUPPRESS)
+    shards = "most photo files a cluster task fetches (fewer, so that every worker thread gets two)"
+    _add_count(many, "--shard-files", shards)
 
 
 _SAME_STORE = "\0the store"  # --export-store given alone

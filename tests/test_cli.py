@@ -160,7 +160,7 @@ def test_a_folder_harvested_with_other_settings_is_refused_with_what_differs(sim
     assert run_cli(tmp_path, *base).returncode == 0
     before = (out / "observations.csv").read_bytes()
     result = run_cli(tmp_path, *base, "--param", "quality_grade=research")
-    _one_line_error(result, "filters", "quality_grade")
+    _one_line_error(result, "--param was", "quality_grade")
     assert (out / "observations.csv").read_bytes() == before
 
 
