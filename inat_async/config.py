@@ -544,6 +544,8 @@ def _store(name: str, value: object) -> str | None:
     if scheme in ("", "file"):
         _check_folder(name, Path(rest).expanduser())
         return text
+    if not rest.strip("/"):
+        raise SettingError(name, f"{text} names no bucket or place in it: {scheme}://BUCKET/PREFIX")
     if importlib.util.find_spec("fsspec") is None:
         raise SettingError(name, f"{scheme}:// needs fsspec: pip install 'inat_async[dask]'")
     _check_protocol(name, scheme)
@@ -557,12 +559,18 @@ def _check_folder(name: str, folder: Path) -> None:
         raise SettingError(name, f"{in_the_way} is a file, not a folder")
 
 
+#: fsspec's storages that cannot write a file (web servers, archives, git).
+_READ_ONLY = ("http", "https", "tar", "github", "git", "libarchive")
+
+
 def _check_protocol(name: str, scheme: str) -> None:
     """A storage fsspec knows whose library is installed (its class imported, nothing sent)."""
     import fsspec
 
     if scheme == "memory":  # nothing would be left of the files once the run ends
         raise SettingError(name, "memory:// keeps files in this process only: give a lasting store")
+    if scheme in _READ_ONLY:  # each file would be fetched, then refused, five times over
+        raise SettingError(name, f"{scheme}:// is read-only in fsspec: give a store that takes writes")
     try:
         fsspec.get_filesystem_class(scheme)
     except ValueError:

@@ -86,6 +86,10 @@ BAD = [
      "'inproc://x' is not local, local:N or a scheduler address (tcp://host:8786)", None),
     ("store", "nope://bucket/x", ["--store", "nope://bucket/x"], "--store",
      "nope:// is not a storage fsspec knows (s3://, gs://, az://, ...)", None),
+    ("store", "s3://", ["--store", "s3://"], "--store",
+     "s3:// names no bucket or place in it: s3://BUCKET/PREFIX", None),
+    ("store", "https://example.org/x", ["--store", "https://example.org/x"], "--store",
+     "https:// is read-only in fsspec: give a store that takes writes", None),
     ("webdataset_size", "huge", ["--webdataset-size", "huge"], "--webdataset-size",
      "must be one of square, thumb, small, medium, large, original", None),
 ]  # fmt: skip
