@@ -10,6 +10,7 @@ import os
 import pty
 import select
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,21 @@ def run_in_terminal(tmp_path: Path, *args: str, columns: int = 120) -> tuple[int
     return child.wait(timeout=60), output.decode("utf-8", "replace")
 
 
+def terminal_screen(output: str, columns: int = 80) -> list[str]:
+    """The last screen of what ``run_in_terminal`` drew, as a terminal ``columns`` wide shows
+    it: its lines that are not blank."""
+    import pyte
+
+    screen = pyte.Screen(columns, 60)
+    pyte.Stream(screen).feed(output)
+    return [line.rstrip() for line in screen.display if line.strip()]
+
+
+def bar_line(lines: list[str], name: str) -> str:
+    """The last line of a screen that starts with ``name``: that live bar as it ended."""
+    return next(line for line in reversed(lines) if line.startswith(name))
+
+
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
     """The one error line a failed run ends with (progress log lines may come before it)."""
     lines = result.stderr.strip().splitlines()
@@ -184,6 +200,16 @@ def copy_paged(paged: Path, tmp_path: Path) -> Path:
 def photo_statuses(photos: pd.DataFrame) -> list[tuple[object, ...]]:
     """photos.csv's rows as (photo id, size, status, path), sorted: what two runs must share."""
     return sorted(zip(photos.photo_id, photos["size"], photos.status, photos.path.fillna(""), strict=True))
+
+
+def pending_again(out: Path) -> int:
+    """The done files' rows of ``out``'s state set pending again, as a run stopped before it
+    recorded them leaves them (the files stored): how many."""
+    with sqlite3.connect(out / "harvest.sqlite") as db:
+        rows = db.execute("UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'").rowcount
+    db.close()
+    assert rows > 0
+    return rows
 
 
 def done_files(photos: pd.DataFrame, world: World) -> dict[str, bytes]:

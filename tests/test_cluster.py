@@ -21,7 +21,20 @@ from pathlib import Path
 import dask_hold
 import pytest
 from dask_hold import holding_a_result
-from helpers import cli_env, copy_paged, done_files, local, photo_statuses, read_photos, run_cli, start_cli
+from helpers import (
+    bar_line,
+    cli_env,
+    copy_paged,
+    done_files,
+    local,
+    pending_again,
+    photo_statuses,
+    read_photos,
+    run_cli,
+    run_in_terminal,
+    start_cli,
+    terminal_screen,
+)
 
 from inat_async.model import PhotoStatus
 from inat_async.simulator import ByteLimit, RateLimit, SimulatorThread, World, byte_violations, max_in_window
@@ -332,18 +345,15 @@ def test_files_stored_but_not_recorded_are_found_on_the_workers_and_said_found_n
     sim, paged, cluster, tmp_path
 ):
     """Every file of a finished folder stored, the state's rows pending again (a driver killed
-    before it recorded them): the workers find each file, fetch none, and the summary says
-    so (it counted their bytes as fetched this run)."""
+    before it recorded them): the workers find each file, fetch none, and the summary and the
+    live photos bar say so (it counted their bytes as fetched this run; the bar said nothing)."""
     out = tmp_path / "o"
     shutil.copytree(paged / "here", out)
-    with sqlite3.connect(out / "harvest.sqlite") as db:
-        found = db.execute(
-            "UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'"
-        ).rowcount
-    db.close()
+    found = pending_again(out)
     before = len(sim.log)
-    again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, "--no-limits")
-    assert again.returncode == 0, again.stderr
+    again = ["photos", str(out), "--scheduler", cluster, "--no-limits"]
+    code, output = run_in_terminal(tmp_path, *again, columns=120)
+    assert code == 0, output
     assert _photo_log(sim, before) == []
     summary = json.loads((out / "summary.json").read_text())
     assert (
@@ -351,7 +361,10 @@ def test_files_stored_but_not_recorded_are_found_on_the_workers_and_said_found_n
         == (0, 0, found)
         != (0, 0, 0)
     )
-    assert f"0 photo files fetched (0.0 MB), {found} found already stored" in again.stdout
+    screen = terminal_screen(output, 120)
+    photos, files = bar_line(screen, "photos"), len(read_photos(out))  # the live bar says them too
+    assert re.search(rf"━ +{files}/{files} +0 MB, {found} found already stored +done$", photos), photos
+    assert f"0 photo files fetched (0.0 MB), {found} found already stored" in " ".join(screen)
     assert photo_statuses(read_photos(out)) == photo_statuses(read_photos(paged / "here"))
 
 

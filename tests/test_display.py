@@ -10,9 +10,18 @@ import signal
 import socket
 import time
 
-import pyte
 import pytest
-from helpers import local, photo_requests, read_photos, run_cli, run_in_terminal, start_cli
+from helpers import (
+    bar_line,
+    local,
+    pending_again,
+    photo_requests,
+    read_photos,
+    run_cli,
+    run_in_terminal,
+    start_cli,
+    terminal_screen,
+)
 from rich.console import Console
 
 from inat_async.config import Budgets, make_settings
@@ -30,20 +39,9 @@ def sim():
         yield running
 
 
-def _screen(output: str, columns: int = 80) -> list[str]:
-    """The terminal's last screen, as a terminal of ``columns`` would show it."""
-    screen = pyte.Screen(columns, 60)
-    pyte.Stream(screen).feed(output)
-    return [line.rstrip() for line in screen.display if line.strip()]
-
-
 def _text(output: str) -> str:
     """What a terminal shows, as one line: escape sequences out, line breaks as spaces."""
     return " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output).split())
-
-
-def _bar(lines: list[str], name: str) -> str:
-    return next(line for line in reversed(lines) if line.startswith(name))
 
 
 @pytest.mark.slow
@@ -128,12 +126,12 @@ def test_a_terminal_shows_two_labelled_bars_that_reach_what_is_stored_in_80_colu
     summary = json.loads((out / "summary.json").read_text())
     files = sum(summary["photos"].values())
     assert summary["photos"]["skipped"] > 0  # placeholders: finished, though never fetched
-    lines = _screen(output)
+    lines = terminal_screen(output)
     observations = f"{summary['observations']:,}"
     assert re.search(
-        rf"^observations .*━ +{observations}/{observations} .*done$", _bar(lines, "observations")
+        rf"^observations .*━ +{observations}/{observations} .*done$", bar_line(lines, "observations")
     )
-    assert re.search(rf"^photos .*━ +{files:,}/{files:,} .*done$", _bar(lines, "photos"))
+    assert re.search(rf"^photos .*━ +{files:,}/{files:,} .*done$", bar_line(lines, "photos"))
     assert "0/?" not in output and "INFO INFO" not in output and "INFO:inat_async" not in output
     assert re.search(r"\d\d:\d\d:\d\d INFO +harvesting", _text(output))
 
@@ -155,11 +153,29 @@ def test_a_resumed_run_says_what_is_stored_and_its_bars_count_it(sim, tmp_path):
     said = re.search(r"resuming: ([\d,]+) observations and ([\d,]+) files already done", _text(output))
     assert said and int(said.group(2).replace(",", "")) >= 50
     files = len(read_photos(out))
-    lines = _screen(output, 120)
-    assert f"{files:,}/{files:,}" in _bar(lines, "photos")
+    lines = terminal_screen(output, 120)
+    assert f"{files:,}/{files:,}" in bar_line(lines, "photos")
     stored = json.loads((out / "summary.json").read_text())["observations"]
-    assert f"{stored:,}/{stored:,}" in _bar(lines, "observations")
+    assert f"{stored:,}/{stored:,}" in bar_line(lines, "observations")
     assert f"finished: observations {stored:,}/{stored:,} | photos {files:,}/{files:,}" in _text(output)
+
+
+def test_files_found_already_stored_are_counted_on_the_photos_bar(tmp_path, start_simulator):
+    """Files stored whose rows are pending again (a run stopped before it recorded them):
+    the photos bar says them found already stored, as the log line and the summary do (it
+    said only the megabytes fetched: 0)."""
+    sim = start_simulator(World({9650: 12}, seed=65, photo_scale=0.01))
+    out = tmp_path / "o"
+    first = run_cli(tmp_path, "--place", "9650", "--sizes", "square", *local(sim, out))
+    assert first.returncode == 0, first.stderr
+    found = pending_again(out)
+    again = ["photos", str(out), "--no-limits", "--sizes", "square"]
+    code, output = run_in_terminal(tmp_path, *again, columns=80)
+    assert code == 0, output
+    files = len(read_photos(out))
+    photos = bar_line(terminal_screen(output), "photos")
+    assert re.search(rf"━ +{files}/{files} +0 MB, {found} found already stored +done$", photos), photos
+    assert f"0 photo files fetched (0.0 MB), {found} found already stored" in _text(output)
 
 
 @pytest.mark.slow
@@ -224,35 +240,35 @@ def test_time_left_is_what_the_budgets_allow_for_what_is_left():
     # 8,000 observations left at 200 a page: 40 pages and a last one for each of 4 ranges,
     # at 60 requests a minute.
     progress = Progress(pace=_pace(), expected=10_000, stored_before=2_000)
-    assert _bar(_render(progress), "observations").endswith("0:00:44")
+    assert bar_line(_render(progress), "observations").endswith("0:00:44")
     # Photos: 6,000 files queued and as many to come with the 6,000 observations left (one
     # file an observation, as paged so far), at 600 a minute: 20 minutes.
     progress.stored_before, progress.paged, progress.queued = 3_000, 1_000, 1_000
     progress.left_to_fetch({"open": 6_000})
-    assert _bar(_render(progress), "photos").endswith("0:20:00")
+    assert bar_line(_render(progress), "photos").endswith("0:20:00")
 
 
 def test_time_left_of_photos_follows_the_files_between_two_reads_of_the_state():
     """The state is read every few seconds; between two reads the bar counts the files fetched
     and recorded since (it said 0:00:00 with 1,455 files to go, and 0:00:06 with 32)."""
     progress = Progress(pace=_pace(), expected=600)
-    assert not re.search(r"\d:\d\d:\d\d", _bar(_render(progress), "photos"))  # not known: not said
+    assert not re.search(r"\d:\d\d:\d\d", bar_line(_render(progress), "photos"))  # not known: not said
     progress.left_to_fetch({})  # read before the first page
     progress.page_saved(600, {PhotoStatus.PENDING: 1_200})
     progress.paging_finished()
-    assert _bar(_render(progress), "photos").endswith("0:02:00")  # 1,200 files at 600 a minute
+    assert bar_line(_render(progress), "photos").endswith("0:02:00")  # 1,200 files at 600 a minute
     for _ in range(1_100):
         progress.finished(PhotoStatus.DONE, 1_000, "open")
-    assert _bar(_render(progress), "photos").endswith("0:00:10")  # 100 left
+    assert bar_line(_render(progress), "photos").endswith("0:00:10")  # 100 left
     progress.left_to_fetch({"open": 100})  # the next read agrees
-    assert _bar(_render(progress), "photos").endswith("0:00:10")
+    assert bar_line(_render(progress), "photos").endswith("0:00:10")
 
 
 def test_time_left_counts_whole_hours_of_a_byte_budget():
     progress = Progress(pace=_pace(media_gb_per_hour=1.0), expected=100, stored_before=100)
     progress.left_to_fetch({"open": 5_000})
     progress.finished("done", 500_000, "open")  # 0.5 MB a file: 2.5 GB, 3 hours' budgets
-    assert _bar(_render(progress), "photos").endswith("2:00:00")
+    assert bar_line(_render(progress), "photos").endswith("2:00:00")
 
 
 # -- 6. what the display shows, and only while it is live ---------------------------------------

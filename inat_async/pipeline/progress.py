@@ -317,12 +317,14 @@ class Display:
         )
         photos_done = p.paging_done and p.files >= p.files_total
         left = p.time_left()
+        # The bytes fetched, and the files found already stored (not fetched) as the log line says.
+        fetched = f"{p.bytes / 1e6:,.0f} MB{p.found_note()}"
         self.bars.update(
             self.photos,
             completed=p.files,
             total=p.files_total or None,
             count=f"{p.files:,}/{p.files_total:,}",
-            rate=f"{p.bytes / 1e6:,.0f} MB" if photos_done else f"{_files_rate(p)} {p.bytes / 1e6:,.0f} MB",
+            rate=fetched if photos_done else f"{_files_rate(p)} {fetched}",
             eta="done" if photos_done else _clock(left) if left is not None else "",
         )
         self.bars.status = p.status()
