@@ -205,17 +205,15 @@ def test_the_main_command_pages_here_and_downloads_on_the_cluster_each_worker_in
     result = run_cli(
         tmp_path, "--place", "3001", "--api-url", sim.api_url, "--out", str(out), "--scheduler", cluster,
         "--shard-files", "4", "-v", "--budget-scope", "worker", "--media-rpm", str(RPM),
-        "--budget-window-scale", str(MINUTE / 60), "--api-rpm", "100000",
+        "--budget-window-scale", str(MINUTE / 60), "--api-rpm", "100000", "--sizes", "square",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     per_worker = next(line for line in result.stderr.splitlines() if "files per worker:" in line)
     assert per_worker.count("tcp://") == 2, per_worker
     bucket = [r.time for r in _photo_log(sim, before) if r.host == "open"]
+    assert len(bucket) > 2 * RPM  # square files alone: enough to need both workers' budgets
     assert RPM < max_in_window(bucket, MINUTE) <= 2 * RPM
-    photos = read_photos(out)
-    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "here"))
-    expected = done_files(photos, WORLD)
-    assert {path: (out / path).read_bytes() for path in expected} == expected
+    _squares_stored(out, paged, out)
 
 
 def test_a_cluster_left_without_any_worker_ends_the_run_with_one_line_and_the_next_run_finishes(
