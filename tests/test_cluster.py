@@ -585,12 +585,14 @@ def test_workers_that_cannot_import_inat_async_end_the_run_at_once_in_one_line(s
     """A worker without the package dies on its first task, and the driver would wait
     --worker-wait (5 minutes) for workers that die again, then advise starting some: it asks
     each worker first, and says what to install."""
-    import dask_without_us
     from distributed import LocalCluster
 
+    # Its path, never imported here: importing it hides inat_async from this process too (every
+    # later test of the process failed with No module named 'inat_async').
+    without_us = str(Path(__file__).with_name("dask_without_us.py"))
     out = copy_paged(paged, tmp_path)
     with LocalCluster(
-        n_workers=1, processes=True, dashboard_address=":0", preload=[dask_without_us.__file__],
+        n_workers=1, processes=True, dashboard_address=":0", preload=[without_us],
         silence_logs=logging.CRITICAL,
     ) as lacking:  # fmt: skip
         result = run_cli(tmp_path, "photos", str(out), "--scheduler", lacking.scheduler_address, timeout=60)
