@@ -88,7 +88,8 @@ def test_a_store_that_stalls_puts_ends_the_run_with_the_files_failed_then_stores
     s3.create_bucket(Bucket="stalls")
     out = copy_paged(paged, tmp_path)
     front.on_put = lambda path: "stall"
-    args = ["photos", str(out), *FAST, "--timeout", "0.3", *_store(front, "s3://stalls/run")]
+    base = ["photos", str(out), *FAST, *_store(front, "s3://stalls/run")]
+    args = [*base, "--timeout", "0.3"]
     result = run_cli(tmp_path, *args, timeout=60)  # a hang guard, not a measure
     assert result.returncode == 3, result.stderr
     photos = read_photos(out)
@@ -100,6 +101,10 @@ def test_a_store_that_stalls_puts_ends_the_run_with_the_files_failed_then_stores
     # Each file's PUT was held (a try whose time ran out before it reached the store is one too).
     assert len(photos) <= front.stalled <= 5 * len(photos) and _objects(s3, "stalls", "run/") == {}
     assert "Traceback" not in result.stderr
+    # The user's own read timeout for the store (a dotted --storage-option) bounds its calls.
+    own = run_here(tmp_path, *base, "--timeout", "30", "--storage-option", "config_kwargs.read_timeout=0.2")
+    assert own.returncode == 3, own.stderr
+    assert all(r.startswith("the store did not answer a PUT (within 0.2") for r in read_photos(out).reason)
     front.release()
     again = run_here(tmp_path, *args)
     assert again.returncode == 0, again.stderr
