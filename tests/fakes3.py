@@ -31,13 +31,15 @@ async def _new_session() -> aiohttp.ClientSession:
 class S3Front:
     """``with S3Front(moto_url) as front:`` serves at ``front.url``. Each PUT of an object
     goes through ``front.on_put`` (None: passed on), which returns what to do with it:
-    None to pass it on, "stall" to never answer, or a response to answer with. Stalled
-    requests are let go (answered 503) when the front stops or ``release()`` is called."""
+    None to pass it on, "stall" to never answer, or a response to answer with; with
+    ``stall_listings`` every listing is never answered. Stalled requests are let go
+    (answered 503) when the front stops or ``release()`` is called."""
 
     def __init__(self, upstream: str):
         self.upstream = upstream.rstrip("/")
         self.url = ""
         self.on_put: Callable[[str], web.Response | str | None] | None = None
+        self.stall_listings = False  # hold every listing (a GET with list-type) unanswered
         self.puts = 0  # PUTs seen
         self.stalled = 0  # PUTs held without an answer
         self._loop = asyncio.new_event_loop()
@@ -49,6 +51,7 @@ class S3Front:
     def release(self) -> None:
         """Answer every stalled PUT (with a 503) and stall no more until told again."""
         self.on_put = None
+        self.stall_listings = False
         self._loop.call_soon_threadsafe(self._release_all)
 
     def _release_all(self) -> None:
@@ -65,13 +68,18 @@ class S3Front:
             self.puts += 1
             what = self.on_put(request.path) if self.on_put is not None else None
             if what == "stall":
-                self.stalled += 1
-                assert self._released is not None
-                await self._released.wait()
-                return s3_error(503, "SlowDown", "Please reduce your request rate.")
+                return await self._stall()
             if isinstance(what, web.Response):
                 return what
+        if request.method == "GET" and "list-type" in request.query and self.stall_listings:
+            return await self._stall()
         return await self._pass_on(request, body)
+
+    async def _stall(self) -> web.Response:
+        self.stalled += 1
+        assert self._released is not None
+        await self._released.wait()
+        return s3_error(503, "SlowDown", "Please reduce your request rate.")
 
     async def _pass_on(self, request: web.Request, body: bytes) -> web.Response:
         assert self._session is not None

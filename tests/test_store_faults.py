@@ -217,3 +217,25 @@ def test_a_bucket_deleted_mid_run_stops_the_run_and_its_files_are_pending_again(
     photos = read_photos(out)
     assert set(photos.status) == {"done"}
     assert _objects(s3, "vanishes", "run/") == done_files(photos, WORLD)
+
+
+def test_listings_that_stall_are_not_waited_for_the_files_are_fetched_and_stored_again(
+    sim, s3, paged, front, tmp_path
+):
+    """Files stored, their rows pending again (a run killed before it recorded them), and the
+    store never answers a listing: a rerun waited on s3fs's own timeouts for each folder
+    (minutes). Each listing is bounded: what it could not show is fetched and stored again."""
+    s3.create_bucket(Bucket="unlisted")
+    out = copy_paged(paged, tmp_path)
+    args = ["photos", str(out), *FAST, "--timeout", "0.3", *_store(front, "s3://unlisted/run")]
+    assert run_here(tmp_path, *args).returncode == 0
+    with contextlib.closing(sqlite3.connect(out / "harvest.sqlite")) as db, db:
+        db.execute("UPDATE photos SET status = 'pending', bytes = NULL WHERE status = 'done'")
+    front.stall_listings = True
+    before = len(sim.log)
+    again = run_cli(tmp_path, *args, timeout=60)  # a hang guard
+    assert again.returncode == 0, again.stderr
+    photos = read_photos(out)
+    assert set(photos.status) == {"done"} and front.stalled >= 1
+    assert len([r for r in sim.log[before:] if r.host != "api"]) == len(photos)  # fetched again
+    assert _objects(s3, "unlisted", "run/") == done_files(photos, WORLD)
