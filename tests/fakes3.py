@@ -5,6 +5,7 @@ read, never answered) or to answer with an S3 error. In a thread of its own."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 
@@ -96,6 +97,10 @@ class S3Front:
         return web.Response(status=answer.status, headers=kept, body=data)
 
     def _run(self) -> None:
+        # A client that hangs up before its answer (a run stopping at a refused PUT) is no
+        # news of the front's: aiohttp.server logs a traceback of it otherwise, into the log
+        # of a CLI that runs in this process (run_here), after its error line.
+        logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
         asyncio.set_event_loop(self._loop)
         self._released = asyncio.Event()
         self._session = self._loop.run_until_complete(_new_session())
