@@ -25,7 +25,7 @@ from typing import cast
 
 import pyarrow as pa
 from distributed import Client, Future, KilledWorker, LocalCluster
-from distributed.client import FutureCancelledError
+from distributed.client import ClosedClientError, FutureCancelledError
 
 from inat_async.cluster.budgets import BudgetPlugin
 from inat_async.cluster.live import LiveProgress, topic
@@ -129,17 +129,23 @@ async def _run_shards(
     tasks = _Tasks(client, settings, book, live)
     waiting = deque(shards)
     per_worker: Counter[str] = Counter()
-    while waiting or tasks.running:
-        while waiting and len(tasks.running) < window:
-            tasks.submit(waiting.popleft())
-        for key, table in await tasks.ended(tasks.look_every):
-            live.ended(key)  # its reports taken back, its outcomes counted in their place
-            for seq, status, nbytes, reason, host, worker in outcomes(table):
-                state.finish_photo(seq, PhotoStatus(status), nbytes, reason)  # a status of ours, or refused
-                live.progress.finished(PhotoStatus(status), nbytes, host, reason)
-                per_worker[worker] += 1
-            state.photo_counts()  # the batch of done files written: a shard's outcomes are kept
-        await tasks.look_for_stalls()
+    try:
+        while waiting or tasks.running:
+            while waiting and len(tasks.running) < window:
+                tasks.submit(waiting.popleft())
+            for key, table in await tasks.ended(tasks.look_every):
+                live.ended(key)  # its reports taken back, its outcomes counted in their place
+                for seq, status, nbytes, reason, host, worker in outcomes(table):
+                    state.finish_photo(seq, PhotoStatus(status), nbytes, reason)  # ours, or refused
+                    live.progress.finished(PhotoStatus(status), nbytes, host, reason)
+                    per_worker[worker] += 1
+                state.photo_counts()  # the batch of done files written: a shard's outcomes are kept
+            await tasks.look_for_stalls()
+    finally:
+        # Before the client closes (also when the run stops): a scheduler still sending this
+        # run's reports to a closed client logs each as CRITICAL, with a traceback.
+        with contextlib.suppress(ClosedClientError):  # already closed: nothing more is sent
+            client.unsubscribe_topic(tasks.topic)
     log.info("files per worker: %s", ", ".join(f"{w} {n:,}" for w, n in sorted(per_worker.items())))
 
 
@@ -157,8 +163,8 @@ class _Tasks:
         self.live = live
         self.running: dict[Future[pa.Table], Path] = {}
         self._run = uuid.uuid4().hex[:12]  # keys of this run's tasks, apart from any other's
-        self._topic = topic(self._run)
-        client.subscribe_topic(self._topic, live.on_event)
+        self.topic = topic(self._run)
+        client.subscribe_topic(self.topic, live.on_event)
         self._tries: Counter[Path] = Counter()
         self._woken = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -171,7 +177,7 @@ class _Tasks:
         self._tries[path] += 1
         # pure=False: a shard's task runs whenever asked (its outcome depends on the network).
         future = self.client.submit(
-            fetch_shard, path.read_bytes(), self.settings, self.book, self._topic,
+            fetch_shard, path.read_bytes(), self.settings, self.book, self.topic,
             key=f"inat-{self._run}-{path.stem}-{self._tries[path]}", pure=False,
         )  # fmt: skip
         future.add_done_callback(lambda _: self._loop.call_soon_threadsafe(self._woken.set))
