@@ -575,7 +575,9 @@ def test_a_relative_out_or_store_names_the_folder_where_the_command_runs_not_eac
     out = copy_paged(paged, tmp_path)
     shutil.copytree(out, tmp_path / "o2")
     for args, store in ((["o"], out), (["o2", "--store", "kept"], tmp_path / "kept")):
-        result = run_cli(tmp_path, "photos", *args, "--scheduler", cluster, "--sizes", "square")
+        result = run_cli(
+            tmp_path, "photos", *args, "--scheduler", cluster, "--sizes", "square", "--no-limits"
+        )
         assert result.returncode == 0, result.stderr
         _squares_stored(tmp_path / args[0], paged, store)
     assert not (workers_folder / "o").exists() and not (workers_folder / "kept").exists()
