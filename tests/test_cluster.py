@@ -239,6 +239,9 @@ def test_a_cluster_left_without_any_worker_ends_the_run_with_one_line_and_the_ne
             sim.photo_latency = 0.0
     assert child.returncode == 1, err
     assert f"no Dask worker at {doomed.scheduler_address} for 1 s (--worker-wait)" in _one_error(err)
+    # Said as it happened, not only once the wait was over.
+    assert re.search(r"the Dask worker tcp://\S+ left the cluster: its tasks run again on another", err), err
+    assert "no Dask worker left: waiting up to 1 s for one (--worker-wait)" in err
     done = _recorded_done(out)
     assert {path: (store / path).read_bytes() for path in done} == done  # what it recorded is stored
     again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, *options)

@@ -84,7 +84,8 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
     async with _client(settings) as client:
         await _some_worker(client, settings)
         await _workers_run_this_package(client, settings)
-        threads = sum((await client.nthreads()).values())
+        workers = await client.nthreads()
+        threads = sum(workers.values())
         shards = write_manifest(state, settings.out, shard_files(pending, threads, settings.shard_files))
         log.info(
             "%s files in %d shards on %d worker threads at %s",
@@ -93,7 +94,7 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
         book = await _budget_book(client, settings)
         live = LiveProgress(progress, http.wait_clock, threads)
         window = max(1, threads) * _IN_FLIGHT_PER_THREAD
-        await _run_shards(client, settings, book, shards, state, live, window)
+        await _run_shards(_Tasks(client, settings, book, live, set(workers)), shards, state, window)
     # Every shard's outcomes are in the state: the manifest is spent (a run that stops keeps
     # it, and the next one writes it anew from the state anyway).
     shutil.rmtree(settings.out / MANIFEST, ignore_errors=True)
@@ -117,16 +118,10 @@ def shard_files(pending: int, threads: int, most: int) -> int:
     return max(1, min(most, max(_FEWEST_FILES, -(-pending // (2 * max(1, threads))))))
 
 
-async def _run_shards(
-    client: Client,
-    settings: Settings,
-    book: str | None,
-    shards: list[Path],
-    state: State,
-    live: LiveProgress,
-    window: int,
-) -> None:
-    tasks = _Tasks(client, settings, book, live)
+async def _run_shards(tasks: _Tasks, shards: list[Path], state: State, window: int) -> None:
+    """Every shard run by ``tasks``, at most ``window`` at once, each one's outcomes recorded
+    in ``state`` as it ends."""
+    live = tasks.live
     waiting = deque(shards)
     per_worker: Counter[str] = Counter()
     try:
@@ -145,7 +140,7 @@ async def _run_shards(
         # Before the client closes (also when the run stops): a scheduler still sending this
         # run's reports to a closed client logs each as CRITICAL, with a traceback.
         with contextlib.suppress(ClosedClientError):  # already closed: nothing more is sent
-            client.unsubscribe_topic(tasks.topic)
+            tasks.client.unsubscribe_topic(tasks.topic)
     log.info("files per worker: %s", ", ".join(f"{w} {n:,}" for w, n in sorted(per_worker.items())))
 
 
@@ -156,7 +151,9 @@ class _Tasks:
     is submitted again (its files already stored are found, not fetched), at most
     ``_TRIES`` times; a cluster left without any worker for ``--worker-wait`` ends the run."""
 
-    def __init__(self, client: Client, settings: Settings, book: str | None, live: LiveProgress) -> None:
+    def __init__(
+        self, client: Client, settings: Settings, book: str | None, live: LiveProgress, workers: set[str]
+    ) -> None:
         self.client = client
         self.settings = settings
         self.book = book
@@ -171,6 +168,7 @@ class _Tasks:
         # key -> what the scheduler has said of it at every look since when (monotonic s)
         self._odd: dict[str, tuple[str, float]] = {}
         self._no_worker_since: float | None = None
+        self._workers = workers  # at the last look
         self.look_every = max(_SOONEST_LOOK, min(_LOOK_EVERY, settings.worker_wait / 2))
 
     def submit(self, path: Path) -> None:
@@ -232,11 +230,24 @@ class _Tasks:
         log.warning("the photo task of %s submitted again: %s", path.name, why)
         self.submit(path)
 
+    def _say_who_left(self, workers: set[str]) -> None:
+        """A worker gone since the last look is said (its tasks run again elsewhere)."""
+        for worker in sorted(self._workers - workers):
+            log.warning("the Dask worker %s left the cluster: its tasks run again on another", worker)
+        self._workers = workers
+
     async def look_for_stalls(self) -> None:
         """What the driver cannot see from its futures alone: a cluster with no worker left,
         and tasks the scheduler finished or forgot while their futures still wait."""
-        if not await self.client.nthreads():
+        workers = set(await self.client.nthreads())
+        self._say_who_left(workers)
+        if not workers:
             now = time.monotonic()
+            if self._no_worker_since is None:
+                log.warning(
+                    "no Dask worker left: waiting up to %s s for one (--worker-wait)",
+                    f"{self.settings.worker_wait:g}",
+                )
             self._no_worker_since = self._no_worker_since or now
             if now - self._no_worker_since > self.settings.worker_wait:
                 raise ClusterError(_no_worker(self.settings))
