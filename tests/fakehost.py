@@ -7,32 +7,37 @@ import asyncio
 import threading
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class FakeHost:
-    """``with FakeHost(handler) as host:`` serves at ``host.url``; ``host.requests`` counts."""
+class LoopServer:
+    """An aiohttp server on 127.0.0.1 in a thread of its own, for ``with``: serves at
+    ``self.url`` once entered; a subclass gives its routes, and what it opens and closes in
+    the server's loop."""
 
-    def __init__(self, handler: Handler):
-        self.handler = handler
+    def __init__(self) -> None:
         self.url = ""
-        self.requests = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    async def _serve(self, request: web.Request) -> web.StreamResponse:
-        self.requests += 1
-        return await self.handler(request)
+    def _app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def _opened(self) -> None:
+        """Run in the server's loop before it serves."""
+
+    async def _closing(self) -> None:
+        """Run in the server's loop once it stops serving."""
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._serve)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        self._loop.run_until_complete(self._opened())
+        runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.1)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
@@ -41,10 +46,11 @@ class FakeHost:
         try:
             self._loop.run_forever()
         finally:
+            self._loop.run_until_complete(self._closing())
             self._loop.run_until_complete(runner.cleanup())
             self._loop.close()
 
-    def __enter__(self) -> FakeHost:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._ready.wait(10)
         return self
@@ -52,6 +58,24 @@ class FakeHost:
     def __exit__(self, *_: object) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+
+class FakeHost(LoopServer):
+    """``with FakeHost(handler) as host:`` serves at ``host.url``; ``host.requests`` counts."""
+
+    def __init__(self, handler: Handler):
+        super().__init__()
+        self.handler = handler
+        self.requests = 0
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        return await self.handler(request)
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self._serve)
+        return app
 
 
 def trickle(body: bytes, *, every: float, step: int = 1, headers: dict[str, str] | None = None) -> Handler:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
+from fakehost import LoopServer
 
 #: Headers of a hop, not of the message: never passed on as they came.
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "expect", "keep-alive"}
@@ -25,11 +25,7 @@ def s3_error(status: int, code: str, message: str) -> web.Response:
     return web.Response(status=status, body=body.encode(), content_type="application/xml")
 
 
-async def _new_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession()  # made in its loop
-
-
-class S3Front:
+class S3Front(LoopServer):
     """``with S3Front(moto_url) as front:`` serves at ``front.url``. Each PUT of an object
     goes through ``front.on_put`` (None: passed on), which returns what to do with it:
     None to pass it on, "stall" to never answer, or a response to answer with; with
@@ -37,15 +33,12 @@ class S3Front:
     (answered 503) when the front stops or ``release()`` is called."""
 
     def __init__(self, upstream: str):
+        super().__init__()
         self.upstream = upstream.rstrip("/")
-        self.url = ""
         self.on_put: Callable[[str], web.Response | str | None] | None = None
         self.stall_listings = False  # hold every listing (a GET with list-type) unanswered
         self.puts = 0  # PUTs seen
         self.stalled = 0  # PUTs held without an answer
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
         self._released: asyncio.Event | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -96,35 +89,20 @@ class S3Front:
         kept.pop("Content-Length", None)
         return web.Response(status=answer.status, headers=kept, body=data)
 
-    def _run(self) -> None:
+    async def _opened(self) -> None:
         # A client that hangs up before its answer (a run stopping at a refused PUT) is no
         # news of the front's: aiohttp.server logs a traceback of it otherwise, into the log
         # of a CLI that runs in this process (run_here), after its error line.
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-        asyncio.set_event_loop(self._loop)
         self._released = asyncio.Event()
-        self._session = self._loop.run_until_complete(_new_session())
+        self._session = aiohttp.ClientSession()
+
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._serve)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            self._release_all()
-            self._loop.run_until_complete(self._session.close())
-            self._loop.run_until_complete(runner.cleanup())
-            self._loop.close()
+        return app
 
-    def __enter__(self) -> S3Front:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+    async def _closing(self) -> None:
+        self._release_all()
+        assert self._session is not None
+        await self._session.close()
