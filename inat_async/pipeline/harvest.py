@@ -30,7 +30,7 @@ from inat_async.photos import host_of
 from inat_async.pipeline.feeder import Feeders
 from inat_async.pipeline.pager import Pager, queries
 from inat_async.pipeline.progress import Progress, report
-from inat_async.pipeline.sink import exports_to_store, store_downloader
+from inat_async.pipeline.sink import check_stores, exports_to_store, store_downloader
 from inat_async.pipeline.taxonomy import resolve_taxonomy
 from inat_async.store.objects import file_remover, recorded_store, store_name, tie_store
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
@@ -95,6 +95,7 @@ def run_state(settings: Settings, fingerprint: dict[str, object] | None = None) 
             state.check_fingerprint(fingerprint)
         if not settings.no_photos:  # the store the photo files are in, recorded or checked
             tie_store(state, settings.store, settings.out)
+        check_stores(settings)  # before the run's first request
         state.retry_failed()
         yield state
 

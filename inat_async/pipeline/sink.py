@@ -51,6 +51,20 @@ def open_store(url: str, settings: Settings) -> ObjectStore:
     )
 
 
+def check_stores(settings: Settings) -> None:
+    """Each object store the run writes to (--store unless --no-photos, --export-store) looked
+    at once, bounded, before the run's first request: a mistake in its settings ends the run
+    in one line (see ObjectStore.check)."""
+    photos = None if settings.no_photos else settings.store
+    for url in dict.fromkeys(u for u in (photos, settings.export_store) if u is not None):
+        if local_folder(url, settings.out) is None:
+            objects = open_store(url, settings)
+            try:
+                objects.check()
+            finally:
+                objects.close()
+
+
 @contextlib.contextmanager
 def exports_to_store(settings: Settings) -> Iterator[None]:
     """Around the writing of the exports (and summary.json, report.html) in OUT: every file

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -187,6 +188,54 @@ class ObjectStore:
         heads = self._io.map(self._starts_as_image, [path for path, _ in candidates.values()])
         return {job: size for (job, (_, size)), image in zip(candidates.items(), heads, strict=True) if image}
 
+    def check(self) -> None:
+        """One bounded look at the store's bucket before the run's first request, so that a
+        mistake in the store's settings ends the run in one line, not at its first PUT with
+        the backend's traceback. Raises SettingError (no credentials, an unknown option, an
+        endpoint nobody answers) or StoreError (access denied, no such bucket)."""
+        bucket = self.root.partition("/")[0]
+        seconds = self._seconds(0)
+        future = self._start("info", bucket, seconds=seconds)
+        try:
+            _, error = future.result(timeout=seconds + _GRACE)
+        except TimeoutError as exc:
+            future.cancel()
+            error = exc
+        if error is not None:
+            raise self._check_failure(error, bucket, seconds) from None
+
+    def _check_failure(self, exc: Exception, bucket: str, seconds: float) -> Exception:
+        said = _said(exc)
+        if isinstance(exc, FileNotFoundError):
+            return StoreError(
+                f"{self.url}: its bucket {bucket} is not there ({said}): create it, or pass the "
+                "{store} to use, then run the same command again"
+            )
+        if _named_as(exc, _NO_CREDENTIALS):
+            return SettingError(
+                "storage_options",
+                f"{self.url} needs credentials and none were found ({said}): pass them as "
+                "{storage_options} key=... and {storage_options} secret=... (or profile=...), "
+                "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )
+        unknown = _UNKNOWN_OPTION.search(said) if isinstance(exc, TypeError) else None
+        if unknown is not None:
+            return SettingError(
+                "storage_options", f"{unknown[1]} is not an option {_protocol(self.url)}:// takes ({said})"
+            )
+        if isinstance(exc, (TimeoutError, ConnectionError)) or _named_as(exc, _NO_ANSWER):
+            return SettingError(
+                "storage_options",
+                f"nobody answers at {self._endpoint()} (within {seconds:.3g} s: {said}): check its "
+                "endpoint_url, or that the store is up, then run the same command again",
+            )
+        return self._failure(exc, "a check", seconds, writing=False)
+
+    def _endpoint(self) -> str:
+        """Where the store's calls go: the endpoint_url given, else the store's URL."""
+        client = self.options.get("client_kwargs.endpoint_url")
+        return str(self.options.get("endpoint_url") or client or self.url)
+
     def _listing(self, folder: str) -> dict[str, int]:
         """Objects directly in ``folder`` and their sizes (nothing if it is not there, or the
         store did not say in time: those files are fetched again)."""
@@ -300,6 +349,23 @@ def _outcome_of(call: Callable[..., Any], *args: Any, **kwargs: Any) -> _Outcome
 #: Seconds beyond a call's own bound before its caller stops waiting for it (the bound is
 #: kept on the filesystem's loop; this only guards a loop that cannot keep it).
 _GRACE = 1.0
+#: Errors (by class name: the backends' own, imported only with them) that say no credentials
+#: were found, and that nobody answers at the store's address.
+_NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError")
+_NO_ANSWER = (
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ClientConnectorError",
+    "ConnectionClosedError",
+)
+#: How Python says a keyword argument (here a storage option) is not taken.
+_UNKNOWN_OPTION = re.compile(r"unexpected keyword argument '([^']+)'")
+
+
+def _named_as(exc: BaseException, names: tuple[str, ...]) -> bool:
+    return any(kind.__name__ in names for kind in type(exc).__mro__)
+
+
 #: fsspec's names for S3, whose client (botocore) takes connect and read timeouts.
 _S3 = ("s3", "s3a")
 

@@ -1,0 +1,144 @@
+"""An object store's settings checked once, bounded, before the run's first request (issue 15):
+no credentials, an endpoint nobody answers, a bucket that is not there, an option the store
+does not take each end the run in one line naming what to fix (they ended in the backend's
+traceback, some after the paging, one after 14 s). Over real sockets: moto's S3 server on
+127.0.0.1 (the ``s3`` fixture) and a port nobody listens on."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from helpers import copy_paged, error_line, local, run_here
+
+from inat_async.simulator import SimulatorThread, World
+
+pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
+pytest.importorskip("moto.server", reason="moto[server] is not installed")
+
+WORLD = World({3001: 6}, seed=7, photo_scale=0.01)
+KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
+FAST = ["--no-limits", "--sizes", "square", "--retry-wait", "0.01", "--timeout", "2"]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorThread(WORLD) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def paged(sim, tmp_path_factory):
+    """A folder paged with --no-photos, copied by each test."""
+    base = tmp_path_factory.mktemp("paged")
+    result = run_here(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
+    assert result.returncode == 0, result.stderr
+    return base
+
+
+@pytest.fixture(scope="module")
+def bucket(s3):
+    s3.create_bucket(Bucket="preflight")
+    return "s3://preflight/run"
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch, tmp_path):
+    """No credentials anywhere botocore looks: no AWS_* variable, empty credentials and
+    config files, no instance metadata service."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    empty = tmp_path / "empty-aws"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def _closed_port() -> str:
+    """An address on 127.0.0.1 nobody listens on (connections refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def _photos(paged: Path, tmp_path: Path, url: str, *options: str):
+    out = copy_paged(paged, tmp_path)
+    return out, run_here(tmp_path, "photos", str(out), *FAST, "--store", url, *options)
+
+
+def _no_photo_request(sim, before: int) -> bool:
+    return not [r for r in sim.log[before:] if r.host != "api"]
+
+
+def test_no_credentials_is_one_line_before_paging_naming_the_store_and_how_to_give_them(
+    sim, s3, bucket, no_aws_credentials, tmp_path
+):
+    """Only an endpoint_url, no key anywhere: a 100-line traceback (NoCredentialsError) at the
+    first PUT, after the paging. Now one line before any request, exit 2 (a setting)."""
+    before = len(sim.log)
+    store = ["--store", bucket, "--storage-option", f"endpoint_url={s3.endpoint}"]
+    result = run_here(tmp_path, "--place", "3001", *local(sim, tmp_path / "o", *FAST, *store))
+    assert result.returncode == 2, result.stderr
+    assert error_line(result) == (
+        f"inat-async: error: --storage-option: {bucket} needs credentials and none were found (Unable to "
+        "locate credentials): pass them as --storage-option key=... and --storage-option secret=... (or "
+        "profile=...), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )
+    assert len(sim.log) == before  # not one request to the API
+
+
+def test_an_endpoint_nobody_answers_is_one_line_naming_it(sim, paged, tmp_path):
+    """endpoint_url a closed port: a 157-line traceback after 14 s. Now one line naming the
+    endpoint, exit 2, no photo fetched; the same for the --export-store."""
+    endpoint = _closed_port()
+    before = len(sim.log)
+    options = ["--storage-option", f"endpoint_url={endpoint}", *KEYS]
+    _, result = _photos(paged, tmp_path, "s3://preflight/run", *options)
+    assert result.returncode == 2, result.stderr
+    line = error_line(result)
+    assert line.startswith(f"inat-async: error: --storage-option: nobody answers at {endpoint} (within "), (
+        line
+    )
+    assert line.endswith(": check its endpoint_url, or that the store is up, then run the same command again")
+    assert _no_photo_request(sim, before)
+    out = copy_paged(paged, tmp_path / "exports")
+    exports = run_here(tmp_path, "photos", str(out), *FAST, "--export-store", "s3://preflight/x", *options)
+    assert exports.returncode == 2, exports.stderr
+    assert f"nobody answers at {endpoint}" in error_line(exports)
+    assert _no_photo_request(sim, before)
+
+
+def test_a_bucket_that_is_not_there_is_one_line_before_any_photo(sim, paged, s3, tmp_path):
+    """A bucket no one created: its files were each fetched, then refused. Now one line
+    naming it before any photo request, exit 8 (the store)."""
+    before = len(sim.log)
+    _, result = _photos(
+        paged, tmp_path, "s3://nosuchbucket/run", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS
+    )
+    assert result.returncode == 8, result.stderr
+    assert error_line(result).startswith(
+        "inat-async: error: s3://nosuchbucket/run: its bucket nosuchbucket is not there ("
+    )
+    assert error_line(result).endswith(
+        "): create it, or pass the --store to use, then run the same command again"
+    )
+    assert _no_photo_request(sim, before)
+
+
+@pytest.mark.parametrize("option", ["bogus_option=1", "endpoint=http://127.0.0.1:9"])
+def test_an_option_the_store_does_not_take_is_one_line_naming_it(sim, paged, s3, bucket, tmp_path, option):
+    """--storage-option bogus_option=1: a 101-line traceback (TypeError: AioSession.__init__()
+    got an unexpected keyword argument). Now one line naming the option, exit 2; the same
+    for a near miss of a real one (endpoint for endpoint_url)."""
+    before = len(sim.log)
+    name = option.partition("=")[0]
+    options = ["--storage-option", f"endpoint_url={s3.endpoint}", *KEYS, "--storage-option", option]
+    _, result = _photos(paged, tmp_path, bucket, *options)
+    assert result.returncode == 2, result.stderr
+    assert error_line(result).startswith(
+        f"inat-async: error: --storage-option: {name} is not an option s3:// takes ("
+    ), error_line(result)
+    assert _no_photo_request(sim, before)
