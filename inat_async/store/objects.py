@@ -194,7 +194,9 @@ class ObjectStore:
         the backend's traceback. Raises SettingError (no credentials, an unknown option, an
         endpoint nobody answers) or StoreError (access denied, no such bucket)."""
         bucket = self.root.partition("/")[0]
-        seconds = self._seconds(0)
+        # Once a run, and before any work: not cut as short as a --timeout made for stalled
+        # PUTs (a busy store's first answer, connection and credentials included, takes longer).
+        seconds = max(self._seconds(0), _CHECK_AT_LEAST)
         future = self._start("info", bucket, seconds=seconds)
         try:
             _, error = future.result(timeout=seconds + _GRACE)
@@ -346,6 +348,8 @@ def _outcome_of(call: Callable[..., Any], *args: Any, **kwargs: Any) -> _Outcome
         return None, exc
 
 
+#: The least time the store's one look before the run (ObjectStore.check) is given.
+_CHECK_AT_LEAST = 10.0
 #: Seconds beyond a call's own bound before its caller stops waiting for it (the bound is
 #: kept on the filesystem's loop; this only guards a loop that cannot keep it).
 _GRACE = 1.0
