@@ -197,12 +197,7 @@ class ObjectStore:
         # Once a run, and before any work: not cut as short as a --timeout made for stalled
         # PUTs (a busy store's first answer, connection and credentials included, takes longer).
         seconds = max(self._seconds(0), _CHECK_AT_LEAST)
-        future = self._start("info", bucket, seconds=seconds)
-        try:
-            _, error = future.result(timeout=seconds + _GRACE)
-        except TimeoutError as exc:
-            future.cancel()
-            error = exc
+        _, error = self._waited("info", bucket, seconds=seconds)
         if error is not None:
             raise self._check_failure(error, bucket, seconds) from None
 
@@ -300,15 +295,20 @@ class ObjectStore:
         self, name: str, *args: Any, doing: str, nbytes: int = 0, writing: bool = False, **kwargs: Any
     ) -> Any:
         seconds = self._seconds(nbytes)
-        future = self._start(name, *args, seconds=seconds, **kwargs)
-        try:
-            result, error = future.result(timeout=seconds + _GRACE)
-        except TimeoutError as exc:
-            future.cancel()
-            error = exc
+        result, error = self._waited(name, *args, seconds=seconds, **kwargs)
         if error is not None:
             raise self._failure(error, doing, seconds, writing) from None
         return result
+
+    def _waited(self, name: str, *args: Any, seconds: float, **kwargs: Any) -> _Outcome:
+        """The call ``name`` started and waited for, at most ``seconds`` (and a grace):
+        its result and error, a TimeoutError (the call cancelled) when it took longer."""
+        future = self._start(name, *args, seconds=seconds, **kwargs)
+        try:
+            return future.result(timeout=seconds + _GRACE)
+        except TimeoutError as exc:
+            future.cancel()
+            return None, exc
 
     def _failure(self, exc: Exception, doing: str, seconds: float, writing: bool) -> Exception:
         """What a failed call means for the run: StoreError when the store refuses it (no
