@@ -115,6 +115,7 @@ class Ledger:
         self.busy_wait = busy_wait
         # Callers run in worker threads (asyncio.to_thread): one at a time on the connection.
         self._lock = threading.Lock()
+        self._closed = False
         self._db = self._call(self._open, keep)
 
     def _open(self, keep: float) -> sqlite3.Connection:
@@ -144,7 +145,12 @@ class Ledger:
         return db
 
     def close(self) -> None:
-        self._db.close()
+        """Close the file once no call is using it. A call whose caller was cancelled (a
+        harvest ending on an IP block) goes on in its thread: closing the connection under it
+        crashed the process with a segmentation fault, so this waits for it to end."""
+        with self._lock:
+            self._closed = True
+            self._db.close()
 
     def _call(self, work: Callable[..., T], *args: object) -> T:
         """Run ``work`` on the file: while another program holds it, wait (saying what for)
@@ -154,6 +160,8 @@ class Ledger:
         while True:
             try:
                 with self._lock:
+                    if self._closed:  # a call that went on after its harvest ended
+                        raise HarvestError(f"the budget file {self.path} was closed")
                     return work(*args)
             except sqlite3.Error as exc:
                 if not _busy(exc):
