@@ -28,6 +28,8 @@ def test_dry_run_numbers_match_the_simulator_and_nothing_is_written(tmp_path, st
         str(out),
         "--api-rpm",
         "60",
+        "--budget-window-scale",  # a "minute" of 6 s: its 5 requests go 0.1 s apart
+        "0.1",
     )
     log = sim.log
     assert result.returncode == 0, result.stderr
@@ -73,7 +75,7 @@ def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tm
     sim = start_simulator(world)
     assert run_cli(tmp_path, "--place", "8101", *local(sim, out), "--sizes", "square").returncode == 0
     state = (out / "harvest.sqlite").read_bytes()
-    finished = _dry_run(tmp_path, sim, out, "--sizes", "square")
+    finished = _dry_run(tmp_path, sim, out, "--sizes", "square", "--budget-window-scale", "0.1")
     unchanged = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update", "--no-limits")
     assert unchanged.returncode == 0, unchanged.stderr
     assert "photo files to fetch (left by earlier runs):" in unchanged.stdout
@@ -84,7 +86,10 @@ def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tm
         assert "? GB" not in nothing
     added = world.add_observations(8101, 30)
     sim.clear_log()
-    update = _dry_run(tmp_path, sim, out, "--sizes", "square", "--update")
+    # A "minute" of 10 s: its 6 requests take a second, not six.
+    update = _dry_run(
+        tmp_path, sim, out, "--sizes", "square", "--update", "--budget-window-scale", f"{1 / 6}"
+    )
     log = sim.log
     assert finished.returncode == update.returncode == 0, finished.stderr + update.stderr
     # The same command would find nothing left to do.
@@ -99,7 +104,7 @@ def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tm
     assert re.search(rf"^all \(once each\)\s+{changed:,}$", text, re.M), text
     # one page, a count ending its one range (one page: one range), the plan, the open range's
     # count, reconciling
-    assert re.search(r"^API requests: 6: about 6 s at 60/minute", text, re.M), text
+    assert re.search(r"^API requests: 6: about 1 s at 60/minute", text, re.M), text
     new_files = [o for o in added if o in expected_ids(world, [8101]) and world.photo_ids(o)]
     fetchable = [o for o in new_files if not world.photo_info(world.photo_ids(o)[0]).placeholder]
     assert re.search(rf"^  square\s+{len(fetchable):,} files", text, re.M), text
@@ -110,7 +115,7 @@ def test_a_dry_run_of_a_harvested_folder_estimates_what_is_left_or_the_update(tm
 def test_a_dry_run_without_limits_is_estimated_without_them(tmp_path, start_simulator):
     world = World({8101: 300}, seed=24, photo_scale=0.02)
     sim = start_simulator(world)
-    limited = _dry_run(tmp_path, sim, tmp_path / "o")
+    limited = _dry_run(tmp_path, sim, tmp_path / "o", "--budget-window-scale", "0.1")
     unlimited = _dry_run(tmp_path, sim, tmp_path / "o", "--no-limits")
     assert limited.returncode == unlimited.returncode == 0, limited.stderr + unlimited.stderr
     assert "at 60/minute" in limited.stdout and "600/minute" in limited.stdout
