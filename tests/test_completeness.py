@@ -197,6 +197,7 @@ def test_a_reconciliation_killed_midway_does_not_ask_its_counts_again(tmp_path, 
     child.communicate(timeout=30)
     answered = [(r.query["id_above"], r.query["id_below"]) for r in spans()[:-1]]  # the last in flight
     sim.clear_log()
+    sim.api_latency = 0.02  # slow only to be killed in the middle
     result = run_cli(tmp_path, *args(sim))
     again = [(r.query["id_above"], r.query.get("id_below")) for r in searching()]
     assert result.returncode == 0, result.stderr
