@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 
 import pytest
-from helpers import copy_paged, error_line, local, run_here
+from fakes3 import S3Front
+from helpers import copy_paged, error_line, local, read_photos, run_here
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -142,3 +144,37 @@ def test_an_option_the_store_does_not_take_is_one_line_naming_it(sim, paged, s3,
         f"inat-async: error: --storage-option: {name} is not an option s3:// takes ("
     ), error_line(result)
     assert _no_photo_request(sim, before)
+
+
+def test_a_store_that_stops_mid_run_fails_its_files_in_one_line_and_the_rerun_names_it(
+    sim, paged, s3, bucket, tmp_path
+):
+    """The store's server gone after the first PUTs (connections refused): it ended in a
+    traceback (EndpointConnectionError). Each file's PUT is tried again, then the file is
+    failed with the store's reason, exit 3; the same command while the store is still down
+    stops before any request, one line naming the endpoint (exit 2)."""
+    front = S3Front(s3.endpoint).__enter__()
+    endpoint = front.url
+
+    def stop_at_the_third(path: str) -> str | None:
+        if front.puts == 3:
+            threading.Thread(target=front.__exit__).start()  # not from its own loop
+            return "stall"
+        return None
+
+    front.on_put = stop_at_the_third
+    out = copy_paged(paged, tmp_path)
+    args = ["photos", str(out), *FAST, "--workers", "1", "--store", bucket,
+            "--storage-option", f"endpoint_url={endpoint}", *KEYS]  # fmt: skip
+    result = run_here(tmp_path, *args)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    photos = read_photos(out)
+    failed = photos[photos.status == "failed"]
+    assert len(failed) >= 3 and set(photos.status) <= {"done", "failed"}
+    assert all(
+        r.startswith("the store failed a PUT (") and r.endswith("(after 5 tries)") for r in failed.reason
+    ), list(failed.reason)
+    again = run_here(tmp_path, *args)
+    assert again.returncode == 2, again.stderr
+    assert f"nobody answers at {endpoint}" in error_line(again)
