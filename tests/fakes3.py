@@ -1,6 +1,6 @@
 """An S3 endpoint that misbehaves, for the tests: a proxy on 127.0.0.1 in front of moto's
-server that passes every request on, except the PUTs the test tells it to stall (the request
-read, never answered) or to answer with an S3 error. In a thread of its own."""
+server that passes every request on, except the PUTs and DELETEs of objects the test tells it
+to stall (the request read, never answered) or to answer with an S3 error. In a thread of its own."""
 
 from __future__ import annotations
 
@@ -28,14 +28,16 @@ def s3_error(status: int, code: str, message: str) -> web.Response:
 class S3Front(LoopServer):
     """``with S3Front(moto_url) as front:`` serves at ``front.url``. Each PUT of an object
     goes through ``front.on_put`` (None: passed on), which returns what to do with it:
-    None to pass it on, "stall" to never answer, or a response to answer with; with
-    ``stall_listings`` every listing is never answered. Stalled requests are let go
+    None to pass it on, "stall" to never answer, or a response to answer with; each DELETE
+    of an object through ``front.on_delete`` alike; with ``stall_listings`` every listing is
+    never answered. Stalled requests are let go
     (answered 503) when the front stops or ``release()`` is called."""
 
     def __init__(self, upstream: str):
         super().__init__()
         self.upstream = upstream.rstrip("/")
         self.on_put: Callable[[str], web.Response | str | None] | None = None
+        self.on_delete: Callable[[str], web.Response | str | None] | None = None
         self.stall_listings = False  # hold every listing (a GET with list-type) unanswered
         self.puts = 0  # PUTs seen
         self.stalled = 0  # PUTs held without an answer
@@ -44,7 +46,7 @@ class S3Front(LoopServer):
 
     def release(self) -> None:
         """Answer every stalled PUT (with a 503) and stall no more until told again."""
-        self.on_put = None
+        self.on_put = self.on_delete = None
         self.stall_listings = False
         self._loop.call_soon_threadsafe(self._release_all)
 
@@ -58,9 +60,10 @@ class S3Front(LoopServer):
             body = await request.read()
         except ConnectionError:  # the client gave up mid-request (its run stopped): no one to answer
             return web.Response(status=400)
-        if request.method == "PUT" and "/" in request.path.strip("/"):  # an object, not a bucket
-            self.puts += 1
-            what = self.on_put(request.path) if self.on_put is not None else None
+        if request.method in ("PUT", "DELETE") and "/" in request.path.strip("/"):  # an object
+            self.puts += request.method == "PUT"
+            hook = self.on_put if request.method == "PUT" else self.on_delete
+            what = hook(request.path) if hook is not None else None
             if what == "stall":
                 return await self._stall()
             if isinstance(what, web.Response):

@@ -239,3 +239,79 @@ def test_listings_that_stall_are_not_waited_for_the_files_are_fetched_and_stored
     assert set(photos.status) == {"done"} and front.stalled >= 1
     assert len([r for r in sim.log[before:] if r.host != "api"]) == len(photos)  # fetched again
     assert _objects(s3, "unlisted", "run/") == done_files(photos, WORLD)
+
+
+def _export_objects(s3, bucket: str, prefix: str, out: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The objects under ``prefix`` and OUT's files of the same names."""
+    objects = _objects(s3, bucket, prefix)
+    return objects, {name: (out / name).read_bytes() for name in objects}
+
+
+def test_export_uploads_the_store_fails_are_tried_again_then_end_the_run_in_one_line(
+    s3, paged, front, tmp_path
+):
+    """--export-store whose PUTs fail (500 InternalError): the run ended in a traceback (a
+    TransientError out of the exports). Now each upload is tried as a photo's PUT is, then the
+    run ends in one line naming the store and its reason (exit 8); an upload that stalls is
+    bounded and tried again: the same command then copies every export, byte-exact."""
+    s3.create_bucket(Bucket="exportfails")
+    out = copy_paged(paged, tmp_path)
+    url = "s3://exportfails/x"
+    args = ["photos", str(out), *FAST, "--timeout", "0.5", "--format", "csv", "--export-store", url,
+            "--storage-option", f"endpoint_url={front.url}", *KEYS]  # fmt: skip
+    front.on_put = lambda path: s3_error(500, "InternalError", "We encountered an internal error.")
+    failed = run_here(tmp_path, *args)
+    assert failed.returncode == 8, failed.stderr
+    line = error_line(failed)
+    assert line.startswith(f"inat-async: error: {url}: the store failed a PUT of observations.csv ("), line
+    assert line.endswith(
+        "We encountered an internal error.) (after 5 tries): check that the store is up, then run the "
+        "same command again"
+    ), line
+    assert front.puts == 5 and _objects(s3, "exportfails", "x/") == {}
+    front.on_put = lambda path: "stall" if path.endswith("/summary.json") and not front.stalled else None
+    again = run_here(tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    objects, files = _export_objects(s3, "exportfails", "x/", out)
+    assert front.stalled == 1 and objects == files
+    assert set(objects) == {"observations.csv", "photos.csv", "summary.json", "report.html"}
+
+
+def test_update_deletes_the_store_refuses_or_stalls_end_the_run_in_one_line_and_keep_the_objects(
+    start_simulator, s3, front, tmp_path
+):
+    """--update deletes the object of a photo removed: a store that refuses the delete (403
+    AccessDenied) ended the run in a traceback, and one that never answered held it on s3fs's
+    own timeouts. Now a refused delete ends the run in one line (exit 8), a stalled one is
+    bounded and tried again, then ends it with the store's reason; the bucket and the state
+    keep the file, and the same command once the store answers deletes it."""
+    world = World({3003: 6}, seed=7, photos=(1, 2), placeholder_rate=0.0, photo_scale=0.01)
+    sim = start_simulator(world)
+    s3.create_bucket(Bucket="keeps")
+    out, url = tmp_path / "o", "s3://keeps/run"
+    args = ["--place", "3003", *local(sim, out, *FAST, "--timeout", "0.3", *_store(front, url))]
+    assert run_here(tmp_path, *args).returncode == 0
+    stored = _objects(s3, "keeps", "run/")
+    gone = int(min(read_photos(out).query("status == 'done'").photo_id))
+    world.edit_photo(gone, removed=True)
+    front.on_delete = lambda path: s3_error(403, "AccessDenied", "Access Denied")
+    refused = run_here(tmp_path, *args, "--update")
+    assert refused.returncode == 8, refused.stderr
+    assert error_line(refused) == (
+        f"inat-async: error: {url} refuses a delete (access denied: Access Denied): check its credentials "
+        "(--storage-option key and secret, or profile) and that they may write there, then run the "
+        "same command again"
+    )
+    front.on_delete = lambda path: "stall"
+    stalled = run_cli(tmp_path, *args, "--update", timeout=60)  # a hang guard
+    assert stalled.returncode == 8, stalled.stderr
+    assert error_line(stalled) == (
+        f"inat-async: error: {url}: the store did not answer a delete (within 0.3 s) (after 5 tries): "
+        "check that the store is up, then run the same command again"
+    )
+    assert front.stalled == 5 and _objects(s3, "keeps", "run/") == stored
+    front.release()
+    update = run_here(tmp_path, *args, "--update")
+    assert update.returncode == 0, update.stderr
+    photos = read_photos(out)
+    assert gone not in set(photos.photo_id) and _objects(s3, "keeps", "run/") == done_files(photos, world)

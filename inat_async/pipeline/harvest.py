@@ -30,9 +30,9 @@ from inat_async.photos import host_of
 from inat_async.pipeline.feeder import Feeders
 from inat_async.pipeline.pager import Pager, queries
 from inat_async.pipeline.progress import Progress, report
-from inat_async.pipeline.sink import check_stores, exports_to_store, store_downloader
+from inat_async.pipeline.sink import check_stores, exports_to_store, store_downloader, store_remover
 from inat_async.pipeline.taxonomy import resolve_taxonomy
-from inat_async.store.objects import file_remover, recorded_store, store_name, tie_store
+from inat_async.store.objects import recorded_store, store_name, tie_store
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
 
 if TYPE_CHECKING:
@@ -89,8 +89,8 @@ def run_state(settings: Settings, fingerprint: dict[str, object] | None = None) 
     checked against the ``fingerprint`` of what the run harvests (when it pages or selects),
     files it deletes removed from the run's store, files an earlier run failed pending again.
     Raises SettingError or HarvestError in one line."""
-    with locked_state(settings.out) as state:
-        state.remove_files = file_remover(settings.store, settings.out, settings.storage_options)
+    with locked_state(settings.out) as state, store_remover(settings) as remove_files:
+        state.remove_files = remove_files
         if fingerprint is not None:
             state.check_fingerprint(fingerprint)
         if not settings.no_photos:  # the store the photo files are in, recorded or checked

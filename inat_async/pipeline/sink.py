@@ -9,13 +9,14 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from inat_async.config import Settings
+from inat_async.errors import StoreError, StoreGone
 from inat_async.net.http import MIN_BYTES_PER_SECOND, Http
 from inat_async.pipeline.downloader import Downloader
-from inat_async.store.objects import ObjectStore, local_folder, store_name
+from inat_async.store.objects import ObjectStore, file_remover, local_folder, store_name
 from inat_async.store.state import STATE_FILE
 
 log = logging.getLogger("inat_async")
@@ -48,7 +49,24 @@ def open_store(url: str, settings: Settings) -> ObjectStore:
         timeout=settings.request_timeout,
         connect_timeout=settings.connect_timeout,
         min_rate=MIN_BYTES_PER_SECOND,
+        tries=settings.photo_attempts,
+        retry_wait=settings.backoff_initial,
     )
+
+
+@contextlib.contextmanager
+def store_remover(settings: Settings) -> Iterator[Callable[[list[str]], None] | None]:
+    """What deletes photo files from the run's store on --update (None: OUT itself, which the
+    state deletes from): a folder's, or an object store's deletes, bounded and tried again
+    (see ObjectStore.remove), the store closed after the run."""
+    if local_folder(settings.store, settings.out) is not None:
+        yield file_remover(settings.store, settings.out)
+        return
+    objects = open_store(str(settings.store), settings)
+    try:
+        yield objects.remove
+    finally:
+        objects.close()
 
 
 def check_stores(settings: Settings) -> None:
@@ -81,13 +99,25 @@ def exports_to_store(settings: Settings) -> Iterator[None]:
         for path in written:
             _copy_whole(settings.out / path, folder / path)
     else:
-        objects = open_store(settings.export_store, settings)
-        try:
-            for path in written:
-                objects.put_file(settings.out / path, path)
-        finally:
-            objects.close()
+        _upload_all(settings, written)
     log.info("%d export files copied to %s", len(written), store_name(settings.export_store, settings.out))
+
+
+def _upload_all(settings: Settings, paths: list[str]) -> None:
+    """OUT's files at these paths uploaded to the export store (see ObjectStore.upload); its
+    bucket gone is said as one of the export store's."""
+    assert settings.export_store is not None
+    objects = open_store(settings.export_store, settings)
+    try:
+        for path in paths:
+            objects.upload(settings.out / path, path)
+    except StoreGone as exc:
+        raise StoreError(
+            f"{exc.store} refuses a PUT of {path}: its bucket is not there ({exc.said}); create it, or "
+            "pass the {export_store} to use, then run the same command again"
+        ) from None
+    finally:
+        objects.close()
 
 
 def _export_files(out: Path) -> dict[str, tuple[int, int, int]]:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +25,8 @@ from inat_async.errors import SettingError, StoreError, StoreGone, TransientErro
 from inat_async.image import HEAD, is_image
 from inat_async.model import PhotoStatus
 from inat_async.store.state import State
+
+log = logging.getLogger("inat_async")
 
 #: Threads that PUT and check objects: each call blocks on the network, not the CPU.
 IO_THREADS = 16
@@ -99,25 +103,14 @@ def store_name(store: str | None, out: Path) -> str:
     return str(folder) if folder is not None else str(store)
 
 
-def file_remover(
-    store: str | None, out: Path, options: Mapping[str, str]
-) -> Callable[[list[str]], None] | None:
-    """What deletes photo files from the store by their paths (files that no longer belong,
-    on --update): None for OUT itself (the state does it), else for that folder or object
-    store; a file already gone is no error."""
+def file_remover(store: str | None, out: Path) -> Callable[[list[str]], None] | None:
+    """What deletes photo files from a folder store by their paths (files that no longer
+    belong, on --update): None for OUT itself (the state does it) and for an object store
+    (its ObjectStore.remove does); a file already gone is no error."""
     folder = local_folder(store, out)
-    if folder == out:
+    if folder is None or folder == out:
         return None
-    if folder is not None:
-        return lambda paths: _unlink_all(folder, paths)
-    fs, root = _filesystem(str(store).rstrip("/"), options)
-
-    def remove(paths: list[str]) -> None:
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                fs.rm_file(f"{root}/{path}" if root else path)
-
-    return remove
+    return lambda paths: _unlink_all(folder, paths)
 
 
 def _unlink_all(folder: Path, paths: list[str]) -> None:
@@ -132,7 +125,9 @@ class ObjectStore:
     read_timeout when the user gave one) for the store to answer, and as long again as its
     bytes take at ``min_rate`` bytes/s. A call of an asynchronous filesystem (s3fs, gcsfs)
     runs on that filesystem's own event loop and is cancelled there when its time is up or
-    its caller gives up; another runs in a thread, which close() does not wait for."""
+    its caller gives up; another runs in a thread, which close() does not wait for. A delete
+    or an upload (``remove``, ``upload``) is made ``tries`` times, ``retry_wait`` doubling
+    between (a photo's PUT is tried by the downloader)."""
 
     def __init__(
         self,
@@ -143,6 +138,8 @@ class ObjectStore:
         connect_timeout: float = 15.0,
         min_rate: float = 4096.0,
         threads: int = IO_THREADS,
+        tries: int = 1,
+        retry_wait: float = 1.0,
     ):
         self.url = url.rstrip("/")
         self.options = dict(options or {})
@@ -152,6 +149,8 @@ class ObjectStore:
             timeout = float(typed["config_kwargs"]["read_timeout"])
         self.timeout = timeout
         self.min_rate = min_rate
+        self.tries = tries
+        self.retry_wait = retry_wait
         self.fs, self.root = _filesystem_typed(self.url, typed)
         self._io = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inat_async-store")
 
@@ -251,11 +250,38 @@ class ObjectStore:
             return False
         return is_image(head)
 
-    def put_file(self, local: Path, path: str) -> None:
+    def upload(self, local: Path, path: str) -> None:
         """A local file stored under ``path`` (one PUT, or a multipart upload completed at
-        once: never a partial object under its key). Blocking."""
+        once: never a partial object under its key), tried again as a delete is (see
+        remove). Blocking."""
         nbytes = local.stat().st_size
-        self._blocking("put_file", str(local), self.key(path), doing="a PUT", nbytes=nbytes, writing=True)
+        self._lasting("put_file", str(local), self.key(path), doing=f"a PUT of {path}", nbytes=nbytes)
+
+    def remove(self, paths: list[str]) -> None:
+        """The objects under these paths deleted (one already gone is no error), each call
+        bounded and tried ``tries`` times. Raises StoreError when the store refuses it or
+        every try failed: the caller's work (a page's transaction) is then not done. Blocking."""
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                self._lasting("rm_file", self.key(path), doing="a delete")
+
+    def _lasting(self, name: str, *args: Any, doing: str, nbytes: int = 0) -> Any:
+        """A bounded call (see _blocking) made up to ``tries`` times while it fails in a way
+        worth another try, then a StoreError with the store's reason."""
+        tried = 1
+        while True:
+            try:
+                return self._blocking(name, *args, doing=doing, nbytes=nbytes, writing=name != "rm_file")
+            except TransientError as exc:
+                if tried >= self.tries:
+                    raise StoreError(
+                        f"{self.url}: {exc} (after {tried} tries): check that the store is up, then run "
+                        "the same command again"
+                    ) from None
+                wait = min(self.retry_wait * 2.0 ** (tried - 1), _MOST_WAIT)
+                log.info("%s: %s, next try in %.2g s (%d of %d)", self.url, exc, wait, tried, self.tries)
+                time.sleep(wait)
+            tried += 1
 
     def read(self, path: str) -> bytes:
         """An object's bytes (for checks and tests)."""
@@ -348,6 +374,8 @@ def _outcome_of(call: Callable[..., Any], *args: Any, **kwargs: Any) -> _Outcome
         return None, exc
 
 
+#: The longest wait between two tries of a delete or an upload.
+_MOST_WAIT = 30.0
 #: The least time the store's one look before the run (ObjectStore.check) is given.
 _CHECK_AT_LEAST = 10.0
 #: Seconds beyond a call's own bound before its caller stops waiting for it (the bound is
@@ -394,10 +422,6 @@ def _s3_config(given: object, connect_timeout: float, read_timeout: float) -> di
     config.setdefault("read_timeout", read_timeout)
     config.setdefault("retries", {"max_attempts": 0})
     return config
-
-
-def _filesystem(url: str, options: Mapping[str, str]) -> tuple[Any, str]:
-    return _filesystem_typed(url, _typed(options))
 
 
 def _filesystem_typed(url: str, options: dict[str, Any]) -> tuple[Any, str]:
