@@ -16,6 +16,7 @@ from fakes3 import S3Front
 from helpers import copy_paged, error_line, local, read_photos, run_here
 
 from inat_async.simulator import SimulatorThread, World
+from inat_async.store.objects import no_credentials
 
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
@@ -87,9 +88,33 @@ def test_no_credentials_is_one_line_before_paging_naming_the_store_and_how_to_gi
     assert error_line(result) == (
         f"inat-async: error: --storage-option: {bucket} needs credentials and none were found (Unable to "
         "locate credentials): pass them as --storage-option key=... and --storage-option secret=... (or "
-        "profile=...), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        "profile=...), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or write them in "
+        "~/.aws/credentials)"
     )
     assert len(sim.log) == before  # not one request to the API
+
+
+@pytest.mark.parametrize(
+    ("url", "how"),
+    [
+        (
+            "s3://b/p",
+            "pass them as --storage-option key=... and --storage-option secret=... (or profile=...), or "
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or write them in ~/.aws/credentials)",
+        ),
+        (
+            "gs://b/p",
+            "pass --storage-option token=FILE (a service account's key file), or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to that file (or run: gcloud auth application-default login)",
+        ),
+        ("az://b/p", "pass them as the storage options az:// takes (--storage-option KEY=VALUE)"),
+    ],
+)
+def test_no_credentials_says_where_the_stores_protocol_takes_them_from(url, how):
+    """The hint named AWS's variables for any store (gs:// too): now those of its protocol,
+    as the command line says it."""
+    line = no_credentials(url, "none").render(lambda name: "--storage-option")
+    assert line == f"--storage-option: {url} needs credentials and none were found (none): {how}"
 
 
 def test_an_endpoint_nobody_answers_is_one_line_naming_it(sim, paged, tmp_path):

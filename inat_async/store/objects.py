@@ -208,12 +208,7 @@ class ObjectStore:
                 "{store} to use, then run the same command again"
             )
         if _named_as(exc, _NO_CREDENTIALS):
-            return SettingError(
-                "storage_options",
-                f"{self.url} needs credentials and none were found ({said}): pass them as "
-                "{storage_options} key=... and {storage_options} secret=... (or profile=...), "
-                "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            )
+            return no_credentials(self.url, said)
         unknown = _UNKNOWN_OPTION.search(said) if isinstance(exc, TypeError) else None
         if unknown is not None:
             return SettingError(
@@ -383,7 +378,7 @@ _CHECK_AT_LEAST = 10.0
 _GRACE = 1.0
 #: Errors (by class name: the backends' own, imported only with them) that say no credentials
 #: were found, and that nobody answers at the store's address.
-_NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError")
+_NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError")
 _NO_ANSWER = (
     "EndpointConnectionError",
     "ConnectTimeoutError",
@@ -394,10 +389,31 @@ _NO_ANSWER = (
 _UNKNOWN_OPTION = re.compile(r"unexpected keyword argument '([^']+)'")
 
 
+def no_credentials(url: str, said: str) -> SettingError:
+    """The store at ``url`` found no credentials (the backend ``said`` so): where its protocol
+    takes them from."""
+    protocol = _protocol(url)
+    if protocol in _S3:
+        how = (
+            "pass them as {storage_options} key=... and {storage_options} secret=... (or profile=...), "
+            "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or write them in ~/.aws/credentials)"
+        )
+    elif protocol in _GCS:
+        how = (
+            "pass {storage_options} token=FILE (a service account's key file), or set "
+            "GOOGLE_APPLICATION_CREDENTIALS to that file (or run: gcloud auth application-default login)"
+        )
+    else:
+        how = f"pass them as the storage options {protocol}:// takes ({{storage_options}} KEY=VALUE)"
+    return SettingError("storage_options", f"{url} needs credentials and none were found ({said}): {how}")
+
+
 def _named_as(exc: BaseException, names: tuple[str, ...]) -> bool:
     return any(kind.__name__ in names for kind in type(exc).__mro__)
 
 
+#: fsspec's names for Google Cloud Storage.
+_GCS = ("gs", "gcs")
 #: fsspec's names for S3, whose client (botocore) takes connect and read timeouts.
 _S3 = ("s3", "s3a")
 
