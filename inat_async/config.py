@@ -586,7 +586,27 @@ def _storage_options(name: str, value: object) -> dict[str, str]:
         raise SettingError(name, f"must be a mapping of option names to values, not {_kind(value)}")
     if not all(isinstance(v, str | int | float | bool) for v in value.values()):
         raise SettingError(name, "each value must be a string or a number")
-    return {k.strip(): str(v) for k, v in value.items()}
+    return {k.strip(): _storage_value(name, k.strip(), str(v)) for k, v in value.items()}
+
+
+#: Storage options that are true or false (s3fs, gcsfs, adlfs and fsspec's own): given as a
+#: word, "no" or "0" would read as true to the backend (a string that is not empty).
+_BOOLEAN_OPTIONS = frozenset(
+    {"anon", "use_ssl", "requester_pays", "version_aware", "cache_regions", "skip_instance_cache",
+     "use_listings_cache", "auto_mkdir", "check_connection", "asynchronous"}
+)  # fmt: skip
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+def _storage_value(name: str, key: str, value: str) -> str:
+    """A storage option's value: a boolean option's as "true" or "false" (the store reads
+    them as booleans), refused when it is neither; any other as given."""
+    if key not in _BOOLEAN_OPTIONS:
+        return value
+    word = value.strip().lower()
+    if word not in _TRUE + _FALSE:
+        raise SettingError(name, f"{key} takes true or false (or yes/no, 1/0), not {value!r}")
+    return "true" if word in _TRUE else "false"
 
 
 def parse_storage_options(values: Iterable[str]) -> dict[str, str]:

@@ -248,6 +248,10 @@ def test_update_deletes_the_objects_of_photos_that_no_longer_belong(start_simula
             "--storage-option: 'novalue' is not KEY=VALUE",
         ),
         (["--export-store"], "--export-store: given alone means the --store: give one, or a URL"),
+        (
+            ["--store", "s3://b", "--storage-option", "use_ssl=maybe"],
+            "--storage-option: use_ssl takes true or false (or yes/no, 1/0), not 'maybe'",
+        ),
         (["--scheduler", "lokal:2"], "--scheduler: 'lokal:2' is not local, local:N or a scheduler address"),
         (["--store", "a-file"], "--store: a-file is a file, not a folder"),
         (["--store", "a-file/photos"], "--store: a-file is a file, not a folder"),

@@ -94,6 +94,25 @@ def test_no_credentials_is_one_line_before_paging_naming_the_store_and_how_to_gi
     assert len(sim.log) == before  # not one request to the API
 
 
+def test_a_boolean_storage_option_said_as_a_word_is_a_boolean(sim, s3, bucket, no_aws_credentials, tmp_path):
+    """--storage-option anon=no reached s3fs as the string "no", which reads as true: the run
+    went on anonymously, without the credentials it has none of. Now "no" is False: one line
+    saying credentials are needed, exit 2, before any request."""
+    before = len(sim.log)
+    store = [
+        "--store",
+        bucket,
+        "--storage-option",
+        f"endpoint_url={s3.endpoint}",
+        "--storage-option",
+        "anon=no",
+    ]
+    result = run_here(tmp_path, "--place", "3001", *local(sim, tmp_path / "o", *FAST, *store))
+    assert result.returncode == 2, result.stderr
+    assert error_line(result).startswith(f"inat-async: error: --storage-option: {bucket} needs credentials")
+    assert len(sim.log) == before
+
+
 @pytest.mark.parametrize(
     ("url", "how"),
     [
