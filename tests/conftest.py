@@ -8,9 +8,11 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import local, run_here
 
 from inat_async.simulator import SimulatorThread, World
 
@@ -38,6 +40,25 @@ def module_simulator(request: pytest.FixtureRequest) -> Iterator[SimulatorThread
     """One simulator of the module's ``WORLD``, shared by the module's tests."""
     with SimulatorThread(request.module.WORLD) as sim:
         yield sim
+
+
+@pytest.fixture(scope="module")
+def sim(module_simulator: SimulatorThread) -> SimulatorThread:
+    """The module's simulator (module_simulator), for a module that defines no ``sim`` of its own."""
+    return module_simulator
+
+
+@pytest.fixture(scope="module")
+def paged(
+    sim: SimulatorThread, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The module's WORLD (its first place) paged with --no-photos into ``paged/paged``, once
+    for the module: each test copies it (helpers.copy_paged) and runs a photo stage on it."""
+    base = tmp_path_factory.mktemp("paged")
+    place = str(request.module.WORLD.place_ids[0])
+    result = run_here(base, "--place", place, *local(sim, base / "paged", "--no-photos"))
+    assert result.returncode == 0, result.stderr
+    return base
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from helpers import (
     run_here,
 )
 
-from inat_async.simulator import SimulatorThread, World
+from inat_async.simulator import World
 
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
@@ -36,20 +36,12 @@ KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
 
 
 @pytest.fixture(scope="module")
-def sim():
-    with SimulatorThread(WORLD) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def paged(sim, tmp_path_factory):
-    """A folder paged with --no-photos (copied by each test), and a full harvest to compare."""
-    base = tmp_path_factory.mktemp("paged")
-    result = run_here(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
+def full(sim, tmp_path_factory):
+    """A whole harvest of WORLD, to compare a photo stage's outcome with."""
+    out = tmp_path_factory.mktemp("full") / "o"
+    result = run_here(out.parent, "--place", "3001", *local(sim, out))
     assert result.returncode == 0, result.stderr
-    result = run_here(base, "--place", "3001", *local(sim, base / "full"))
-    assert result.returncode == 0, result.stderr
-    return base
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +61,12 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
     }
 
 
-def test_photos_command_fetches_a_folder_paged_without_photos_as_a_harvest_would(sim, paged, tmp_path):
+def test_photos_command_fetches_a_folder_paged_without_photos_as_a_harvest_would(sim, paged, full, tmp_path):
     out = copy_paged(paged, tmp_path)
     result = run_here(tmp_path, "photos", str(out), "--no-limits")
     assert result.returncode == 0, result.stderr
-    photos, full = read_photos(out), read_photos(paged / "full")
-    assert photo_statuses(photos) == photo_statuses(full)
+    photos = read_photos(out)
+    assert photo_statuses(photos) == photo_statuses(read_photos(full))
     expected = done_files(photos, WORLD)
     assert len(expected) >= 40
     assert {path: (out / path).read_bytes() for path in expected} == expected
@@ -113,14 +105,16 @@ def test_photos_command_with_another_size_adds_it_and_keeps_those_fetched(sim, p
     assert {path: (out / path).read_bytes() for path in files} == files
 
 
-def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(sim, paged, s3, tmp_path):
+def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(
+    sim, paged, full, s3, tmp_path
+):
     s3.create_bucket(Bucket="harvest")
     out = copy_paged(paged, tmp_path)
     store = ["--store", "s3://harvest/inat/run1", "--storage-option", f"endpoint_url={s3.endpoint}", *KEYS]
     result = run_here(tmp_path, "photos", str(out), "--no-limits", *store)
     assert result.returncode == 0, result.stderr
     photos = read_photos(out)
-    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "full"))
+    assert photo_statuses(photos) == photo_statuses(read_photos(full))
     assert _objects(s3, "harvest", "inat/run1/") == done_files(
         photos, WORLD
     )  # paths relative to the store root
@@ -174,10 +168,10 @@ def test_photos_go_to_an_s3_bucket_byte_exact_with_the_statuses_of_a_local_run(s
     )
 
 
-def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(paged, stored):
+def test_a_harvest_writes_its_photos_to_another_folder_as_it_would_to_its_own(full, stored):
     store = stored / "store"
     photos = read_photos(stored / "o")
-    assert photo_statuses(photos) == photo_statuses(read_photos(paged / "full"))
+    assert photo_statuses(photos) == photo_statuses(read_photos(full))
     expected = done_files(photos, WORLD)
     assert {path: (store / path).read_bytes() for path in expected} == expected
     assert not (stored / "o" / "photos").exists()

@@ -15,7 +15,7 @@ import pytest
 from fakes3 import S3Front, s3_error
 from helpers import copy_paged, done_files, error_line, local, read_photos, run_cli, run_here
 
-from inat_async.simulator import SimulatorThread, World
+from inat_async.simulator import World
 
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
@@ -24,21 +24,6 @@ WORLD = World({3001: 16}, seed=5, photo_scale=0.01)
 KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
 #: Square files only: a few small files are enough to show each fault.
 FAST = ["--no-limits", "--sizes", "square", "--retry-wait", "0.01"]
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with SimulatorThread(WORLD) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def paged(sim, tmp_path_factory):
-    """A folder paged with --no-photos, copied by each test."""
-    base = tmp_path_factory.mktemp("paged")
-    result = run_here(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
-    assert result.returncode == 0, result.stderr
-    return base
 
 
 @pytest.fixture(scope="module")

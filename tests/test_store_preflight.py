@@ -15,7 +15,7 @@ import pytest
 from fakes3 import S3Front
 from helpers import copy_paged, error_line, local, read_photos, run_here
 
-from inat_async.simulator import SimulatorThread, World
+from inat_async.simulator import World
 from inat_async.store.objects import no_credentials
 
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
@@ -24,21 +24,6 @@ pytest.importorskip("moto.server", reason="moto[server] is not installed")
 WORLD = World({3001: 6}, seed=7, photo_scale=0.01)
 KEYS = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
 FAST = ["--no-limits", "--sizes", "square", "--retry-wait", "0.01", "--timeout", "2"]
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with SimulatorThread(WORLD) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def paged(sim, tmp_path_factory):
-    """A folder paged with --no-photos, copied by each test."""
-    base = tmp_path_factory.mktemp("paged")
-    result = run_here(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
-    assert result.returncode == 0, result.stderr
-    return base
 
 
 @pytest.fixture(scope="module")
