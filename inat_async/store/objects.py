@@ -250,7 +250,9 @@ class ObjectStore:
         once: never a partial object under its key), tried again as a delete is (see
         remove). Blocking."""
         nbytes = local.stat().st_size
-        self._lasting("put_file", str(local), self.key(path), doing=f"a PUT of {path}", nbytes=nbytes)
+        self._lasting(
+            "put_file", str(local), self.key(path), doing=f"a PUT of {path}", nbytes=nbytes, writing=True
+        )
 
     def remove(self, paths: list[str]) -> None:
         """The objects under these paths deleted (one already gone is no error), each call
@@ -260,13 +262,13 @@ class ObjectStore:
             with contextlib.suppress(FileNotFoundError):
                 self._lasting("rm_file", self.key(path), doing="a delete")
 
-    def _lasting(self, name: str, *args: Any, doing: str, nbytes: int = 0) -> Any:
+    def _lasting(self, name: str, *args: Any, doing: str, nbytes: int = 0, writing: bool = False) -> Any:
         """A bounded call (see _blocking) made up to ``tries`` times while it fails in a way
         worth another try, then a StoreError with the store's reason."""
         tried = 1
         while True:
             try:
-                return self._blocking(name, *args, doing=doing, nbytes=nbytes, writing=name != "rm_file")
+                return self._blocking(name, *args, doing=doing, nbytes=nbytes, writing=writing)
             except TransientError as exc:
                 if tried >= self.tries:
                     raise StoreError(
