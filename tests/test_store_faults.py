@@ -292,7 +292,8 @@ def test_update_deletes_the_store_refuses_or_stalls_end_the_run_in_one_line_and_
         f"inat-async: error: {url}: the store did not answer a delete (within 0.3 s) (after 5 tries): "
         "check that the store is up, then run the same command again"
     )
-    assert front.stalled == 5 and _objects(s3, "keeps", "run/") == stored
+    # At most each try held (one whose time ran out before it reached the store was not).
+    assert 0 < front.stalled <= 5 and _objects(s3, "keeps", "run/") == stored
     front.release()
     update = run_here(tmp_path, *args, "--update")
     assert update.returncode == 0, update.stderr
