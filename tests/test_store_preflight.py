@@ -16,7 +16,7 @@ from fakes3 import S3Front
 from helpers import copy_paged, error_line, local, read_photos, run_here
 
 from inat_async.simulator import World
-from inat_async.store.objects import no_credentials
+from inat_async.store.objects import access_denied, no_credentials
 
 pytest.importorskip("s3fs", reason="the dask extra (s3fs) is not installed")
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
@@ -119,6 +119,23 @@ def test_no_credentials_says_where_the_stores_protocol_takes_them_from(url, how)
     as the command line says it."""
     line = no_credentials(url, "none").render(lambda name: "--storage-option")
     assert line == f"--storage-option: {url} needs credentials and none were found (none): {how}"
+
+
+@pytest.mark.parametrize(
+    ("url", "which"),
+    [
+        ("s3://b/p", "--storage-option key and secret, or profile"),
+        ("gs://b/p", "--storage-option token, or GOOGLE_APPLICATION_CREDENTIALS"),
+        ("az://b/p", "the --storage-option of az://"),
+    ],
+)
+def test_a_refused_write_names_the_credentials_of_the_stores_protocol(url, which):
+    """A store that refuses a PUT named S3's key and secret for any store: now its protocol's."""
+    line = access_denied(url, "a PUT", "Forbidden").render(lambda name: "--storage-option")
+    assert line == (
+        f"{url} refuses a PUT (access denied: Forbidden): check its credentials ({which}) and that they "
+        "may write there, then run the same command again"
+    )
 
 
 def test_an_endpoint_nobody_answers_is_one_line_naming_it(sim, paged, tmp_path):

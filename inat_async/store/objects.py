@@ -338,11 +338,7 @@ class ObjectStore:
         other file would fare better), FileNotFoundError as it is for a read, else a
         TransientError worth another try, its reason without the backend's internals."""
         if isinstance(exc, PermissionError):
-            return StoreError(
-                f"{self.url} refuses {doing} (access denied: {_said(exc)}): check its credentials "
-                "({storage_options} key and secret, or profile) and that they may write there, "
-                "then run the same command again"
-            )
+            return access_denied(self.url, doing, _said(exc))
         if isinstance(exc, FileNotFoundError):
             if not writing:
                 return exc
@@ -408,6 +404,22 @@ def no_credentials(url: str, said: str) -> SettingError:
     else:
         how = f"pass them as the storage options {protocol}:// takes ({{storage_options}} KEY=VALUE)"
     return SettingError("storage_options", f"{url} needs credentials and none were found ({said}): {how}")
+
+
+def access_denied(url: str, doing: str, said: str) -> StoreError:
+    """The store at ``url`` refused ``doing`` (the backend ``said`` why): which credentials of
+    its protocol to check."""
+    protocol = _protocol(url)
+    if protocol in _S3:
+        which = "{storage_options} key and secret, or profile"
+    elif protocol in _GCS:
+        which = "{storage_options} token, or GOOGLE_APPLICATION_CREDENTIALS"
+    else:
+        which = f"the {{storage_options}} of {protocol}://"
+    return StoreError(
+        f"{url} refuses {doing} (access denied: {said}): check its credentials ({which}) and that "
+        "they may write there, then run the same command again"
+    )
 
 
 def _named_as(exc: BaseException, names: tuple[str, ...]) -> bool:
