@@ -237,7 +237,7 @@ def test_export_uploads_the_store_fails_are_tried_again_then_end_the_run_in_one_
     s3.create_bucket(Bucket="exportfails")
     out = copy_paged(paged, tmp_path)
     url = "s3://exportfails/x"
-    args = ["photos", str(out), *FAST, "--timeout", "0.5", "--format", "csv", "--export-store", url,
+    args = ["photos", str(out), *FAST, "--timeout", "0.3", "--format", "csv", "--export-store", url,
             "--storage-option", f"endpoint_url={front.url}", *KEYS]  # fmt: skip
     front.on_put = lambda path: s3_error(500, "InternalError", "We encountered an internal error.")
     failed = run_here(tmp_path, *args)
@@ -285,11 +285,11 @@ def test_update_deletes_the_store_refuses_or_stalls_end_the_run_in_one_line_and_
     )
     front.on_delete = lambda path: "stall"
     # The user's own read timeout for the store (a dotted --storage-option) bounds its calls.
-    own = ["--timeout", "30", "--storage-option", "config_kwargs.read_timeout=0.3"]
-    stalled = run_cli(tmp_path, *args, "--update", *own, timeout=60)  # a hang guard
+    own = ["--timeout", "30", "--storage-option", "config_kwargs.read_timeout=0.2"]
+    stalled = run_here(tmp_path, *args, "--update", *own)
     assert stalled.returncode == 8, stalled.stderr
     assert error_line(stalled) == (
-        f"inat-async: error: {url}: the store did not answer a delete (within 0.3 s) (after 5 tries): "
+        f"inat-async: error: {url}: the store did not answer a delete (within 0.2 s) (after 5 tries): "
         "check that the store is up, then run the same command again"
     )
     # At most each try held (one whose time ran out before it reached the store was not).
