@@ -31,6 +31,7 @@ from helpers import (
     photo_statuses,
     read_photos,
     run_cli,
+    run_here,
     run_in_terminal,
     start_cli,
     terminal_screen,
@@ -81,10 +82,10 @@ def sim():
 def paged(sim, tmp_path_factory):
     """A folder paged with --no-photos (each test copies it), and a local run to compare with."""
     base = tmp_path_factory.mktemp("paged")
-    result = run_cli(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
+    result = run_here(base, "--place", "3001", *local(sim, base / "paged", "--no-photos"))
     assert result.returncode == 0, result.stderr
     shutil.copytree(base / "paged", base / "here")
-    result = run_cli(base, "photos", str(base / "here"), "--no-limits")
+    result = run_here(base, "photos", str(base / "here"), "--no-limits")
     assert result.returncode == 0, result.stderr
     return base
 
@@ -104,7 +105,7 @@ def _photo_log(sim, since: int = 0):
 def test_a_binding_photo_budget_holds_across_both_workers_into_a_local_folder(sim, paged, cluster, tmp_path):
     out, store = copy_paged(paged, tmp_path), tmp_path / "store"
     before, violations = len(sim.log), sim.violations
-    result = run_cli(
+    result = run_here(
         tmp_path, "photos", str(out), "--scheduler", cluster, "--store", str(store), "--sizes", "square",
         "--shard-files", "4", "--media-rpm", str(RPM), "--budget-window-scale", str(MINUTE / 60),
         "-v",
@@ -129,7 +130,7 @@ def test_a_binding_byte_budget_is_never_exceeded_by_the_files_in_flight_on_both_
     before = len(sim.log)
     sim.photo_latency = 0.05  # answers take a while: many files in flight at once
     try:
-        result = run_cli(
+        result = run_here(
             tmp_path, "photos", str(out), "--scheduler", cluster, "--sizes", "medium", "--shard-files", "4",
             "--budget-window-scale", str(HOUR / 3600), "--media-gb-per-hour", str(BYTES / 1e9),
             "--media-rpm", "1000000", "-v",
@@ -185,7 +186,7 @@ def test_a_worker_killed_mid_run_then_the_same_command_stores_every_object_once_
         assert len(_photo_log(sim, before)) > killed_at  # the run went on after the kill
         # The lost result's shard (of the first 4 submitted: 8 files) ran again and found them.
         assert json.loads((out / "summary.json").read_text())["files_found"] >= 8, err
-        again = run_cli(tmp_path, *command)
+        again = run_here(tmp_path, *command)
     finally:
         sim.photo_latency = 0.0
     assert again.returncode == 0, again.stderr
@@ -202,7 +203,7 @@ def test_the_main_command_pages_here_and_downloads_on_the_cluster_each_worker_in
     the bucket sees up to twice it from two workers, never more, and more than once it."""
     out = tmp_path / "o"
     before = len(sim.log)
-    result = run_cli(
+    result = run_here(
         tmp_path, "--place", "3001", "--api-url", sim.api_url, "--out", str(out), "--scheduler", cluster,
         "--shard-files", "4", "-v", "--budget-scope", "worker", "--media-rpm", str(RPM),
         "--budget-window-scale", str(MINUTE / 60), "--api-rpm", "100000", "--sizes", "square",
@@ -244,7 +245,7 @@ def test_a_cluster_left_without_any_worker_ends_the_run_with_one_line_and_the_ne
     assert "no Dask worker left: waiting up to 1 s for one (--worker-wait)" in err
     done = _recorded_done(out)
     assert {path: (store / path).read_bytes() for path in done} == done  # what it recorded is stored
-    again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
+    again = run_here(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
     assert again.returncode == 0, again.stderr
     _squares_stored(out, paged, store)
 
@@ -297,7 +298,7 @@ def test_ctrl_c_to_the_issues_command_says_one_line_leaves_no_worker_and_the_sam
     ctrl_c = lambda child: os.killpg(child.pid, signal.SIGINT)  # noqa: E731
     err, workers = _stopped(sim, tmp_path, [*command, "-q"], ctrl_c)
     _stopped_cleanly(err, workers)
-    again = run_cli(tmp_path, *command)
+    again = run_here(tmp_path, *command)
     assert again.returncode == 0, again.stderr
     # Said before the seconds the processes take to start, while the bars stand still.
     assert "starting a local Dask cluster of 2 worker processes" in again.stderr
@@ -327,7 +328,7 @@ def test_sigterm_to_the_driver_alone_stops_its_local_cluster_at_once_keeping_eve
     assert len(done) < len(done_files(here[here["size"] == "square"], WORLD))  # stopped part way
     assert {path: (store / path).read_bytes() for path in done} == done  # every file recorded is stored
     before = len(sim.log)
-    again = run_cli(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
+    again = run_here(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
     assert again.returncode == 0, again.stderr
     _squares_stored(out, paged, store)
     photos = read_photos(out)
@@ -554,14 +555,14 @@ def test_a_store_that_stalls_then_refuses_puts_holds_no_cluster_task_and_stops_t
         assert all(r.startswith("the store did not answer a PUT (within 0.3") for r in photos.reason)
         front.release()
         front.on_put = lambda path: s3_error(403, "AccessDenied", "Access Denied")
-        refused = run_cli(tmp_path, *args, timeout=60)
+        refused = run_here(tmp_path, *args)
         assert refused.returncode == 8, refused.stderr
         assert _one_error(refused.stderr).startswith(
             "inat-async: error: s3://faults/run refuses a PUT (access denied: Access Denied): check its "
             "credentials (--storage-option key and secret, or profile)"
         )
         front.release()
-        again = run_cli(tmp_path, *args, timeout=60)
+        again = run_here(tmp_path, *args)
     assert again.returncode == 0, again.stderr
     photos = read_photos(out)
     assert set(photos.status) == {"done", "skipped"}
@@ -578,7 +579,7 @@ def test_a_relative_out_or_store_names_the_folder_where_the_command_runs_not_eac
     out = copy_paged(paged, tmp_path)
     shutil.copytree(out, tmp_path / "o2")
     for args, store in ((["o"], out), (["o2", "--store", "kept"], tmp_path / "kept")):
-        result = run_cli(
+        result = run_here(
             tmp_path, "photos", *args, "--scheduler", cluster, "--sizes", "square", "--no-limits"
         )
         assert result.returncode == 0, result.stderr
@@ -600,7 +601,7 @@ def test_workers_that_cannot_import_inat_async_end_the_run_at_once_in_one_line(s
         n_workers=1, processes=True, dashboard_address=":0", preload=[without_us],
         silence_logs=logging.CRITICAL,
     ) as lacking:  # fmt: skip
-        result = run_cli(tmp_path, "photos", str(out), "--scheduler", lacking.scheduler_address, timeout=60)
+        result = run_here(tmp_path, "photos", str(out), "--scheduler", lacking.scheduler_address)
     said = result.stderr.strip().splitlines()
     assert result.returncode == 1, result.stderr
     assert said[-1].startswith("inat-async: error: 1 of the 1 Dask workers at tcp://"), said
@@ -614,7 +615,7 @@ def test_an_address_where_no_dask_scheduler_answers_is_said_in_one_line(sim, pag
     frame of 3 EiB and raised a MemoryError in a traceback of 76 lines)."""
     out = copy_paged(paged, tmp_path)
     address = sim.api_url.replace("http://", "tcp://").split("/v1")[0]
-    result = run_cli(tmp_path, "photos", str(out), "--scheduler", address, timeout=60)
+    result = run_here(tmp_path, "photos", str(out), "--scheduler", address)
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"inat-async: error: no Dask scheduler answers at {address}: what answers there is not a Dask "
@@ -629,9 +630,9 @@ def test_budget_scope_worker_on_a_local_cluster_is_warned_of(paged, tmp_path):
     would send more than iNaturalist allows one."""
     out = tmp_path / "done"
     shutil.copytree(paged / "here", out)  # every file fetched: no cluster is started
-    result = run_cli(tmp_path, "photos", str(out), "--scheduler", "local:2", "--budget-scope", "worker")
+    result = run_here(tmp_path, "photos", str(out), "--scheduler", "local:2", "--budget-scope", "worker")
     assert result.returncode == 0, result.stderr
     assert "--budget-scope worker on a local cluster: its worker processes share this machine's IP" in (
         result.stderr
     )
-    assert "local cluster" not in run_cli(tmp_path, "photos", str(out), "--scheduler", "local:2").stderr
+    assert "local cluster" not in run_here(tmp_path, "photos", str(out), "--scheduler", "local:2").stderr

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -218,6 +219,13 @@ class ClusterPoliteness(Politeness):
         self._lease_threads = ThreadPoolExecutor(
             max_workers=4 * settings.budgets.media_concurrency + 2, thread_name_prefix="inat_async-lease"
         )
+        # Calls to the scheduler's books, each waiting there for its answer (a booking up to
+        # _PATIENCE s): in threads of their own, as many as leases can wait at once. In the
+        # loop's default threads (a handful) the waiting bookings held every settle queued
+        # behind them, so no turn came back before they gave up (seconds at each task's start).
+        self._book_threads = ThreadPoolExecutor(
+            max_workers=4 * settings.budgets.media_concurrency + 2, thread_name_prefix="inat_async-book"
+        )
 
     def open(self) -> None:
         if self.enabled:
@@ -228,6 +236,7 @@ class ClusterPoliteness(Politeness):
     def close(self) -> None:
         self._scheduler = None
         self._lease_threads.shutdown()
+        self._book_threads.shutdown()
         if self._own is not None:
             self._own.close_books()
 
@@ -236,7 +245,8 @@ class ClusterPoliteness(Politeness):
         if self._own is not None:
             handler = getattr(self._own, op.removeprefix("inat_budget_"))
             return await handler(book=self._book_path, lead=self.budgets.minute, **arguments)
-        return await asyncio.to_thread(self._scheduler.call, op, **arguments)
+        call = functools.partial(self._scheduler.call, op, **arguments)
+        return await asyncio.get_running_loop().run_in_executor(self._book_threads, call)
 
     @contextlib.asynccontextmanager
     async def media_turn(
