@@ -30,6 +30,7 @@ from distributed.client import ClosedClientError, FutureCancelledError
 from inat_async.cluster.budgets import BudgetPlugin
 from inat_async.cluster.live import LiveProgress, topic
 from inat_async.cluster.manifest import MANIFEST, outcomes, write_manifest
+from inat_async.cluster.preload import quiet_dask
 from inat_async.cluster.tasks import fetch_shard, package_version
 from inat_async.config import Settings
 from inat_async.errors import HarvestError
@@ -358,7 +359,8 @@ async def _client(settings: Settings) -> AsyncIterator[Client]:
             ) as cluster,
             Client(cluster, asynchronous=True) as client,
         ):
-            yield client
+            with _quiet_when_stopped():
+                yield client
         return
     log.info("connecting to the Dask scheduler at %s (for at most %.0f s)", address, _CONNECT)
     client = Client(address, asynchronous=True, timeout=_CONNECT)
@@ -371,7 +373,20 @@ async def _client(settings: Settings) -> AsyncIterator[Client]:
             "or give its address, then run the same command again"
         ) from None
     async with client:
-        yield client
+        with _quiet_when_stopped():
+            yield client
+
+
+@contextlib.contextmanager
+def _quiet_when_stopped() -> Iterator[None]:
+    """Dask's loggers quieted in this process before the cluster or client closes under a
+    run that stops (interrupted, or ended by an error): the run's one line is the last said,
+    not followed by what Dask logs of the comms closing under it."""
+    try:
+        yield
+    except BaseException:
+        quiet_dask()
+        raise
 
 
 def _cause(exc: BaseException) -> str:
