@@ -337,13 +337,14 @@ def test_a_local_clusters_worker_leaves_ctrl_c_to_the_driver_and_says_nothing_of
 
 
 def test_sigterm_to_the_driver_alone_stops_its_local_cluster_at_once_keeping_every_file_it_recorded(
-    sim, paged, cluster, tmp_path
+    sim, paged, tmp_path
 ):
     """SIGTERM to the driver of a `--scheduler local:2` run (its workers not signalled), sent
     while the driver awaits a finished task's result: the same one line and exit status as
     Ctrl-C (the cancel was once taken for a lost result, the shard submitted again and the run
-    gone on to exit 0), its workers gone, every file the state says is done is stored, and the
-    same command (here on a running scheduler) finishes the rest."""
+    gone on to exit 0), its workers gone, every file the state says is done is stored; then
+    the same command without --scheduler (here, in this process) finishes the rest and removes
+    the manifest the stopped run left in OUT (it stayed there for ever)."""
     out, store = copy_paged(paged, tmp_path), tmp_path / "store"
     options = ["--store", str(store), "--no-limits", "--shard-files", "4", "--workers", "2"]
     options += ["--sizes", "square"]
@@ -354,9 +355,11 @@ def test_sigterm_to_the_driver_alone_stops_its_local_cluster_at_once_keeping_eve
     here = read_photos(paged / "here")
     assert len(done) < len(done_files(here[here["size"] == "square"], WORLD))  # stopped part way
     assert {path: (store / path).read_bytes() for path in done} == done  # every file recorded is stored
+    assert (out / "manifest").is_dir()  # the stopped run's shards
     before = len(sim.log)
-    again = run_here(tmp_path, "photos", str(out), "--scheduler", cluster, *options)
+    again = run_here(tmp_path, "photos", str(out), *options)
     assert again.returncode == 0, again.stderr
+    assert not (out / "manifest").exists()
     _squares_stored(out, paged, store)
     photos = read_photos(out)
     # Files stored by the stopped shards are found, not counted as fetched: the bytes fetched

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 import uuid
 from asyncio import CancelledError
@@ -29,7 +28,7 @@ from distributed.client import ClosedClientError, FutureCancelledError
 
 from inat_async.cluster.budgets import BudgetPlugin
 from inat_async.cluster.live import LiveProgress, topic
-from inat_async.cluster.manifest import MANIFEST, outcomes, write_manifest
+from inat_async.cluster.manifest import outcomes, write_manifest
 from inat_async.cluster.preload import quiet_dask
 from inat_async.cluster.tasks import fetch_shard, package_version
 from inat_async.config import Settings
@@ -96,9 +95,8 @@ async def cluster_stage(settings: Settings, state: State, http: Http, progress: 
         live = LiveProgress(progress, http.wait_clock, threads)
         window = max(1, threads) * _IN_FLIGHT_PER_THREAD
         await _run_shards(_Tasks(client, settings, book, live, set(workers)), shards, state, window)
-    # Every shard's outcomes are in the state: the manifest is spent (a run that stops keeps
-    # it, and the next one writes it anew from the state anyway).
-    shutil.rmtree(settings.out / MANIFEST, ignore_errors=True)
+    # Every shard's outcomes are in the state: the manifest is spent, removed with the run's
+    # outputs (pipeline.harvest.write_outputs); a run that stops keeps it.
 
 
 def for_workers(settings: Settings) -> Settings:

@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from inat_async.pipeline.sink import MANIFEST
 from inat_async.store.state import PhotoJob, State
 
-MANIFEST = "manifest"
 _JOB = pa.schema(
     [
         ("photo_id", pa.int64()),

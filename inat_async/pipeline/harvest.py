@@ -14,6 +14,7 @@ import errno
 import fcntl
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from inat_async.photos import host_of
 from inat_async.pipeline.feeder import Feeders
 from inat_async.pipeline.pager import Pager, queries
 from inat_async.pipeline.progress import Progress, report
-from inat_async.pipeline.sink import check_stores, exports_to_store, store_downloader, store_remover
+from inat_async.pipeline.sink import MANIFEST, check_stores, exports_to_store, store_downloader, store_remover
 from inat_async.pipeline.taxonomy import resolve_taxonomy
 from inat_async.store.objects import recorded_store, store_name, tie_store
 from inat_async.store.state import STATE_FILE, PhotoJob, State, state_error
@@ -133,6 +134,10 @@ def write_outputs(
     from inat_async.exports.report import write_report
     from inat_async.exports.summary import write_summary
 
+    # A cluster run's manifest, left by one that stopped, is spent once a run has ended its
+    # photo stage, here or on a cluster (the state holds every outcome; a cluster run writes
+    # its own anew): not left in OUT for ever.
+    shutil.rmtree(settings.out / MANIFEST, ignore_errors=True)
     try:
         state.set_meta("formats", ",".join(settings.formats))  # the photos command's default
         with exports_to_store(settings):  # --export-store: the files written, copied there

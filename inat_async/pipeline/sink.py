@@ -21,8 +21,10 @@ from inat_async.store.state import STATE_FILE
 
 log = logging.getLogger("inat_async")
 
+#: The folder in OUT of a cluster run's manifest (its shards of pending files, see cluster/).
+MANIFEST = "manifest"
 #: What in OUT is the harvest's own, never an export: its state and the cluster's manifest.
-_NOT_EXPORTS = (STATE_FILE, "manifest")
+_NOT_EXPORTS = (STATE_FILE, MANIFEST)
 
 
 @contextlib.contextmanager
