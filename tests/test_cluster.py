@@ -592,7 +592,9 @@ def test_a_store_that_stalls_then_refuses_puts_holds_no_cluster_task_and_stops_t
         assert stalled.returncode == 3, stalled.stderr
         photos = read_photos(out).query("status != 'skipped'")  # placeholders: never fetched
         assert set(photos.status) == {"failed"} and len(photos) <= front.stalled <= 5 * len(photos)
-        assert all(r.startswith("the store did not answer a PUT (within 0.3") for r in photos.reason)
+        assert all(r.startswith("the store did not answer a PUT (within 0.3") for r in photos.reason), list(
+            photos.reason
+        )
         front.release()
         front.on_put = lambda path: s3_error(403, "AccessDenied", "Access Denied")
         refused = run_here(tmp_path, *args)
