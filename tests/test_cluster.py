@@ -591,10 +591,11 @@ def test_a_store_that_stalls_then_refuses_puts_holds_no_cluster_task_and_stops_t
         stalled = run_cli(tmp_path, *args, "--timeout", "0.3", timeout=60)  # a hang guard
         assert stalled.returncode == 3, stalled.stderr
         photos = read_photos(out).query("status != 'skipped'")  # placeholders: never fetched
-        assert set(photos.status) == {"failed"} and len(photos) <= front.stalled <= 5 * len(photos)
-        assert all(r.startswith("the store did not answer a PUT (within 0.3") for r in photos.reason), list(
-            photos.reason
-        )
+        assert set(photos.status) == {"failed"} and 1 <= front.stalled <= 5 * len(photos)
+        # Each failed at its stalled PUT, or (a busy machine) at its GET under the same 0.3 s.
+        stalled_put = photos.reason.str.startswith("the store did not answer a PUT (within 0.3")
+        slow_get = photos.reason.str.match(r"^(timed out|too slow)")
+        assert stalled_put.any() and (stalled_put | slow_get).all(), list(photos.reason)
         front.release()
         front.on_put = lambda path: s3_error(403, "AccessDenied", "Access Denied")
         refused = run_here(tmp_path, *args)
