@@ -36,6 +36,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 from inat_async.config import Settings
 from inat_async.net.budget import GUARD_SECONDS, Ledger, Slot, Window
 from inat_async.net.politeness import Politeness, span_name
+from inat_async.net.waits import wait_set
 
 #: A slot is the scheduler's time; its request goes when the answer has come back and the
 #: wait has passed, so later by the answer's way back, which varies from worker to worker:
@@ -102,8 +103,7 @@ class ByteBook:
             if left <= 0:
                 return None, amount
             settled = self._settled  # a settled booking may make room, or bring the turn nearer
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(settled.wait(), min(wait, left))
+            await wait_set(settled, min(wait, left))
 
     async def settle(self, key: str, row: int, kind: str, nbytes: float, booked: float) -> None:
         """The booking ``row`` (of ``booked`` bytes) set to the bytes its answer had, and

@@ -36,6 +36,7 @@ from inat_async.errors import HarvestError
 from inat_async.model import PhotoStatus
 from inat_async.net.budget import default_budget_file
 from inat_async.net.http import Http
+from inat_async.net.waits import wait_set, within
 from inat_async.pipeline.progress import Progress
 from inat_async.store.objects import local_folder
 from inat_async.store.state import State
@@ -183,8 +184,7 @@ class _Tasks:
     async def ended(self, patience: float) -> list[tuple[str, pa.Table]]:
         """The keys and outcome tables of the tasks ended by now, waiting up to ``patience``
         seconds for one; tasks that ended without a table are submitted again."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), patience)
+        await wait_set(self._woken, patience)
         self._woken.clear()
         tables = []
         for future in [f for f in self.running if f.done()]:
@@ -207,7 +207,7 @@ class _Tasks:
             self._again(path, future, "the scheduler cancelled it")
         else:
             try:
-                table: pa.Table = await asyncio.wait_for(future.result(), _FETCH_RESULT)
+                table: pa.Table = await within(future.result(), _FETCH_RESULT)
             # Lost on its way: its worker died, or its task was cancelled on the scheduler
             # after it finished (Dask's FutureCancelledError is not asyncio's CancelledError).
             except (TimeoutError, OSError, CancelledError, FutureCancelledError, KilledWorker) as exc:

@@ -20,6 +20,7 @@ from typing import Any
 
 from inat_async.model import PhotoStatus
 from inat_async.net.politeness import WaitClock
+from inat_async.net.waits import wait_set
 from inat_async.pipeline.progress import FOUND_STORED, Progress
 
 #: Seconds between a task's reports.
@@ -66,8 +67,7 @@ class TaskReport:
 
     async def _until(self, stop: asyncio.Event, seconds: float) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
+            await wait_set(stop, seconds)
             self.send()
 
 

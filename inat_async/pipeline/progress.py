@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from inat_async.model import FINISHED, PhotoStatus
 from inat_async.net.pace import Pace
+from inat_async.net.waits import wait_set
 
 if TYPE_CHECKING:
     from rich.console import Console  # a live display imports rich (pipeline/bars.py)
@@ -367,8 +368,4 @@ async def report(
 
 
 async def _stopped(stop: asyncio.Event, interval: float) -> bool:
-    try:
-        await asyncio.wait_for(stop.wait(), interval)
-    except TimeoutError:
-        return False
-    return True
+    return await wait_set(stop, interval)

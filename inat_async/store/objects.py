@@ -24,6 +24,7 @@ from typing import Any
 from inat_async.errors import SettingError, StoreError, StoreGone, TransientError
 from inat_async.image import HEAD, is_image
 from inat_async.model import PhotoStatus
+from inat_async.net.waits import within
 from inat_async.store.state import State
 
 log = logging.getLogger("inat_async")
@@ -307,7 +308,7 @@ class ObjectStore:
         seconds = self._seconds(nbytes)
         future = self._start(name, *args, seconds=seconds)
         try:
-            result, error = await asyncio.wait_for(asyncio.wrap_future(future), seconds + _GRACE)
+            result, error = await within(asyncio.wrap_future(future), seconds + _GRACE)
         except TimeoutError as exc:
             error = exc
         if error is not None:
@@ -355,7 +356,7 @@ _Outcome = tuple[Any, Exception | None]
 
 async def _outcome(call: Awaitable[Any], seconds: float) -> _Outcome:
     try:
-        return await asyncio.wait_for(call, seconds), None
+        return await within(call, seconds), None
     except Exception as exc:  # the backends' errors share no base (botocore, aiohttp, gcsfs, ...)
         return None, exc
 
