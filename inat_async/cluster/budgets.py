@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -320,11 +321,14 @@ class ClusterPoliteness(Politeness):
         lease, local = self._semaphore(host)
         loop = asyncio.get_running_loop()
         async with local:
-            acquired = loop.run_in_executor(self._lease_threads, lease.acquire)
+            claim = _Claim(lease)
+            waiting = asyncio.wrap_future(self._lease_threads.submit(claim.take))
             try:
-                await asyncio.shield(acquired)
-            except asyncio.CancelledError:  # the lease may still come: give it back then
-                acquired.add_done_callback(lambda _: self._lease_threads.submit(lease.release))
+                await asyncio.shield(waiting)
+            except asyncio.CancelledError:
+                waiting.add_done_callback(_seen)  # its error, if any, is no one's now
+                if claim.abandon():  # taken already: given back while the threads still run
+                    self._lease_threads.submit(lease.release)
                 raise
             try:
                 yield
@@ -339,3 +343,44 @@ class ClusterPoliteness(Politeness):
             lease = Semaphore(max_leases=slots, name=f"inat_async media {host}{self._lease_scope}")
             self._leases[host] = (lease, asyncio.Semaphore(slots))
         return self._leases[host]
+
+
+class _Claim:
+    """One wait for a cluster-wide lease, in a thread, that its task may abandon (cancelled:
+    the run stops, an IP block). A lease taken after that is given back by the thread; one
+    taken before, by the task (:meth:`abandon` says so). Once a lease taken after its task
+    was cancelled was given back by a callback on a thread pool already shut: it stayed held
+    for as long as the worker lived, and the next runs on that cluster fetched nothing."""
+
+    def __init__(self, lease: Any):
+        self._lease = lease
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._held = False
+
+    def take(self) -> bool:
+        try:
+            got = bool(self._lease.acquire())
+        except Exception:
+            with self._lock:
+                if self._abandoned:  # nobody waits for it: the run is stopping
+                    return False
+            raise
+        with self._lock:
+            if not self._abandoned:
+                self._held = got
+                return got
+        if got:
+            self._lease.release()
+        return False
+
+    def abandon(self) -> bool:
+        """The task gives up waiting: whether it holds the lease (then it gives it back)."""
+        with self._lock:
+            self._abandoned = True
+            return self._held
+
+
+def _seen(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
