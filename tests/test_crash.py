@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -189,3 +190,23 @@ def test_files_on_disk_whose_outcome_was_lost_are_not_fetched_again(tmp_path, sh
     assert result.returncode == 0, result.stderr
     assert lost > 100 and requests == []
     assert (out / "photos.csv").read_bytes() == reference
+
+
+def test_a_photo_given_up_on_a_full_disk_leaves_no_temporary_file(small_disk):
+    """Its buffered bytes cannot be written when it is discarded: the temporary stayed (a
+    following run removes only what a sole writer left), with a traceback."""
+    from types import SimpleNamespace
+
+    from inat_async.pipeline.downloader import _Part
+
+    folder = small_disk / "photos"
+    downloader = SimpleNamespace(prepare=lambda parent: parent.mkdir(parents=True, exist_ok=True))
+    part = _Part(folder / "1_square.jpg", downloader)  # type: ignore[arg-type]
+    part.write([b"\xff\xd8"])  # the file made, its first bytes buffered
+    with contextlib.suppress(OSError), open(small_disk / "filler", "wb") as filler:
+        while True:
+            filler.write(b"\0" * 65536)
+            filler.flush()
+    part.write([b"x" * 4000])
+    part.discard()
+    assert list(folder.iterdir()) == []
