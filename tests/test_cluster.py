@@ -679,3 +679,21 @@ def test_budget_scope_worker_on_a_local_cluster_is_warned_of(paged, tmp_path):
         result.stderr
     )
     assert "local cluster" not in run_here(tmp_path, "photos", str(out), "--scheduler", "local:2").stderr
+
+
+def test_an_ip_block_met_on_a_local_cluster_is_said_in_one_line_not_with_dasks_tracebacks(
+    sim, paged, tmp_path
+):
+    """A photo host answers that the IP is blocked, budgets on (leases held and waited for):
+    exit 4 and its one line. Every such run printed Dask's "Compute Failed" of the task that
+    met it, with its traceback, and most an unseen "cannot schedule new futures" or a lease's
+    "Release failed" as the cluster closed."""
+    out = copy_paged(paged, tmp_path)
+    sim.blocked = True
+    try:
+        result = run_cli(tmp_path, "photos", str(out), "--scheduler", "local:2", "-q", timeout=120)
+    finally:
+        sim.blocked = False
+    assert result.returncode == 4, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "blocked" in lines[0], result.stderr
