@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -265,21 +264,37 @@ class ObjectStore:
 
     def _lasting(self, name: str, *args: Any, doing: str, nbytes: int = 0, writing: bool = False) -> Any:
         """A bounded call (see _blocking) made up to ``tries`` times while it fails in a way
-        worth another try, then a StoreError with the store's reason."""
-        tried = 1
-        while True:
-            try:
-                return self._blocking(name, *args, doing=doing, nbytes=nbytes, writing=writing)
-            except TransientError as exc:
-                if tried >= self.tries:
-                    raise StoreError(
-                        f"{self.url}: {exc} (after {tried} tries): check that the store is up, then run "
-                        "the same command again"
-                    ) from None
-                wait = min(self.retry_wait * 2.0 ** (tried - 1), _MOST_WAIT)
-                log.info("%s: %s, next try in %.2g s (%d of %d)", self.url, exc, wait, tried, self.tries)
-                time.sleep(wait)
-            tried += 1
+        worth another try (tenacity, as the network's requests are), then a StoreError with
+        the store's reason."""
+        from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+        from tenacity.wait import wait_exponential
+
+        def said(state: RetryCallState) -> None:
+            assert state.outcome is not None and state.next_action is not None
+            wait, tried = state.next_action.sleep, state.attempt_number
+            log.info(
+                "%s: %s, next try in %.2g s (%d of %d)",
+                self.url,
+                state.outcome.exception(),
+                wait,
+                tried,
+                self.tries,
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.tries),
+            wait=wait_exponential(multiplier=self.retry_wait, max=_MOST_WAIT),
+            retry=retry_if_exception_type(TransientError),
+            before_sleep=said,
+            reraise=True,
+        )
+        try:
+            return retrying(self._blocking, name, *args, doing=doing, nbytes=nbytes, writing=writing)
+        except TransientError as exc:
+            raise StoreError(
+                f"{self.url}: {exc} (after {self.tries} tries): check that the store is up, then run "
+                "the same command again"
+            ) from None
 
     def read(self, path: str) -> bytes:
         """An object's bytes (for checks and tests)."""
